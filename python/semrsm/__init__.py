@@ -1,0 +1,38 @@
+"""semrsm: semantic representational similarity matrices (RSMs) and CKA.
+
+A *semantic* RSM compares two inputs after the spatial permutation that best aligns their
+representations (a linear assignment problem per pair); a *spatio-semantic* RSM compares them
+position by position. Main entry point::
+
+    import semrsm
+    K = semrsm.build(z, kernel="rbf", matcher="exact")   # z: (N, C, H, W) or (N, S, C)
+
+See :func:`build`, :func:`gram`, :mod:`semrsm.kernels`, :func:`cka`.
+"""
+
+from . import kernels
+from ._api import MATCHERS, PRECISIONS, build, gram
+from ._core import __version__
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
+from ._validation import LAYOUTS
+from .cka import center_gram, cka, hsic
+from .lap import linear_sum_assignment
+
+__all__ = [
+    "__version__",
+    "build",
+    "gram",
+    "kernels",
+    "center_gram",
+    "hsic",
+    "cka",
+    "linear_sum_assignment",
+    "MATCHERS",
+    "LAYOUTS",
+    "PRECISIONS",
+    "SemrsmError",
+    "ShapeError",
+    "NonFiniteError",
+    "OptionError",
+    "TooLargeError",
+]

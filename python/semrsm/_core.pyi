@@ -1,0 +1,30 @@
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+MATCHERS: list[str]
+
+class SemrsmError(ValueError): ...
+class ShapeError(SemrsmError): ...
+class NonFiniteError(SemrsmError): ...
+class OptionError(SemrsmError): ...
+class TooLargeError(SemrsmError): ...
+
+def gram(
+    x: npt.NDArray[np.float64],
+    y: Optional[npt.NDArray[np.float64]] = None,
+    *,
+    matcher: str = "exact",
+    options: Optional[dict[str, int]] = None,
+    threads: Optional[int] = None,
+    return_permutations: bool = False,
+    precision: str = "float64",
+) -> tuple[npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]]]: ...
+def linear_sum_assignment(
+    cost: npt.NDArray[np.float64], maximize: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]: ...
+def linear_sum_assignment_f32(
+    cost: npt.NDArray[np.float32], maximize: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]: ...

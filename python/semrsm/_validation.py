@@ -1,0 +1,122 @@
+"""Input normalisation: the only module that turns user arrays into what ``_core`` accepts."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
+
+#: Accepted values of ``layout``. ``"auto"`` maps 4-D input to ``"nchw"`` and 3-D to ``"nsc"``.
+LAYOUTS = ("auto", "nchw", "nhwc", "nsc", "ncs")
+
+_NDIM = {"nchw": 4, "nhwc": 4, "nsc": 3, "ncs": 3}
+
+
+def as_real_array(a: Any, name: str) -> np.ndarray:
+    """``np.asarray(a)`` for real numeric data (float, int, uint), else :class:`SemrsmError`."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # e.g. a torch tensor that requires grad
+        raise SemrsmError(f"{name} could not be converted to a numpy array: {exc}") from exc
+    if arr.dtype.kind not in "fiu":
+        raise SemrsmError(
+            f"{name} must hold real numbers (float or int), got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise :class:`NonFiniteError` naming the first NaN/inf entry of ``arr``."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise NonFiniteError(
+            f"{name} contains a non-finite value ({arr[index]}) at index {index}; "
+            "semrsm needs finite numbers"
+        )
+
+
+def resolve_layout(ndim: int, layout: str, name: str) -> str:
+    """The concrete layout for an array of ``ndim`` dimensions."""
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise OptionError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        if ndim == 4:
+            return "nchw"
+        if ndim == 3:
+            return "nsc"
+        raise ShapeError(
+            f"{name} must be 4-D (N, C, H, W) or 3-D (N, S, C), got {ndim}-D; "
+            "pass layout= to say which axes are which"
+        )
+    if ndim != _NDIM[layout]:
+        raise ShapeError(f"layout {layout!r} needs a {_NDIM[layout]}-D {name}, got {ndim}-D")
+    return layout
+
+
+def as_samples(a: Any, layout: str, name: str) -> np.ndarray:
+    """Convert a batch of representations to a C-contiguous float64 ``(N, S, C)`` array.
+
+    Layouts: ``"nchw"`` (CNN maps ``N×C×H×W``, ``S = H·W``), ``"nhwc"`` (channels last),
+    ``"nsc"`` (``N×S×C``, e.g. ViT tokens ``N×T×D``), ``"ncs"`` (``N×C×S``). ``"auto"``
+    treats 4-D input as ``nchw`` and 3-D input as ``nsc``.
+    """
+    arr = as_real_array(a, name)
+    concrete = resolve_layout(arr.ndim, layout, name)
+    if arr.size == 0:
+        raise ShapeError(
+            f"{name} is empty: shape {arr.shape} (layout {concrete}); every dimension must be at least 1"
+        )
+    check_finite(arr, name)
+    if concrete == "nchw":
+        n, c, h, w = arr.shape
+        arr = arr.reshape(n, c, h * w).transpose(0, 2, 1)
+    elif concrete == "nhwc":
+        n, h, w, c = arr.shape
+        arr = arr.reshape(n, h * w, c)
+    elif concrete == "ncs":
+        arr = arr.transpose(0, 2, 1)
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    # Values in range for float32/int inputs can still overflow in float64 products; the core
+    # checks that. Converting from float128 could create infinities, so check again cheaply.
+    if arr.dtype.itemsize > 8:
+        check_finite(out, name)
+    return out
+
+
+def center(x: np.ndarray, y: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Subtract the mean representation (per position and channel) over samples.
+
+    Without ``y`` the mean of ``x`` is used; with ``y``, the mean of ``y`` is subtracted from both
+    (query/database protocol). Returns new arrays.
+    """
+    reference = x if y is None else y
+    if reference.shape[0] < 2:
+        which = "x" if y is None else "y"
+        raise ShapeError(
+            f"center=True needs at least 2 samples in {which} (got 1): centering one sample "
+            "leaves only zeros; pass center=False"
+        )
+    mean = reference.mean(axis=0)
+    return x - mean, (None if y is None else y - mean)
+
+
+def check_threads(threads: Any) -> Optional[int]:
+    """``None`` or a positive int."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise OptionError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def check_matcher_options(options: dict[str, Any]) -> dict[str, int]:
+    """Matcher options are integers (the core checks which names each matcher takes)."""
+    checked = {}
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise OptionError(f"matcher option {key}= must be an integer, got {value!r}")
+        checked[key] = int(value)
+    return checked

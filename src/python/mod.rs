@@ -1,0 +1,171 @@
+//! The Python binding: the only module that knows about pyo3.
+//!
+//! Each wrapper extracts read-only numpy views, runs the core inside [`run_detached`] (which
+//! releases the GIL and keeps Ctrl-C working), and converts the result with `into_pyarray`.
+//! Core errors become Python exceptions in [`to_py_err`], one arm per variant.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::error::Error;
+use crate::lap::{self, Sense};
+use crate::matching::Matcher;
+use crate::rsm::{self, GramOptions};
+
+create_exception!(semrsm, SemrsmError, PyValueError, "Base class of the errors semrsm raises for bad input.");
+create_exception!(semrsm, ShapeError, SemrsmError, "An input has the wrong number of dimensions, mismatched or empty dimensions.");
+create_exception!(semrsm, NonFiniteError, SemrsmError, "An input contains NaN or infinity, or values too large to multiply safely.");
+create_exception!(semrsm, OptionError, SemrsmError, "An unknown kernel, matcher, layout or option, or an option value out of range.");
+create_exception!(semrsm, TooLargeError, SemrsmError, "The problem would need more memory than semrsm allows; see the message for the limit.");
+
+/// Map each core error to its Python exception (exhaustive on purpose: a new variant must be
+/// placed here by hand).
+fn to_py_err(error: Error) -> PyErr {
+    let message = error.to_string();
+    match error {
+        Error::Shape(_) | Error::Empty { .. } => ShapeError::new_err(message),
+        Error::NonFinite { .. } | Error::Range { .. } => NonFiniteError::new_err(message),
+        Error::InvalidOption(_) => OptionError::new_err(message),
+        Error::TooLarge(_) => TooLargeError::new_err(message),
+        Error::ThreadPool(_) => PyRuntimeError::new_err(message),
+        Error::Interrupted => PyKeyboardInterrupt::new_err(message),
+    }
+}
+
+/// How often the waiting Python thread looks for pending signals (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Run `work` on a helper thread with the GIL released; poll for signals meanwhile.
+///
+/// This is the one place that releases the GIL. On Ctrl-C (or any pending signal whose handler
+/// raises), the cancellation flag handed to `work` is set, the helper is awaited (the core stops
+/// at its next check) and the signal's exception is raised.
+fn run_detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&AtomicBool) -> crate::Result<T> + Send,
+{
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (sender, mut receiver) = mpsc::channel();
+        let flag = &cancel;
+        scope.spawn(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| work(flag)));
+            let _ = sender.send(outcome);
+        });
+        loop {
+            let (back, received) = py.detach(move || {
+                let r = receiver.recv_timeout(SIGNAL_POLL);
+                (receiver, r)
+            });
+            receiver = back;
+            match received {
+                Ok(Ok(result)) => return result.map_err(to_py_err),
+                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err("semrsm internal error: a worker thread panicked; please report this"))
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(signal) = py.check_signals() {
+                        cancel.store(true, Ordering::Relaxed);
+                        let _ = py.detach(move || receiver.recv());
+                        return Err(signal);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Matched inner products of all pairs; see `semrsm.gram` for the documented Python API.
+#[pyfunction]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, precision="float64"))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn gram<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray3<'py, f64>,
+    y: Option<PyReadonlyArray3<'py, f64>>,
+    matcher: &str,
+    options: Option<BTreeMap<String, i64>>,
+    threads: Option<usize>,
+    return_permutations: bool,
+    precision: &str,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray3<i64>>>)> {
+    let options: Vec<(String, i64)> = options.unwrap_or_default().into_iter().collect();
+    let matcher = Matcher::from_name(matcher, &options).map_err(to_py_err)?;
+    let use_f32 = match precision {
+        "float64" => false,
+        "float32" => true,
+        other => {
+            return Err(OptionError::new_err(format!(
+                "unknown precision {other:?}; choose \"float64\" or \"float32\""
+            )))
+        }
+    };
+    let opts = GramOptions { matcher, threads, return_permutations };
+    let xv = x.as_array();
+    let yv = y.as_ref().map(PyReadonlyArray3::as_array);
+    let out = run_detached(py, |cancel| {
+        if use_f32 {
+            let x32 = xv.mapv(|v| v as f32);
+            let y32 = yv.map(|y| y.mapv(|v| v as f32));
+            rsm::gram(x32.view(), y32.as_ref().map(|y| y.view()), &opts, cancel)
+        } else {
+            rsm::gram(xv, yv, &opts, cancel)
+        }
+    })?;
+    Ok((out.values.into_pyarray(py), out.permutations.map(|p| p.into_pyarray(py))))
+}
+
+/// Exact LAP on an `f64` matrix: `(rows, cols, objective)`; see `semrsm.linear_sum_assignment`.
+#[pyfunction]
+#[pyo3(signature = (cost, maximize=false))]
+fn linear_sum_assignment<'py>(
+    py: Python<'py>,
+    cost: PyReadonlyArray2<'py, f64>,
+    maximize: bool,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, f64)> {
+    let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
+    let view = cost.as_array();
+    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
+    Ok((to_i64(a.rows).into_pyarray(py), to_i64(a.cols).into_pyarray(py), a.objective))
+}
+
+/// Exact LAP on an `f32` matrix (costs stored as `f32`, sums in `f64`).
+#[pyfunction]
+#[pyo3(signature = (cost, maximize=false))]
+fn linear_sum_assignment_f32<'py>(
+    py: Python<'py>,
+    cost: PyReadonlyArray2<'py, f32>,
+    maximize: bool,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, f64)> {
+    let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
+    let view = cost.as_array();
+    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
+    Ok((to_i64(a.rows).into_pyarray(py), to_i64(a.cols).into_pyarray(py), a.objective))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MATCHERS", Matcher::NAMES.to_vec())?;
+    m.add("SemrsmError", py.get_type::<SemrsmError>())?;
+    m.add("ShapeError", py.get_type::<ShapeError>())?;
+    m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
+    m.add("OptionError", py.get_type::<OptionError>())?;
+    m.add("TooLargeError", py.get_type::<TooLargeError>())?;
+    m.add_function(wrap_pyfunction!(gram, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_sum_assignment, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_sum_assignment_f32, m)?)?;
+    Ok(())
+}

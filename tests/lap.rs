@@ -1,0 +1,204 @@
+//! Exactness of the LAP solver against brute force (n ≤ 8) and against an independent solver
+//! (pathfinding's Kuhn–Munkres on integer weights, up to n = 200, rectangular too).
+
+use ndarray::{array, Array2};
+use pathfinding::kuhn_munkres::kuhn_munkres;
+use pathfinding::matrix::Matrix;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use semrsm::lap::{linear_sum_assignment, Assignment, SapSolver, Sense, MAX_ABS_COST};
+use semrsm::Error;
+
+/// Best objective over all injective maps rows → columns (n ≤ m ≤ 8), by enumeration.
+fn brute_force(cost: &Array2<f64>, sense: Sense) -> f64 {
+    fn rec(cost: &Array2<f64>, row: usize, used: &mut Vec<bool>, acc: f64, best: &mut f64, sense: Sense) {
+        if row == cost.nrows() {
+            let better = match sense {
+                Sense::Minimize => acc < *best,
+                Sense::Maximize => acc > *best,
+            };
+            if better {
+                *best = acc;
+            }
+            return;
+        }
+        for j in 0..cost.ncols() {
+            if !used[j] {
+                used[j] = true;
+                rec(cost, row + 1, used, acc + cost[[row, j]], best, sense);
+                used[j] = false;
+            }
+        }
+    }
+    let (c, transposed) = if cost.nrows() > cost.ncols() { (cost.t().to_owned(), true) } else { (cost.clone(), false) };
+    let _ = transposed;
+    let mut best = match sense {
+        Sense::Minimize => f64::INFINITY,
+        Sense::Maximize => f64::NEG_INFINITY,
+    };
+    rec(&c, 0, &mut vec![false; c.ncols()], 0.0, &mut best, sense);
+    best
+}
+
+/// The assignment is a valid injective map in scipy's format and its objective is its sum.
+fn assert_valid(cost: &Array2<f64>, a: &Assignment) {
+    let (n, m) = cost.dim();
+    assert_eq!(a.rows.len(), n.min(m));
+    assert_eq!(a.cols.len(), n.min(m));
+    assert!(a.rows.windows(2).all(|w| w[0] < w[1]), "rows must increase");
+    let mut seen = vec![false; m];
+    for &c in &a.cols {
+        assert!(c < m && !seen[c], "column {c} out of range or repeated");
+        seen[c] = true;
+    }
+    let sum: f64 = a.rows.iter().zip(&a.cols).map(|(&r, &c)| cost[[r, c]]).sum();
+    assert_eq!(sum, a.objective);
+}
+
+fn random_matrix(rng: &mut StdRng, n: usize, m: usize, lo: i64, hi: i64) -> Array2<f64> {
+    Array2::from_shape_fn((n, m), |_| rng.random_range(lo..=hi) as f64)
+}
+
+#[test]
+fn known_answer_3x3() {
+    // Textbook example (also scipy's linear_sum_assignment docstring): optimum 5 via (0,1),(1,0),(2,2).
+    let cost = array![[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]];
+    let a = linear_sum_assignment(cost.view(), Sense::Minimize).unwrap();
+    assert_eq!(a.cols, vec![1, 0, 2]);
+    assert_eq!(a.objective, 5.0);
+}
+
+#[test]
+fn matches_brute_force_small() {
+    let mut rng = StdRng::seed_from_u64(1);
+    for trial in 0..400 {
+        let n = rng.random_range(1..=8);
+        let m = rng.random_range(1..=8);
+        // Few distinct values: many ties, the case where wrong tie handling shows.
+        let cost = if trial % 2 == 0 {
+            random_matrix(&mut rng, n, m, -3, 3)
+        } else {
+            Array2::from_shape_fn((n, m), |_| rng.random::<f64>() * 10.0 - 5.0)
+        };
+        for sense in [Sense::Minimize, Sense::Maximize] {
+            let a = linear_sum_assignment(cost.view(), sense).unwrap();
+            assert_valid(&cost, &a);
+            let best = brute_force(&cost, sense);
+            assert!((a.objective - best).abs() <= 1e-12 * best.abs().max(1.0), "{n}x{m} {sense:?}: {} vs {best}", a.objective);
+        }
+    }
+}
+
+#[test]
+fn matches_kuhn_munkres_oracle() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let sizes = [(1, 1), (5, 5), (17, 23), (40, 40), (64, 100), (100, 64), (128, 128), (150, 199), (200, 200)];
+    for &(n, m) in &sizes {
+        for range in [5_i64, 1000, 1_000_000] {
+            let cost = random_matrix(&mut rng, n, m, -range, range);
+            // pathfinding maximises and needs rows <= columns.
+            let weights = if n <= m { cost.clone() } else { cost.t().to_owned() };
+            let matrix = Matrix::from_vec(
+                weights.nrows(),
+                weights.ncols(),
+                weights.iter().map(|&w| w as i64).collect(),
+            )
+            .unwrap();
+            let (oracle, _) = kuhn_munkres(&matrix);
+            let a = linear_sum_assignment(cost.view(), Sense::Maximize).unwrap();
+            assert_valid(&cost, &a);
+            assert_eq!(a.objective, oracle as f64, "{n}x{m}, range {range}");
+            // Minimising is maximising the negation.
+            let neg = cost.mapv(|c| -c);
+            let b = linear_sum_assignment(neg.view(), Sense::Minimize).unwrap();
+            assert_eq!(b.objective, -a.objective);
+        }
+    }
+}
+
+#[test]
+fn maximize_equals_minimize_of_negation_on_reals() {
+    let mut rng = StdRng::seed_from_u64(3);
+    for _ in 0..50 {
+        let (n, m) = (rng.random_range(1..60), rng.random_range(1..60));
+        let cost = Array2::from_shape_fn((n, m), |_| rng.random::<f64>() * 2.0 - 1.0);
+        let max = linear_sum_assignment(cost.view(), Sense::Maximize).unwrap();
+        let min = linear_sum_assignment(cost.mapv(|c| -c).view(), Sense::Minimize).unwrap();
+        assert!((max.objective + min.objective).abs() < 1e-12 * (n as f64));
+    }
+}
+
+#[test]
+fn f32_input_accumulates_in_f64() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let cost32 = Array2::from_shape_fn((50, 70), |_| rng.random::<f32>());
+    let cost64 = cost32.mapv(f64::from);
+    let a = linear_sum_assignment(cost32.view(), Sense::Minimize).unwrap();
+    let b = linear_sum_assignment(cost64.view(), Sense::Minimize).unwrap();
+    // The f32 entries are exact in f64, so both solve the same problem.
+    assert!((a.objective - b.objective).abs() < 1e-12);
+    let direct: f64 = a.rows.iter().zip(&a.cols).map(|(&r, &c)| f64::from(cost32[[r, c]])).sum();
+    assert_eq!(direct, a.objective);
+}
+
+#[test]
+fn adversarial_matrices() {
+    let cases: Vec<(&str, Array2<f64>)> = vec![
+        ("all equal", Array2::from_elem((30, 30), 7.0)),
+        ("rank one", Array2::from_shape_fn((30, 30), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0))),
+        ("huge range", Array2::from_shape_fn((12, 12), |(i, j)| if (i * 7 + j) % 5 == 0 { 1e300 } else { -1e300 * ((i + j) % 3) as f64 / 2.0 })),
+        ("tiny", Array2::from_shape_fn((8, 8), |(i, j)| ((i * 3 + j) % 7) as f64 * 1e-300)),
+        ("one row", Array2::from_shape_fn((1, 9), |(_, j)| (j as f64 - 4.0).abs())),
+        ("one column", Array2::from_shape_fn((9, 1), |(i, _)| (i as f64 - 4.0).abs())),
+    ];
+    for (name, cost) in cases {
+        for sense in [Sense::Minimize, Sense::Maximize] {
+            let a = linear_sum_assignment(cost.view(), sense).unwrap();
+            assert_valid(&cost, &a);
+            if cost.nrows().max(cost.ncols()) <= 8 || cost.nrows().min(cost.ncols()) == 1 {
+                assert_eq!(a.objective, brute_force(&cost, sense), "{name}");
+            }
+        }
+    }
+    // Rank one maximum pairs i with i (rearrangement inequality): Σ (i+1)².
+    let r1 = Array2::from_shape_fn((30, 30), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0));
+    let a = linear_sum_assignment(r1.view(), Sense::Maximize).unwrap();
+    assert_eq!(a.objective, (1..=30).map(|k| (k * k) as f64).sum::<f64>());
+}
+
+#[test]
+fn empty_matrix_gives_empty_assignment() {
+    let cost = Array2::<f64>::zeros((0, 5));
+    let a = linear_sum_assignment(cost.view(), Sense::Minimize).unwrap();
+    assert!(a.rows.is_empty() && a.cols.is_empty());
+    assert_eq!(a.objective, 0.0);
+}
+
+#[test]
+fn non_finite_entries_are_errors_not_hangs() {
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut cost = Array2::from_shape_fn((6, 6), |(i, j)| (i * j) as f64);
+        cost[[2, 3]] = bad;
+        for sense in [Sense::Minimize, Sense::Maximize] {
+            match linear_sum_assignment(cost.view(), sense) {
+                Err(Error::NonFinite { index, .. }) => assert_eq!(index, vec![2, 3]),
+                other => panic!("expected NonFinite for {bad}, got {other:?}"),
+            }
+        }
+    }
+    let mut cost = Array2::<f64>::zeros((3, 3));
+    cost[[1, 1]] = MAX_ABS_COST * 10.0;
+    assert!(matches!(linear_sum_assignment(cost.view(), Sense::Minimize), Err(Error::Range { .. })));
+}
+
+#[test]
+fn solver_rejects_bad_shapes_and_survives_unvalidated_nan() {
+    let mut solver = SapSolver::new();
+    assert!(matches!(solver.solve(&[1.0_f64; 6], 3, 2, Sense::Minimize), Err(Error::Shape(_))));
+    assert!(matches!(solver.solve(&[1.0_f64; 5], 2, 3, Sense::Minimize), Err(Error::Shape(_))));
+    // Straight to the solver, bypassing validation: an error, never a hang or panic.
+    let nan = [f64::NAN; 9];
+    assert!(solver.solve(&nan, 3, 3, Sense::Minimize).is_err());
+    // The workspace is reusable after an error.
+    let ok = solver.solve(&[3.0_f64, 1.0, 2.0, 0.5], 2, 2, Sense::Minimize).unwrap();
+    assert_eq!(ok, &[1, 0]);
+}
