@@ -13,6 +13,7 @@ See :func:`build`, :func:`gram`, :mod:`semrsm.kernels`, :func:`cka`.
 from . import kernels
 from ._api import MATCHERS, PRECISIONS, build, gram
 from ._core import __version__
+from ._example import load_example
 from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 from ._validation import LAYOUTS
 from .cka import center_gram, cka, hsic
@@ -27,6 +28,7 @@ __all__ = [
     "hsic",
     "cka",
     "linear_sum_assignment",
+    "load_example",
     "MATCHERS",
     "LAYOUTS",
     "PRECISIONS",

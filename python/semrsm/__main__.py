@@ -5,30 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from . import __version__, build
+from ._example import load_example
 from ._errors import SemrsmError
 from ._validation import LAYOUTS
 from .kernels import KERNELS
 
 EXAMPLE_LAYERS = ("block10", "block15")
-
-
-def load_example() -> dict[str, np.ndarray]:
-    """The bundled example: EfficientNet-Lite0 maps of 10 photos and their shifted crops.
-
-    Rows 0–9 are 224×224 crops at the top-left of 10 photos, rows 10–19 the same photos shifted
-    64 px down (160 of 224 rows overlap). ``block10``: (20, 112, 14, 14); ``block15``:
-    (20, 320, 7, 7); ``photos``: the 10 photo names.
-    """
-    with resources.as_file(resources.files("semrsm") / "data" / "shifted_pairs.npz") as path:
-        with np.load(path) as data:
-            return {key: data[key] for key in data.files}
 
 
 def shift_margins(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
