@@ -17,14 +17,17 @@ fn uniform(n: usize, seed: u64) -> Array2<f64> {
 
 fn relu_affinity(n: usize, channels: usize, seed: u64) -> Array2<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut feature = || Array2::from_shape_fn((n, channels), |_| rng.random::<f64>().max(0.3) - 0.3);
+    let mut feature =
+        || Array2::from_shape_fn((n, channels), |_| rng.random::<f64>().max(0.3) - 0.3);
     let x = feature();
     let y = feature();
     x.dot(&y.t())
 }
 
 fn solve(cost: ArrayView2<'_, f64>) -> f64 {
-    linear_sum_assignment(cost, Sense::Maximize).map(|a| a.objective).unwrap_or(f64::NAN)
+    linear_sum_assignment(cost, Sense::Maximize)
+        .map(|a| a.objective)
+        .unwrap_or(f64::NAN)
 }
 
 fn bench_exact(c: &mut Criterion) {
@@ -32,7 +35,9 @@ fn bench_exact(c: &mut Criterion) {
     group.sample_size(10);
     for n in [64_usize, 256, 1024] {
         let cost = uniform(n, 7);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| b.iter(|| solve(cost.view())));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| {
+            b.iter(|| solve(cost.view()))
+        });
     }
     group.finish();
 
@@ -40,7 +45,9 @@ fn bench_exact(c: &mut Criterion) {
     group.sample_size(10);
     for n in [64_usize, 256, 1024] {
         let cost = relu_affinity(n, 32, 11);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| b.iter(|| solve(cost.view())));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| {
+            b.iter(|| solve(cost.view()))
+        });
     }
     group.finish();
 }

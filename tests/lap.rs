@@ -10,7 +10,14 @@ use semrsm::Error;
 
 /// Best objective over all injective maps rows → columns (n ≤ m ≤ 8), by enumeration.
 fn brute_force(cost: &Array2<f64>, sense: Sense) -> f64 {
-    fn rec(cost: &Array2<f64>, row: usize, used: &mut Vec<bool>, acc: f64, best: &mut f64, sense: Sense) {
+    fn rec(
+        cost: &Array2<f64>,
+        row: usize,
+        used: &mut Vec<bool>,
+        acc: f64,
+        best: &mut f64,
+        sense: Sense,
+    ) {
         if row == cost.nrows() {
             let better = match sense {
                 Sense::Minimize => acc < *best,
@@ -29,7 +36,11 @@ fn brute_force(cost: &Array2<f64>, sense: Sense) -> f64 {
             }
         }
     }
-    let (c, transposed) = if cost.nrows() > cost.ncols() { (cost.t().to_owned(), true) } else { (cost.clone(), false) };
+    let (c, transposed) = if cost.nrows() > cost.ncols() {
+        (cost.t().to_owned(), true)
+    } else {
+        (cost.clone(), false)
+    };
     let _ = transposed;
     let mut best = match sense {
         Sense::Minimize => f64::INFINITY,
@@ -50,7 +61,12 @@ fn assert_valid(cost: &Array2<f64>, a: &Assignment) {
         assert!(c < m && !seen[c], "column {c} out of range or repeated");
         seen[c] = true;
     }
-    let sum: f64 = a.rows.iter().zip(&a.cols).map(|(&r, &c)| cost[[r, c]]).sum();
+    let sum: f64 = a
+        .rows
+        .iter()
+        .zip(&a.cols)
+        .map(|(&r, &c)| cost[[r, c]])
+        .sum();
     assert_eq!(sum, a.objective);
 }
 
@@ -83,7 +99,11 @@ fn matches_brute_force_small() {
             let a = linear_sum_assignment(cost.view(), sense).unwrap();
             assert_valid(&cost, &a);
             let best = brute_force(&cost, sense);
-            assert!((a.objective - best).abs() <= 1e-12 * best.abs().max(1.0), "{n}x{m} {sense:?}: {} vs {best}", a.objective);
+            assert!(
+                (a.objective - best).abs() <= 1e-12 * best.abs().max(1.0),
+                "{n}x{m} {sense:?}: {} vs {best}",
+                a.objective
+            );
         }
     }
 }
@@ -91,12 +111,26 @@ fn matches_brute_force_small() {
 #[test]
 fn matches_kuhn_munkres_oracle() {
     let mut rng = StdRng::seed_from_u64(2);
-    let sizes = [(1, 1), (5, 5), (17, 23), (40, 40), (64, 100), (100, 64), (128, 128), (150, 199), (200, 200)];
+    let sizes = [
+        (1, 1),
+        (5, 5),
+        (17, 23),
+        (40, 40),
+        (64, 100),
+        (100, 64),
+        (128, 128),
+        (150, 199),
+        (200, 200),
+    ];
     for &(n, m) in &sizes {
         for range in [5_i64, 1000, 1_000_000] {
             let cost = random_matrix(&mut rng, n, m, -range, range);
             // pathfinding maximises and needs rows <= columns.
-            let weights = if n <= m { cost.clone() } else { cost.t().to_owned() };
+            let weights = if n <= m {
+                cost.clone()
+            } else {
+                cost.t().to_owned()
+            };
             let matrix = Matrix::from_vec(
                 weights.nrows(),
                 weights.ncols(),
@@ -136,7 +170,12 @@ fn f32_input_accumulates_in_f64() {
     let b = linear_sum_assignment(cost64.view(), Sense::Minimize).unwrap();
     // The f32 entries are exact in f64, so both solve the same problem.
     assert!((a.objective - b.objective).abs() < 1e-12);
-    let direct: f64 = a.rows.iter().zip(&a.cols).map(|(&r, &c)| f64::from(cost32[[r, c]])).sum();
+    let direct: f64 = a
+        .rows
+        .iter()
+        .zip(&a.cols)
+        .map(|(&r, &c)| f64::from(cost32[[r, c]]))
+        .sum();
     assert_eq!(direct, a.objective);
 }
 
@@ -144,11 +183,32 @@ fn f32_input_accumulates_in_f64() {
 fn adversarial_matrices() {
     let cases: Vec<(&str, Array2<f64>)> = vec![
         ("all equal", Array2::from_elem((30, 30), 7.0)),
-        ("rank one", Array2::from_shape_fn((30, 30), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0))),
-        ("huge range", Array2::from_shape_fn((12, 12), |(i, j)| if (i * 7 + j) % 5 == 0 { 1e300 } else { -1e300 * ((i + j) % 3) as f64 / 2.0 })),
-        ("tiny", Array2::from_shape_fn((8, 8), |(i, j)| ((i * 3 + j) % 7) as f64 * 1e-300)),
-        ("one row", Array2::from_shape_fn((1, 9), |(_, j)| (j as f64 - 4.0).abs())),
-        ("one column", Array2::from_shape_fn((9, 1), |(i, _)| (i as f64 - 4.0).abs())),
+        (
+            "rank one",
+            Array2::from_shape_fn((30, 30), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0)),
+        ),
+        (
+            "huge range",
+            Array2::from_shape_fn((12, 12), |(i, j)| {
+                if (i * 7 + j) % 5 == 0 {
+                    1e300
+                } else {
+                    -1e300 * ((i + j) % 3) as f64 / 2.0
+                }
+            }),
+        ),
+        (
+            "tiny",
+            Array2::from_shape_fn((8, 8), |(i, j)| ((i * 3 + j) % 7) as f64 * 1e-300),
+        ),
+        (
+            "one row",
+            Array2::from_shape_fn((1, 9), |(_, j)| (j as f64 - 4.0).abs()),
+        ),
+        (
+            "one column",
+            Array2::from_shape_fn((9, 1), |(i, _)| (i as f64 - 4.0).abs()),
+        ),
     ];
     for (name, cost) in cases {
         for sense in [Sense::Minimize, Sense::Maximize] {
@@ -187,18 +247,29 @@ fn non_finite_entries_are_errors_not_hangs() {
     }
     let mut cost = Array2::<f64>::zeros((3, 3));
     cost[[1, 1]] = MAX_ABS_COST * 10.0;
-    assert!(matches!(linear_sum_assignment(cost.view(), Sense::Minimize), Err(Error::Range { .. })));
+    assert!(matches!(
+        linear_sum_assignment(cost.view(), Sense::Minimize),
+        Err(Error::Range { .. })
+    ));
 }
 
 #[test]
 fn solver_rejects_bad_shapes_and_survives_unvalidated_nan() {
     let mut solver = SapSolver::new();
-    assert!(matches!(solver.solve(&[1.0_f64; 6], 3, 2, Sense::Minimize), Err(Error::Shape(_))));
-    assert!(matches!(solver.solve(&[1.0_f64; 5], 2, 3, Sense::Minimize), Err(Error::Shape(_))));
+    assert!(matches!(
+        solver.solve(&[1.0_f64; 6], 3, 2, Sense::Minimize),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        solver.solve(&[1.0_f64; 5], 2, 3, Sense::Minimize),
+        Err(Error::Shape(_))
+    ));
     // Straight to the solver, bypassing validation: an error, never a hang or panic.
     let nan = [f64::NAN; 9];
     assert!(solver.solve(&nan, 3, 3, Sense::Minimize).is_err());
     // The workspace is reusable after an error.
-    let ok = solver.solve(&[3.0_f64, 1.0, 2.0, 0.5], 2, 2, Sense::Minimize).unwrap();
+    let ok = solver
+        .solve(&[3.0_f64, 1.0, 2.0, 0.5], 2, 2, Sense::Minimize)
+        .unwrap();
     assert_eq!(ok, &[1, 0]);
 }

@@ -15,7 +15,11 @@ fn random(n: usize, s: usize, c: usize, seed: u64) -> Array3<f64> {
 }
 
 fn opts(matcher: Matcher, threads: Option<usize>) -> GramOptions {
-    GramOptions { matcher, threads, return_permutations: false }
+    GramOptions {
+        matcher,
+        threads,
+        return_permutations: false,
+    }
 }
 
 fn no_cancel() -> AtomicBool {
@@ -47,11 +51,17 @@ fn brute_force(x: &ndarray::ArrayView2<f64>, y: &ndarray::ArrayView2<f64>) -> f6
 fn exact_matches_brute_force() {
     for (seed, s) in (1..=7).enumerate() {
         let x = random(4, s, 3, seed as u64);
-        let g = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
+        let g = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+            .unwrap()
+            .values;
         for i in 0..4 {
             for j in 0..4 {
                 let b = brute_force(&x.index_axis(Axis(0), i), &x.index_axis(Axis(0), j));
-                assert!((g[[i, j]] - b).abs() <= 1e-12 * b.abs().max(1.0), "S={s} ({i},{j}): {} vs {b}", g[[i, j]]);
+                assert!(
+                    (g[[i, j]] - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "S={s} ({i},{j}): {} vs {b}",
+                    g[[i, j]]
+                );
             }
         }
     }
@@ -60,11 +70,20 @@ fn exact_matches_brute_force() {
 #[test]
 fn none_is_the_flattened_inner_product_and_a_lower_bound() {
     let x = random(9, 20, 5, 3);
-    let none = gram(x.view(), None, &opts(Matcher::None, None), &no_cancel()).unwrap().values;
-    let exact = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
+    let none = gram(x.view(), None, &opts(Matcher::None, None), &no_cancel())
+        .unwrap()
+        .values;
+    let exact = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+        .unwrap()
+        .values;
     for i in 0..9 {
         for j in 0..9 {
-            let flat: f64 = x.index_axis(Axis(0), i).iter().zip(x.index_axis(Axis(0), j).iter()).map(|(a, b)| a * b).sum();
+            let flat: f64 = x
+                .index_axis(Axis(0), i)
+                .iter()
+                .zip(x.index_axis(Axis(0), j).iter())
+                .map(|(a, b)| a * b)
+                .sum();
             assert!((none[[i, j]] - flat).abs() <= 1e-12 * flat.abs().max(1.0));
             assert!(exact[[i, j]] >= none[[i, j]] - 1e-12 * exact[[i, j]].abs().max(1.0));
         }
@@ -77,12 +96,19 @@ fn square_is_symmetric_and_rectangular_is_its_block() {
     let y = random(5, 15, 4, 6);
     let both = ndarray::concatenate(Axis(0), &[x.view(), y.view()]).unwrap();
     for matcher in [Matcher::None, Matcher::Exact] {
-        let sq = gram(both.view(), None, &opts(matcher, None), &no_cancel()).unwrap().values;
+        let sq = gram(both.view(), None, &opts(matcher, None), &no_cancel())
+            .unwrap()
+            .values;
         assert_eq!(sq, sq.t(), "{matcher:?} not exactly symmetric");
-        let rect = gram(x.view(), Some(y.view()), &opts(matcher, None), &no_cancel()).unwrap().values;
+        let rect = gram(x.view(), Some(y.view()), &opts(matcher, None), &no_cancel())
+            .unwrap()
+            .values;
         let block = sq.slice(s![..7, 7..]);
         for (a, b) in rect.iter().zip(block.iter()) {
-            assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{matcher:?}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                "{matcher:?}: {a} vs {b}"
+            );
         }
     }
 }
@@ -92,13 +118,31 @@ fn bit_identical_for_any_thread_count() {
     let x = random(12, 30, 6, 8);
     let y = random(5, 30, 6, 9);
     for matcher in [Matcher::None, Matcher::Exact] {
-        let one = gram(x.view(), None, &opts(matcher, Some(1)), &no_cancel()).unwrap().values;
+        let one = gram(x.view(), None, &opts(matcher, Some(1)), &no_cancel())
+            .unwrap()
+            .values;
         for threads in [Some(2), Some(3), None] {
-            let other = gram(x.view(), None, &opts(matcher, threads), &no_cancel()).unwrap().values;
+            let other = gram(x.view(), None, &opts(matcher, threads), &no_cancel())
+                .unwrap()
+                .values;
             assert_eq!(one, other, "{matcher:?} threads={threads:?}");
         }
-        let r1 = gram(x.view(), Some(y.view()), &opts(matcher, Some(1)), &no_cancel()).unwrap().values;
-        let r3 = gram(x.view(), Some(y.view()), &opts(matcher, Some(3)), &no_cancel()).unwrap().values;
+        let r1 = gram(
+            x.view(),
+            Some(y.view()),
+            &opts(matcher, Some(1)),
+            &no_cancel(),
+        )
+        .unwrap()
+        .values;
+        let r3 = gram(
+            x.view(),
+            Some(y.view()),
+            &opts(matcher, Some(3)),
+            &no_cancel(),
+        )
+        .unwrap()
+        .values;
         assert_eq!(r1, r3);
     }
 }
@@ -106,7 +150,11 @@ fn bit_identical_for_any_thread_count() {
 #[test]
 fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
     let x = random(5, 11, 3, 10);
-    let options = GramOptions { matcher: Matcher::Exact, threads: None, return_permutations: true };
+    let options = GramOptions {
+        matcher: Matcher::Exact,
+        threads: None,
+        return_permutations: true,
+    };
     let out = gram(x.view(), None, &options, &no_cancel()).unwrap();
     let perm = out.permutations.unwrap();
     for i in 0..5 {
@@ -118,8 +166,17 @@ fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
                 let t = t as usize;
                 assert!(!seen[t]);
                 seen[t] = true;
-                sum += x.slice(s![i, k, ..]).iter().zip(x.slice(s![j, t, ..]).iter()).map(|(a, b)| a * b).sum::<f64>();
-                assert_eq!(perm[[j, i, t]] as usize, k, "perm[j,i] must invert perm[i,j]");
+                sum += x
+                    .slice(s![i, k, ..])
+                    .iter()
+                    .zip(x.slice(s![j, t, ..]).iter())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>();
+                assert_eq!(
+                    perm[[j, i, t]] as usize,
+                    k,
+                    "perm[j,i] must invert perm[i,j]"
+                );
             }
             assert!((sum - out.values[[i, j]]).abs() <= 1e-12 * sum.abs().max(1.0));
         }
@@ -129,13 +186,18 @@ fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
 #[test]
 fn permuting_positions_of_a_sample_leaves_exact_g_unchanged() {
     let mut x = random(6, 13, 4, 12);
-    let before = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
+    let before = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+        .unwrap()
+        .values;
     let original = x.slice(s![2, .., ..]).to_owned();
     for k in 0..13 {
         let from = (k * 5 + 3) % 13; // a permutation of 0..13 (5 is coprime with 13)
-        x.slice_mut(s![2, k, ..]).assign(&original.slice(s![from, ..]));
+        x.slice_mut(s![2, k, ..])
+            .assign(&original.slice(s![from, ..]));
     }
-    let after = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
+    let after = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+        .unwrap()
+        .values;
     for (a, b) in before.iter().zip(after.iter()) {
         assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0));
     }
@@ -145,8 +207,12 @@ fn permuting_positions_of_a_sample_leaves_exact_g_unchanged() {
 fn f32_precision_is_close_to_f64() {
     let x = random(6, 25, 8, 13);
     let x32 = x.mapv(|v| v as f32);
-    let g64 = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
-    let g32 = gram(x32.view(), None, &opts(Matcher::Exact, None), &no_cancel()).unwrap().values;
+    let g64 = gram(x.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+        .unwrap()
+        .values;
+    let g32 = gram(x32.view(), None, &opts(Matcher::Exact, None), &no_cancel())
+        .unwrap()
+        .values;
     for (a, b) in g64.iter().zip(g32.iter()) {
         assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0));
     }
@@ -157,23 +223,53 @@ fn invalid_inputs_are_errors() {
     let x = random(3, 4, 2, 14);
     let o = opts(Matcher::Exact, None);
     let c = no_cancel();
-    assert!(matches!(gram(Array3::<f64>::zeros((0, 4, 2)).view(), None, &o, &c), Err(Error::Empty { .. })));
-    assert!(matches!(gram(Array3::<f64>::zeros((3, 4, 0)).view(), None, &o, &c), Err(Error::Empty { .. })));
+    assert!(matches!(
+        gram(Array3::<f64>::zeros((0, 4, 2)).view(), None, &o, &c),
+        Err(Error::Empty { .. })
+    ));
+    assert!(matches!(
+        gram(Array3::<f64>::zeros((3, 4, 0)).view(), None, &o, &c),
+        Err(Error::Empty { .. })
+    ));
     let y_c = random(3, 4, 3, 15);
-    assert!(matches!(gram(x.view(), Some(y_c.view()), &o, &c), Err(Error::Shape(m)) if m.contains("channels")));
+    assert!(
+        matches!(gram(x.view(), Some(y_c.view()), &o, &c), Err(Error::Shape(m)) if m.contains("channels"))
+    );
     let y_s = random(3, 5, 2, 16);
-    assert!(matches!(gram(x.view(), Some(y_s.view()), &o, &c), Err(Error::Shape(m)) if m.contains("spatial")));
+    assert!(
+        matches!(gram(x.view(), Some(y_s.view()), &o, &c), Err(Error::Shape(m)) if m.contains("spatial"))
+    );
     let mut bad = x.clone();
     bad[[1, 2, 0]] = f64::NAN;
-    assert!(matches!(gram(bad.view(), None, &o, &c), Err(Error::NonFinite { index, .. }) if index == vec![1, 2, 0]));
+    assert!(
+        matches!(gram(bad.view(), None, &o, &c), Err(Error::NonFinite { index, .. }) if index == vec![1, 2, 0])
+    );
     let huge = x.mapv(|v| v * 1e200);
-    assert!(matches!(gram(huge.view(), None, &o, &c), Err(Error::Range { .. })));
-    assert!(matches!(gram(x.view(), None, &opts(Matcher::Exact, Some(0)), &c), Err(Error::InvalidOption(_))));
-    let many = GramOptions { matcher: Matcher::Exact, threads: None, return_permutations: true };
+    assert!(matches!(
+        gram(huge.view(), None, &o, &c),
+        Err(Error::Range { .. })
+    ));
+    assert!(matches!(
+        gram(x.view(), None, &opts(Matcher::Exact, Some(0)), &c),
+        Err(Error::InvalidOption(_))
+    ));
+    let many = GramOptions {
+        matcher: Matcher::Exact,
+        threads: None,
+        return_permutations: true,
+    };
     let big = Array3::<f32>::zeros((2000, 300, 1));
-    assert!(matches!(gram(big.view(), None, &many, &c), Err(Error::TooLarge(_))));
-    assert!(matches!(Matcher::from_name("hungarian", &[]), Err(Error::InvalidOption(m)) if m.contains("exact")));
-    assert!(matches!(Matcher::from_name("exact", &[("b".into(), 512)]), Err(Error::InvalidOption(_))));
+    assert!(matches!(
+        gram(big.view(), None, &many, &c),
+        Err(Error::TooLarge(_))
+    ));
+    assert!(
+        matches!(Matcher::from_name("hungarian", &[]), Err(Error::InvalidOption(m)) if m.contains("exact"))
+    );
+    assert!(matches!(
+        Matcher::from_name("exact", &[("b".into(), 512)]),
+        Err(Error::InvalidOption(_))
+    ));
 }
 
 #[test]
@@ -181,6 +277,9 @@ fn a_set_cancel_flag_interrupts() {
     let x = random(10, 8, 2, 17);
     let cancel = AtomicBool::new(true);
     for matcher in [Matcher::None, Matcher::Exact] {
-        assert!(matches!(gram(x.view(), None, &opts(matcher, None), &cancel), Err(Error::Interrupted)));
+        assert!(matches!(
+            gram(x.view(), None, &opts(matcher, None), &cancel),
+            Err(Error::Interrupted)
+        ));
     }
 }

@@ -110,7 +110,10 @@ def gram(
     """
     xs, ys = _prepare(x, y, layout, center)
     G, perm = _matched(xs, ys, matcher, threads, return_permutations, precision, matcher_options)
-    return (G, perm) if return_permutations else G
+    if return_permutations:
+        assert perm is not None
+        return G, perm
+    return G
 
 
 def build(
@@ -165,7 +168,7 @@ def build(
         return G
     square = ys is None
     sq_x = np.einsum("nsc,nsc->n", xs, xs)
-    sq_y = sq_x if square else np.einsum("nsc,nsc->n", ys, ys)
+    sq_y = sq_x if ys is None else np.einsum("nsc,nsc->n", ys, ys)
     if kernel == "cosine":
         return kernels.cosine(G, sq_x, sq_y, square=square)
     return kernels.rbf(G, sq_x, sq_y, sigma, square=square)

@@ -3,6 +3,18 @@ from typing import Optional
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "MATCHERS",
+    "NonFiniteError",
+    "OptionError",
+    "SemrsmError",
+    "ShapeError",
+    "TooLargeError",
+    "__version__",
+    "gram",
+    "linear_sum_assignment",
+    "linear_sum_assignment_f32",
+]
 __version__: str
 MATCHERS: list[str]
 

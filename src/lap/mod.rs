@@ -76,7 +76,11 @@ pub fn validate_costs<T: Cost>(cost: &ArrayView2<'_, T>, what: &'static str) -> 
     for ((i, j), &c) in cost.indexed_iter() {
         let c = c.to_f64();
         if !c.is_finite() {
-            return Err(Error::NonFinite { what, index: vec![i, j], value: c });
+            return Err(Error::NonFinite {
+                what,
+                index: vec![i, j],
+                value: c,
+            });
         }
         max_abs = max_abs.max(c.abs());
     }
@@ -116,10 +120,18 @@ pub fn linear_sum_assignment<T: Cost>(cost: ArrayView2<'_, T>, sense: Sense) -> 
     validate_costs(&cost, "cost matrix")?;
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
-        return Ok(Assignment { rows: Vec::new(), cols: Vec::new(), objective: 0.0 });
+        return Ok(Assignment {
+            rows: Vec::new(),
+            cols: Vec::new(),
+            objective: 0.0,
+        });
     }
     let transposed = n > m;
-    let oriented = if transposed { cost.reversed_axes() } else { cost };
+    let oriented = if transposed {
+        cost.reversed_axes()
+    } else {
+        cost
+    };
     let (k, l) = oriented.dim();
     // The solver works on a row-major k × l slice with k <= l.
     let work: Cow<'_, [T]> = match oriented.as_slice() {

@@ -111,7 +111,12 @@ impl SapSolver {
 
     /// Quick exit: if the (first) minimum of every row lies in a distinct column, assigning each
     /// row its minimum is optimal, since no assignment can cost less than the sum of row minima.
-    fn try_distinct_row_minima<T: Cost, const MAX: bool>(&mut self, cost: &[T], n: usize, m: usize) -> bool {
+    fn try_distinct_row_minima<T: Cost, const MAX: bool>(
+        &mut self,
+        cost: &[T],
+        n: usize,
+        m: usize,
+    ) -> bool {
         for (i, row) in cost.chunks_exact(m).enumerate().take(n) {
             let mut best = 0;
             let mut best_val = signed::<T, MAX>(row[0]);
@@ -143,8 +148,26 @@ impl SapSolver {
     /// The unscanned columns are kept in compact parallel arrays (`t*`): their `v` and
     /// free/assigned status cannot change during a search, so the relaxation loop reads one
     /// gathered cost and otherwise contiguous memory, and the arg-min is a separate cheap pass.
-    fn augment_from<T: Cost, const MAX: bool>(&mut self, cost: &[T], m: usize, root: usize) -> Result<()> {
-        let Self { u, v, row4col, shortest, pred, scanned, t_col, t_v, t_short, t_pred, t_free, .. } = self;
+    fn augment_from<T: Cost, const MAX: bool>(
+        &mut self,
+        cost: &[T],
+        m: usize,
+        root: usize,
+    ) -> Result<()> {
+        let Self {
+            u,
+            v,
+            row4col,
+            shortest,
+            pred,
+            scanned,
+            t_col,
+            t_v,
+            t_short,
+            t_pred,
+            t_free,
+            ..
+        } = self;
         t_col.clear();
         t_col.extend(0..m);
         t_v.clear();
@@ -164,8 +187,11 @@ impl SapSolver {
             let base = min_val - u[i];
             // Pass 1: relax every unscanned column through row i and find the smallest label.
             let mut lowest = f64::INFINITY;
-            for (((&j, &vj), sk), pk) in
-                t_col.iter().zip(t_v.iter()).zip(t_short.iter_mut()).zip(t_pred.iter_mut())
+            for (((&j, &vj), sk), pk) in t_col
+                .iter()
+                .zip(t_v.iter())
+                .zip(t_short.iter_mut())
+                .zip(t_pred.iter_mut())
             {
                 // SAFETY: every entry of `t_col` is a column index < m = row.len().
                 let c = signed::<T, MAX>(unsafe { *row.get_unchecked(j) });
@@ -179,7 +205,11 @@ impl SapSolver {
                 }
             }
             if !lowest.is_finite() {
-                return Err(Error::NonFinite { what: "reduced cost matrix", index: vec![i], value: lowest });
+                return Err(Error::NonFinite {
+                    what: "reduced cost matrix",
+                    index: vec![i],
+                    value: lowest,
+                });
             }
             // Pass 2: the first column at the minimum, preferring a free one (ends the search).
             let mut best = NONE;
@@ -195,7 +225,11 @@ impl SapSolver {
                 }
             }
             if best == NONE {
-                return Err(Error::NonFinite { what: "reduced cost matrix", index: vec![i], value: lowest });
+                return Err(Error::NonFinite {
+                    what: "reduced cost matrix",
+                    index: vec![i],
+                    value: lowest,
+                });
             }
             min_val = lowest;
             let j = t_col.swap_remove(best);

@@ -108,5 +108,8 @@ pub struct Workspace {
 /// `Σ_s A[s, perm[s]]` in `f64`, summed in order of `s` (deterministic).
 #[must_use]
 pub fn matched_sum<T: Cost>(affinity: &[T], s: usize, perm: &[usize]) -> f64 {
-    perm.iter().enumerate().map(|(r, &c)| affinity[r * s + c].to_f64()).sum()
+    perm.iter()
+        .enumerate()
+        .map(|(r, &c)| affinity[r * s + c].to_f64())
+        .sum()
 }

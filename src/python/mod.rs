@@ -20,11 +20,36 @@ use crate::lap::{self, Sense};
 use crate::matching::Matcher;
 use crate::rsm::{self, GramOptions};
 
-create_exception!(semrsm, SemrsmError, PyValueError, "Base class of the errors semrsm raises for bad input.");
-create_exception!(semrsm, ShapeError, SemrsmError, "An input has the wrong number of dimensions, mismatched or empty dimensions.");
-create_exception!(semrsm, NonFiniteError, SemrsmError, "An input contains NaN or infinity, or values too large to multiply safely.");
-create_exception!(semrsm, OptionError, SemrsmError, "An unknown kernel, matcher, layout or option, or an option value out of range.");
-create_exception!(semrsm, TooLargeError, SemrsmError, "The problem would need more memory than semrsm allows; see the message for the limit.");
+create_exception!(
+    semrsm,
+    SemrsmError,
+    PyValueError,
+    "Base class of the errors semrsm raises for bad input."
+);
+create_exception!(
+    semrsm,
+    ShapeError,
+    SemrsmError,
+    "An input has the wrong number of dimensions, mismatched or empty dimensions."
+);
+create_exception!(
+    semrsm,
+    NonFiniteError,
+    SemrsmError,
+    "An input contains NaN or infinity, or values too large to multiply safely."
+);
+create_exception!(
+    semrsm,
+    OptionError,
+    SemrsmError,
+    "An unknown kernel, matcher, layout or option, or an option value out of range."
+);
+create_exception!(
+    semrsm,
+    TooLargeError,
+    SemrsmError,
+    "The problem would need more memory than semrsm allows; see the message for the limit."
+);
 
 /// Map each core error to its Python exception (exhaustive on purpose: a new variant must be
 /// placed here by hand).
@@ -70,7 +95,9 @@ where
             match received {
                 Ok(Ok(result)) => return result.map_err(to_py_err),
                 Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
-                    return Err(PyRuntimeError::new_err("semrsm internal error: a worker thread panicked; please report this"))
+                    return Err(PyRuntimeError::new_err(
+                        "semrsm internal error: a worker thread panicked; please report this",
+                    ))
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(signal) = py.check_signals() {
@@ -109,7 +136,11 @@ fn gram<'py>(
             )))
         }
     };
-    let opts = GramOptions { matcher, threads, return_permutations };
+    let opts = GramOptions {
+        matcher,
+        threads,
+        return_permutations,
+    };
     let xv = x.as_array();
     let yv = y.as_ref().map(PyReadonlyArray3::as_array);
     let out = run_detached(py, |cancel| {
@@ -121,7 +152,33 @@ fn gram<'py>(
             rsm::gram(xv, yv, &opts, cancel)
         }
     })?;
-    Ok((out.values.into_pyarray(py), out.permutations.map(|p| p.into_pyarray(py))))
+    Ok((
+        out.values.into_pyarray(py),
+        out.permutations.map(|p| p.into_pyarray(py)),
+    ))
+}
+
+/// `(row_ind, col_ind, objective)` as returned to Python.
+type LsaResult<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, f64);
+
+fn solve_lsa<'py, T: lap::Cost + numpy::Element>(
+    py: Python<'py>,
+    cost: &PyReadonlyArray2<'py, T>,
+    maximize: bool,
+) -> PyResult<LsaResult<'py>> {
+    let sense = if maximize {
+        Sense::Maximize
+    } else {
+        Sense::Minimize
+    };
+    let view = cost.as_array();
+    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
+    Ok((
+        to_i64(a.rows).into_pyarray(py),
+        to_i64(a.cols).into_pyarray(py),
+        a.objective,
+    ))
 }
 
 /// Exact LAP on an `f64` matrix: `(rows, cols, objective)`; see `semrsm.linear_sum_assignment`.
@@ -131,12 +188,8 @@ fn linear_sum_assignment<'py>(
     py: Python<'py>,
     cost: PyReadonlyArray2<'py, f64>,
     maximize: bool,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, f64)> {
-    let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
-    let view = cost.as_array();
-    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
-    let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
-    Ok((to_i64(a.rows).into_pyarray(py), to_i64(a.cols).into_pyarray(py), a.objective))
+) -> PyResult<LsaResult<'py>> {
+    solve_lsa(py, &cost, maximize)
 }
 
 /// Exact LAP on an `f32` matrix (costs stored as `f32`, sums in `f64`).
@@ -146,12 +199,8 @@ fn linear_sum_assignment_f32<'py>(
     py: Python<'py>,
     cost: PyReadonlyArray2<'py, f32>,
     maximize: bool,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, f64)> {
-    let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
-    let view = cost.as_array();
-    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
-    let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
-    Ok((to_i64(a.rows).into_pyarray(py), to_i64(a.cols).into_pyarray(py), a.objective))
+) -> PyResult<LsaResult<'py>> {
+    solve_lsa(py, &cost, maximize)
 }
 
 #[pymodule]

@@ -58,7 +58,11 @@ pub struct GramOptions {
 
 impl Default for GramOptions {
     fn default() -> Self {
-        Self { matcher: Matcher::Exact, threads: None, return_permutations: false }
+        Self {
+            matcher: Matcher::Exact,
+            threads: None,
+            return_permutations: false,
+        }
     }
 }
 
@@ -121,7 +125,9 @@ fn validate<T: Real>(
     options: &GramOptions,
 ) -> Result<()> {
     if options.threads == Some(0) {
-        return Err(Error::InvalidOption("threads must be at least 1 (or None for all cores)".into()));
+        return Err(Error::InvalidOption(
+            "threads must be at least 1 (or None for all cores)".into(),
+        ));
     }
     let (n, s, c) = x.dim();
     check_nonempty(x, "x")?;
@@ -159,7 +165,9 @@ fn validate<T: Real>(
         )));
     }
     if options.return_permutations
-        && n.checked_mul(m).and_then(|e| e.checked_mul(s)).is_none_or(|e| e > MAX_PERMUTATION_ENTRIES)
+        && n.checked_mul(m)
+            .and_then(|e| e.checked_mul(s))
+            .is_none_or(|e| e > MAX_PERMUTATION_ENTRIES)
     {
         return Err(Error::TooLarge(format!(
             "permutations for {n} x {m} pairs of {s} positions would exceed \
@@ -184,7 +192,9 @@ fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
         let (n, s, c) = a.dim();
         return Err(Error::Empty {
             what,
-            detail: format!("shape (N, S, C) = ({n}, {s}, {c}); every dimension must be at least 1"),
+            detail: format!(
+                "shape (N, S, C) = ({n}, {s}, {c}); every dimension must be at least 1"
+            ),
         });
     }
     Ok(())
@@ -199,7 +209,11 @@ fn max_vector_norm<T: Real>(a: &ArrayView3<'_, T>, what: &'static str) -> Result
             for (k, &e) in v.iter().enumerate() {
                 let e = e.to_f64();
                 if !e.is_finite() {
-                    return Err(Error::NonFinite { what, index: vec![i, p, k], value: e });
+                    return Err(Error::NonFinite {
+                        what,
+                        index: vec![i, p, k],
+                        value: e,
+                    });
                 }
                 sq += e * e;
             }
@@ -223,9 +237,15 @@ fn gram_in_pool<T: Real>(
     let values = spatio_semantic(x, y, cancel)?;
     let permutations = options.return_permutations.then(|| {
         let identity = ndarray::Array1::from_iter(0..s as i64);
-        identity.broadcast((n, m, s)).map(|b| b.to_owned()).unwrap_or_default()
+        identity
+            .broadcast((n, m, s))
+            .map(|b| b.to_owned())
+            .unwrap_or_default()
     });
-    Ok(Gram { values, permutations })
+    Ok(Gram {
+        values,
+        permutations,
+    })
 }
 
 /// `G = X Yᵀ` on the flattened samples, in fixed blocks of rows; mirrored when square.
@@ -236,12 +256,17 @@ fn spatio_semantic<T: Real>(
 ) -> Result<Array2<f64>> {
     let x = x.as_standard_layout();
     let (n, s, c) = x.dim();
-    let xf = x.view().into_shape_with_order((n, s * c)).map_err(|e| Error::Shape(e.to_string()))?;
+    let xf = x
+        .view()
+        .into_shape_with_order((n, s * c))
+        .map_err(|e| Error::Shape(e.to_string()))?;
     let y_std = y.as_ref().map(|y| y.as_standard_layout());
     let yf: ArrayView2<'_, T> = match &y_std {
         Some(y) => {
             let m = y.dim().0;
-            y.view().into_shape_with_order((m, s * c)).map_err(|e| Error::Shape(e.to_string()))?
+            y.view()
+                .into_shape_with_order((m, s * c))
+                .map_err(|e| Error::Shape(e.to_string()))?
         }
         None => xf,
     };
@@ -249,7 +274,10 @@ fn spatio_semantic<T: Real>(
     let mut g = Array2::<T>::zeros((n, m));
     g.axis_chunks_iter_mut(Axis(0), NONE_BLOCK_ROWS)
         .into_par_iter()
-        .zip(xf.axis_chunks_iter(Axis(0), NONE_BLOCK_ROWS).into_par_iter())
+        .zip(
+            xf.axis_chunks_iter(Axis(0), NONE_BLOCK_ROWS)
+                .into_par_iter(),
+        )
         .try_for_each(|(mut block, xs)| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted);
@@ -290,8 +318,9 @@ fn pairwise<T: Real>(
     } else {
         (0..n).flat_map(|i| (0..m).map(move |j| (i, j))).collect()
     };
-    let slots: Vec<Mutex<PairScratch<T>>> =
-        (0..rayon::current_num_threads().max(1)).map(|_| Mutex::new(PairScratch::default())).collect();
+    let slots: Vec<Mutex<PairScratch<T>>> = (0..rayon::current_num_threads().max(1))
+        .map(|_| Mutex::new(PairScratch::default()))
+        .collect();
     let matcher = options.matcher;
     let keep = options.return_permutations;
 
@@ -302,8 +331,15 @@ fn pairwise<T: Real>(
                 return Err(Error::Interrupted);
             }
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
-            let mut scratch = slots[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            scratch.match_pair(matcher, x.index_axis(Axis(0), i), yv.index_axis(Axis(0), j), keep)
+            let mut scratch = slots[slot]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            scratch.match_pair(
+                matcher,
+                x.index_axis(Axis(0), i),
+                yv.index_axis(Axis(0), j),
+                keep,
+            )
         })
         .collect::<Result<_>>()?;
 
@@ -323,7 +359,10 @@ fn pairwise<T: Real>(
             }
         }
     }
-    Ok(Gram { values, permutations })
+    Ok(Gram {
+        values,
+        permutations,
+    })
 }
 
 /// Buffers for one pair: the affinity, the permutation and the matcher's workspace.
@@ -335,7 +374,11 @@ struct PairScratch<T> {
 
 impl<T: Real> Default for PairScratch<T> {
     fn default() -> Self {
-        Self { affinity: Array2::zeros((0, 0)), perm: Vec::new(), workspace: Workspace::default() }
+        Self {
+            affinity: Array2::zeros((0, 0)),
+            perm: Vec::new(),
+            workspace: Workspace::default(),
+        }
     }
 }
 
@@ -354,7 +397,10 @@ impl<T: Real> PairScratch<T> {
         }
         general_mat_mul(T::one(), &xi, &yj.t(), T::zero(), &mut self.affinity);
         self.perm.resize(s, 0);
-        let a = self.affinity.as_slice().ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
+        let a = self
+            .affinity
+            .as_slice()
+            .ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
         matcher.assign(a, s, &mut self.workspace, &mut self.perm)?;
         let g = matched_sum(a, s, &self.perm);
         Ok((g, if keep { self.perm.clone() } else { Vec::new() }))
