@@ -21,7 +21,10 @@ pub enum Error {
     },
 
     /// An input held NaN or an infinity.
-    #[error("{what} contains a non-finite value ({value}) at index {index:?}; semrsm needs finite numbers")]
+    #[error(
+        "{what} contains a non-finite value ({value}) at index {}; semrsm needs finite numbers",
+        format_index(.index)
+    )]
     NonFinite {
         /// Which input.
         what: &'static str,
@@ -32,7 +35,7 @@ pub enum Error {
     },
 
     /// A finite input whose values span more than floating point can take differences of.
-    #[error("{what} spans too large a range of values ({detail}); rescale it")]
+    #[error("values of {what} are too large ({detail}); rescale the data")]
     Range {
         /// Which input.
         what: &'static str,
@@ -59,3 +62,13 @@ pub enum Error {
 
 /// Shorthand for results of the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `(i, j, k)`, as numpy users write indices.
+fn format_index(index: &[usize]) -> String {
+    let parts: Vec<String> = index.iter().map(ToString::to_string).collect();
+    if parts.len() == 1 {
+        format!("({},)", parts[0])
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}

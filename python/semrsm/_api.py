@@ -7,8 +7,14 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core, kernels
-from ._errors import OptionError
-from ._validation import as_samples, center as _center, check_matcher_options, check_threads
+from ._errors import NonFiniteError, OptionError
+from ._validation import (
+    as_samples,
+    center as _center,
+    check_compatible,
+    check_matcher_options,
+    check_threads,
+)
 
 __all__ = ["build", "gram", "MATCHERS", "PRECISIONS"]
 
@@ -21,6 +27,7 @@ PRECISIONS = ("float64", "float32")
 def _prepare(x: Any, y: Any, layout: str, center: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
     xs = as_samples(x, layout, "x")
     ys = None if y is None else as_samples(y, layout, "y")
+    check_compatible(xs, ys)
     if not isinstance(center, (bool, np.bool_)):
         raise OptionError(f"center must be True or False, got {center!r}")
     if center:
@@ -41,6 +48,13 @@ def _matched(
         raise OptionError(f"matcher must be a string, one of {', '.join(MATCHERS)}; got {matcher!r}")
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "float32":
+        limit = float(np.finfo(np.float32).max)
+        for name, a in (("x", xs), ("y", ys)):
+            if a is not None and float(np.abs(a).max()) > limit:
+                raise NonFiniteError(
+                    f"{name} has values beyond the float32 range (after centering); use precision='float64'"
+                )
     return _core.gram(
         xs,
         ys,

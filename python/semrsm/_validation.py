@@ -86,6 +86,20 @@ def as_samples(a: Any, layout: str, name: str) -> np.ndarray:
     return out
 
 
+def check_compatible(x: np.ndarray, y: Optional[np.ndarray]) -> None:
+    """``x`` and ``y`` (both ``(N, S, C)``) must agree in ``S`` and ``C``."""
+    if y is None:
+        return
+    if x.shape[2] != y.shape[2]:
+        raise ShapeError(
+            f"x and y must have the same number of channels C, got {x.shape[2]} and {y.shape[2]}"
+        )
+    if x.shape[1] != y.shape[1]:
+        raise ShapeError(
+            f"x and y must have the same number of spatial positions S, got {x.shape[1]} and {y.shape[1]}"
+        )
+
+
 def center(x: np.ndarray, y: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Subtract the mean representation (per position and channel) over samples.
 
@@ -103,12 +117,25 @@ def center(x: np.ndarray, y: Optional[np.ndarray]) -> tuple[np.ndarray, Optional
     return x - mean, (None if y is None else y - mean)
 
 
+#: Upper limit of ``threads`` (far above any machine; guards against typos such as 10**6).
+MAX_THREADS = 1024
+
+#: Matcher options are passed to Rust as signed 64-bit integers.
+_I64 = (-(2**63), 2**63 - 1)
+
+
 def check_threads(threads: Any) -> Optional[int]:
-    """``None`` or a positive int."""
+    """``None`` or an int in ``1..=MAX_THREADS``."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise OptionError(f"threads must be a positive integer or None, got {threads!r}")
+    if (
+        isinstance(threads, bool)
+        or not isinstance(threads, numbers.Integral)
+        or not 1 <= threads <= MAX_THREADS
+    ):
+        raise OptionError(
+            f"threads must be an integer from 1 to {MAX_THREADS}, or None for all cores; got {threads!r}"
+        )
     return int(threads)
 
 
@@ -116,7 +143,11 @@ def check_matcher_options(options: dict[str, Any]) -> dict[str, int]:
     """Matcher options are integers (the core checks which names each matcher takes)."""
     checked = {}
     for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise OptionError(f"matcher option {key}= must be an integer, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or not _I64[0] <= value <= _I64[1]
+        ):
+            raise OptionError(f"matcher option {key}= must be an integer (64-bit), got {value!r}")
         checked[key] = int(value)
     return checked

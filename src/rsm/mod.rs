@@ -1,7 +1,8 @@
 //! The pairwise fill: matched inner products `G[i, j] = max_P ⟨x_i, P y_j⟩` for all pairs.
 //!
 //! Inputs are `(N, S, C)` arrays (samples, positions, channels). Without `y` the result is the
-//! symmetric `N × N` matrix of `x` against itself, computed for `i ≤ j` only and mirrored; with `y`
+//! symmetric `N × N` matrix of `x` against itself, computed for `i < j` only and mirrored (the
+//! diagonal is `‖x_i‖²`, the identity being an optimal self-matching); with `y`
 //! of shape `(M, S, C)` it is the `N × M` matrix of every `x_i` against every `y_j`.
 //!
 //! Per pair, the affinity `A = x_i y_jᵀ` (`S × S`) is one GEMM (ndarray's), after which the matcher
@@ -73,7 +74,7 @@ pub struct Gram {
     pub values: Array2<f64>,
     /// With [`GramOptions::return_permutations`]: `perm[i, j, s]` is the position of `y_j`
     /// matched to position `s` of `x_i`. In the square case `perm[j, i]` is the inverse of
-    /// `perm[i, j]`.
+    /// `perm[i, j]`, and `perm[i, i]` is the identity.
     pub permutations: Option<Array3<i64>>,
 }
 
@@ -154,7 +155,8 @@ fn validate<T: Real>(
         return Err(Error::Range {
             what: if y.is_some() { "x and y" } else { "x" },
             detail: format!(
-                "largest concept-vector norms {max_x:e} and {max_y:e}: their product exceeds {:e}",
+                "largest concept-vector norms {max_x:.3e} and {max_y:.3e} (inf: beyond the float \
+                 range); affinities need their product below {:e}",
                 T::MAX_PRODUCT
             ),
         });
@@ -313,8 +315,12 @@ fn pairwise<T: Real>(
     let square = y.is_none();
     let yv = y.unwrap_or(x);
     let m = yv.dim().0;
+    // Square case: the diagonal needs no matching. max_P <x, P x> = ||x||² (Cauchy–Schwarz),
+    // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher.
     let pairs: Vec<(usize, usize)> = if square {
-        (0..n).flat_map(|i| (i..n).map(move |j| (i, j))).collect()
+        (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .collect()
     } else {
         (0..n).flat_map(|i| (0..m).map(move |j| (i, j))).collect()
     };
@@ -345,6 +351,16 @@ fn pairwise<T: Real>(
 
     let mut values = Array2::<f64>::zeros((n, m));
     let mut permutations = keep.then(|| Array3::<i64>::zeros((n, m, s)));
+    if square {
+        for (i, sample) in x.outer_iter().enumerate() {
+            values[[i, i]] = sample.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+            if let Some(p) = permutations.as_mut() {
+                for k in 0..s {
+                    p[[i, i, k]] = k as i64;
+                }
+            }
+        }
+    }
     for (&(i, j), (g, perm)) in pairs.iter().zip(results) {
         values[[i, j]] = g;
         if square {

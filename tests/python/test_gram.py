@@ -303,6 +303,15 @@ def test_return_permutations_with_heavy_ties(s):
     _check_permutations(x, None, G, perm, norm_scale(x))
 
 
+def test_return_permutations_diagonal_with_ties():
+    # positions 1-3 of the second sample are equal, so a 3-cycle is an optimal self-matching;
+    # perm[i, i] must still be a valid permutation (its own inverse, e.g. the identity).
+    x = np.array([[2.0, 1.0, 0.0, -1.0], [-1.0, -2.0, -2.0, -2.0]]).reshape(2, 4, 1)
+    for xx in (x, x[1:]):
+        G, perm = semrsm.gram(xx, center=False, layout="nsc", return_permutations=True)
+        _check_permutations(xx, None, G, perm, norm_scale(xx))
+
+
 @given(problems())
 def test_return_permutations_none_is_identity(problem):
     x, y = problem
@@ -356,11 +365,12 @@ def test_layouts_agree(seed, n, h, w, c):
             assert np.array_equal(semrsm.gram(nchw, **kw), ref)
             assert np.array_equal(semrsm.gram(nsc, **kw), ref)
             assert np.array_equal(semrsm.gram(nsc, layout="auto", **kw), ref)
-            # rectangular
-            ref_r = semrsm.gram(nsc, nsc[:1], layout="nsc", **kw) if center is False else None
-            if ref_r is not None:
-                assert np.array_equal(semrsm.gram(nchw, nchw[:1], **kw), ref_r)
-                assert np.array_equal(semrsm.gram(ncs, ncs[:1], layout="ncs", **kw), ref_r)
+            # rectangular (y's mean is used for centring, so y needs 2 samples then)
+            k = 2 if center else 1
+            ref_r = semrsm.gram(nsc, nsc[:k], layout="nsc", **kw)
+            assert np.array_equal(semrsm.gram(nchw, nchw[:k], **kw), ref_r)
+            assert np.array_equal(semrsm.gram(nhwc, nhwc[:k], layout="nhwc", **kw), ref_r)
+            assert np.array_equal(semrsm.gram(ncs, ncs[:k], layout="ncs", **kw), ref_r)
 
 
 def test_auto_layout_is_not_ncs():
