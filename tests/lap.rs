@@ -273,3 +273,121 @@ fn solver_rejects_bad_shapes_and_survives_unvalidated_nan() {
         .unwrap();
     assert_eq!(ok, &[1, 0]);
 }
+
+/// Square problems of n >= 32 take the auction warm start; n x (n + 1) problems with a useless
+/// extra column do not (rectangular), so they are an independent route to the same optimum.
+fn padded_objective(cost: &Array2<f64>, sense: Sense) -> f64 {
+    let n = cost.nrows();
+    let worst = match sense {
+        Sense::Minimize => 1e6 * (1.0 + cost.iter().fold(0.0_f64, |a, &c| a.max(c.abs()))),
+        Sense::Maximize => -1e6 * (1.0 + cost.iter().fold(0.0_f64, |a, &c| a.max(c.abs()))),
+    };
+    let mut padded = Array2::from_elem((n, n + 1), worst);
+    padded.slice_mut(ndarray::s![.., ..n]).assign(cost);
+    linear_sum_assignment(padded.view(), sense)
+        .unwrap()
+        .objective
+}
+
+fn km_max(cost: &Array2<f64>) -> f64 {
+    let m = Matrix::from_vec(
+        cost.nrows(),
+        cost.ncols(),
+        cost.iter().map(|&w| w as i64).collect(),
+    )
+    .unwrap();
+    kuhn_munkres(&m).0 as f64
+}
+
+#[test]
+fn warm_started_square_problems_match_oracles() {
+    let mut rng = StdRng::seed_from_u64(21);
+    for &n in &[32_usize, 33, 64, 100, 257] {
+        for range in [2_i64, 50, 100_000] {
+            let cost = random_matrix(&mut rng, n, n, -range, range);
+            let a = linear_sum_assignment(cost.view(), Sense::Maximize).unwrap();
+            assert_valid(&cost, &a);
+            assert_eq!(a.objective, km_max(&cost), "n={n} range={range}");
+            let b = linear_sum_assignment(cost.view(), Sense::Minimize).unwrap();
+            assert_eq!(
+                b.objective,
+                -km_max(&cost.mapv(|c| -c)),
+                "n={n} range={range} (min)"
+            );
+        }
+        // Real-valued affinities of non-negative features (every column prefers the same rows).
+        let x = Array2::from_shape_fn((n, 16), |_| (rng.random::<f64>() - 0.4).max(0.0));
+        let y = Array2::from_shape_fn((n, 16), |_| (rng.random::<f64>() - 0.4).max(0.0));
+        let aff = x.dot(&y.t());
+        for sense in [Sense::Maximize, Sense::Minimize] {
+            let a = linear_sum_assignment(aff.view(), sense).unwrap();
+            assert_valid(&aff, &a);
+            let oracle = padded_objective(&aff, sense);
+            assert!(
+                (a.objective - oracle).abs() <= 1e-12 * oracle.abs().max(1.0),
+                "n={n} {sense:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn adversarial_matrices_at_warm_start_sizes() {
+    let n = 64;
+    let mut rng = StdRng::seed_from_u64(22);
+    // All equal: every assignment is optimal.
+    let equal = Array2::from_elem((n, n), 3.5);
+    let a = linear_sum_assignment(equal.view(), Sense::Maximize).unwrap();
+    assert_valid(&equal, &a);
+    assert_eq!(a.objective, 3.5 * n as f64);
+    // Rank one: pair i with i (rearrangement inequality).
+    let r1 = Array2::from_shape_fn((n, n), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0));
+    let a = linear_sum_assignment(r1.view(), Sense::Maximize).unwrap();
+    assert_eq!(a.objective, (1..=n).map(|k| (k * k) as f64).sum::<f64>());
+    // Many ties: entries in {0, 1}.
+    let ties = random_matrix(&mut rng, n, n, 0, 1);
+    assert_eq!(
+        linear_sum_assignment(ties.view(), Sense::Maximize)
+            .unwrap()
+            .objective,
+        km_max(&ties)
+    );
+    // ±1e300 (beyond f32: the warm start must step aside, not poison the prices).
+    let pattern = random_matrix(&mut rng, n, n, -1, 1);
+    let huge = pattern.mapv(|p| p * 1e300);
+    for sense in [Sense::Maximize, Sense::Minimize] {
+        let a = linear_sum_assignment(huge.view(), sense).unwrap();
+        assert_valid(&huge, &a);
+        let k = match sense {
+            Sense::Maximize => km_max(&pattern),
+            Sense::Minimize => -km_max(&pattern.mapv(|p| -p)),
+        };
+        assert!(
+            (a.objective - k * 1e300).abs() <= 1e-12 * (k.abs() * 1e300).max(1e300),
+            "{sense:?}"
+        );
+    }
+    // Huge dynamic range within one matrix, and values that underflow f32.
+    let wide = Array2::from_shape_fn((n, n), |_| {
+        10f64.powi(rng.random_range(-12..12)) * rng.random::<f64>()
+    });
+    let a = linear_sum_assignment(wide.view(), Sense::Maximize).unwrap();
+    let oracle = padded_objective(&wide, Sense::Maximize);
+    assert!((a.objective - oracle).abs() <= 1e-12 * oracle);
+    let tiny = Array2::from_shape_fn((n, n), |_| rng.random::<f64>() * 1e-300);
+    let a = linear_sum_assignment(tiny.view(), Sense::Maximize).unwrap();
+    let oracle = padded_objective(&tiny, Sense::Maximize);
+    assert!((a.objective - oracle).abs() <= 1e-12 * oracle);
+}
+
+#[test]
+fn square_f32_matches_f64() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let cost32 = Array2::from_shape_fn((96, 96), |_| rng.random::<f32>());
+    let cost64 = cost32.mapv(f64::from);
+    for sense in [Sense::Maximize, Sense::Minimize] {
+        let a = linear_sum_assignment(cost32.view(), sense).unwrap();
+        let b = linear_sum_assignment(cost64.view(), sense).unwrap();
+        assert!((a.objective - b.objective).abs() < 1e-12 * b.objective.abs());
+    }
+}

@@ -11,6 +11,7 @@
 //!
 //! Costs may be `f64` or `f32` ([`Cost`]); potentials and sums are always accumulated in `f64`.
 
+mod auction;
 mod sap;
 
 pub use sap::SapSolver;
@@ -72,6 +73,14 @@ pub struct Assignment {
 /// # Errors
 /// [`Error::NonFinite`] naming the first offending entry, or [`Error::Range`].
 pub fn validate_costs<T: Cost>(cost: &ArrayView2<'_, T>, what: &'static str) -> Result<()> {
+    // Fast pass over contiguous rows; the slow, index-reporting pass only runs on a problem.
+    let clean = cost.rows().into_iter().all(|row| match row.as_slice() {
+        Some(slice) => row_is_clean(slice),
+        None => row.iter().all(|&c| c.to_f64().abs() <= MAX_ABS_COST),
+    });
+    if clean {
+        return Ok(());
+    }
     let mut max_abs = 0.0_f64;
     for ((i, j), &c) in cost.indexed_iter() {
         let c = c.to_f64();
@@ -84,13 +93,24 @@ pub fn validate_costs<T: Cost>(cost: &ArrayView2<'_, T>, what: &'static str) -> 
         }
         max_abs = max_abs.max(c.abs());
     }
-    if max_abs > MAX_ABS_COST {
-        return Err(Error::Range {
-            what,
-            detail: format!("largest magnitude {max_abs:e} exceeds {MAX_ABS_COST:e}"),
-        });
+    Err(Error::Range {
+        what,
+        detail: format!("largest magnitude {max_abs:e} exceeds {MAX_ABS_COST:e}"),
+    })
+}
+
+/// Every entry finite and of magnitude at most [`MAX_ABS_COST`] (NaN fails the comparison).
+fn row_is_clean<T: Cost>(row: &[T]) -> bool {
+    const LANES: usize = 8;
+    let mut ok = [true; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for l in 0..LANES {
+            ok[l] &= chunk[l].to_f64().abs() <= MAX_ABS_COST;
+        }
     }
-    Ok(())
+    ok.iter().all(|&o| o) && tail.iter().all(|&c| c.to_f64().abs() <= MAX_ABS_COST)
 }
 
 /// Solve the linear sum assignment problem exactly.

@@ -12,6 +12,7 @@
 //! The inner loop relaxes a compact array of still-unscanned columns and tracks the minimum label;
 //! ties at the minimum prefer a free column, which ends the search early.
 
+use super::auction::{self, Auction};
 use super::{Cost, Sense};
 use crate::error::{Error, Result};
 
@@ -34,6 +35,7 @@ pub struct SapSolver {
     t_short: Vec<f64>,
     t_pred: Vec<usize>,
     t_free: Vec<bool>,
+    auction: Auction,
 }
 
 impl SapSolver {
@@ -86,7 +88,13 @@ impl SapSolver {
         if self.try_distinct_row_minima::<T, MAX>(cost, n, m) {
             return Ok(&self.col4row);
         }
+        if n == m && n >= auction::MIN_SIZE {
+            self.auction.prices::<T, MAX>(cost, n, &mut self.v[..n]);
+        }
         for row in 0..n {
+            if self.assign_to_best_if_free::<T, MAX>(cost, m, row) {
+                continue;
+            }
             self.augment_from::<T, MAX>(cost, m, row)?;
         }
         Ok(&self.col4row)
@@ -118,16 +126,11 @@ impl SapSolver {
         m: usize,
     ) -> bool {
         for (i, row) in cost.chunks_exact(m).enumerate().take(n) {
-            let mut best = 0;
-            let mut best_val = signed::<T, MAX>(row[0]);
-            for (j, &c) in row.iter().enumerate().skip(1) {
-                let c = signed::<T, MAX>(c);
-                if c < best_val {
-                    best_val = c;
-                    best = j;
-                }
-            }
-            if self.seen[best] {
+            // `v` is all zeros here (fresh from `reset`).
+            let lowest = min_reduced::<T, MAX>(row, &self.v[..m]);
+            let found = row.iter().position(|&c| signed::<T, MAX>(c) == lowest);
+            let best = found.unwrap_or(0);
+            if found.is_none() || self.seen[best] {
                 for &j in &self.col4row[..i] {
                     self.seen[j] = false;
                 }
@@ -143,11 +146,45 @@ impl SapSolver {
         true
     }
 
+    /// Fast path of a search: when the smallest reduced cost of the free row `root` lies in a free
+    /// column, the shortest augmenting path is that single edge. Assign it, with the same dual
+    /// update as [`Self::augment_from`] (`u[root]` makes the edge tight), and return `true`; else
+    /// change nothing and return `false`. With good prices most rows end here, and this costs two
+    /// contiguous, vectorised passes instead of a search's set-up.
+    fn assign_to_best_if_free<T: Cost, const MAX: bool>(
+        &mut self,
+        cost: &[T],
+        m: usize,
+        root: usize,
+    ) -> bool {
+        let row = &cost[root * m..(root + 1) * m];
+        let v = &self.v[..m];
+        let lowest = min_reduced::<T, MAX>(row, v);
+        if !lowest.is_finite() {
+            return false;
+        }
+        let mut first_at_min = NONE;
+        for (j, (&c, &vj)) in row.iter().zip(v).enumerate() {
+            if signed::<T, MAX>(c) - vj == lowest {
+                if self.row4col[j] == NONE {
+                    self.u[root] = lowest;
+                    self.row4col[j] = root;
+                    self.col4row[root] = j;
+                    return true;
+                }
+                if first_at_min == NONE {
+                    first_at_min = j;
+                }
+            }
+        }
+        false
+    }
+
     /// One Dijkstra search from the free row `root`, dual update, and augmentation.
     ///
     /// The unscanned columns are kept in compact parallel arrays (`t*`): their `v` and
     /// free/assigned status cannot change during a search, so the relaxation loop reads one
-    /// gathered cost and otherwise contiguous memory, and the arg-min is a separate cheap pass.
+    /// gathered cost and otherwise contiguous memory; the arg-min is a separate cheap pass.
     fn augment_from<T: Cost, const MAX: bool>(
         &mut self,
         cost: &[T],
@@ -185,46 +222,9 @@ impl SapSolver {
         let sink = loop {
             let row = &cost[i * m..(i + 1) * m];
             let base = min_val - u[i];
-            // Pass 1: relax every unscanned column through row i and find the smallest label.
-            let mut lowest = f64::INFINITY;
-            for (((&j, &vj), sk), pk) in t_col
-                .iter()
-                .zip(t_v.iter())
-                .zip(t_short.iter_mut())
-                .zip(t_pred.iter_mut())
-            {
-                // SAFETY: every entry of `t_col` is a column index < m = row.len().
-                let c = signed::<T, MAX>(unsafe { *row.get_unchecked(j) });
-                let r = base + c - vj;
-                if r < *sk {
-                    *sk = r;
-                    *pk = i;
-                }
-                if *sk < lowest {
-                    lowest = *sk;
-                }
-            }
-            if !lowest.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "reduced cost matrix",
-                    index: vec![i],
-                    value: lowest,
-                });
-            }
-            // Pass 2: the first column at the minimum, preferring a free one (ends the search).
-            let mut best = NONE;
-            for (k, (&sk, &free)) in t_short.iter().zip(t_free.iter()).enumerate() {
-                if sk == lowest {
-                    if free {
-                        best = k;
-                        break;
-                    }
-                    if best == NONE {
-                        best = k;
-                    }
-                }
-            }
-            if best == NONE {
+            let (lowest, best) =
+                relax_and_pick::<T, MAX>(row, base, i, t_col, t_v, t_short, t_pred, t_free);
+            if best == NONE || !lowest.is_finite() {
                 return Err(Error::NonFinite {
                     what: "reduced cost matrix",
                     index: vec![i],
@@ -269,10 +269,272 @@ impl SapSolver {
 
 /// The entry as the minimisation sees it: negated when maximising.
 #[inline(always)]
-fn signed<T: Cost, const MAX: bool>(c: T) -> f64 {
+pub(super) fn signed<T: Cost, const MAX: bool>(c: T) -> f64 {
     if MAX {
         -c.to_f64()
     } else {
         c.to_f64()
+    }
+}
+
+/// One Dijkstra step over the unscanned columns: relax their labels through row `i` (reduced
+/// cost `base + signed(row[j]) − v_j`, `base = min_val − u_i`), then pick the first column at the
+/// smallest label, preferring a free one. Returns `(smallest label, position)`, position `NONE`
+/// when no label is finite-comparable. On x86-64 with AVX2, `f64` costs take a gather-based
+/// vector path; both paths compute exactly the same values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn relax_and_pick<T: Cost, const MAX: bool>(
+    row: &[T],
+    base: f64,
+    i: usize,
+    t_col: &[usize],
+    t_v: &[f64],
+    t_short: &mut [f64],
+    t_pred: &mut [usize],
+    t_free: &[bool],
+) -> (f64, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
+            let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<f64>(), row.len()) };
+            return unsafe {
+                avx2_search::relax_and_pick::<MAX>(
+                    row, base, i, t_col, t_v, t_short, t_pred, t_free,
+                )
+            };
+        }
+    }
+    let mut lowest = f64::INFINITY;
+    for (((&j, &vj), sk), pk) in t_col
+        .iter()
+        .zip(t_v)
+        .zip(t_short.iter_mut())
+        .zip(t_pred.iter_mut())
+    {
+        let r = base + signed::<T, MAX>(row[j]) - vj;
+        if r < *sk {
+            *sk = r;
+            *pk = i;
+        }
+        if *sk < lowest {
+            lowest = *sk;
+        }
+    }
+    (lowest, first_at(lowest, t_short, t_free))
+}
+
+/// Position of the first label equal to `lowest` whose column is free, else of the first label
+/// equal to `lowest`, else `NONE`.
+#[inline(always)]
+fn first_at(lowest: f64, t_short: &[f64], t_free: &[bool]) -> usize {
+    let mut best = NONE;
+    for (k, (&sk, &free)) in t_short.iter().zip(t_free).enumerate() {
+        if sk == lowest {
+            if free {
+                return k;
+            }
+            if best == NONE {
+                best = k;
+            }
+        }
+    }
+    best
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2_search {
+    use super::{first_at, NONE};
+    use std::arch::x86_64::{
+        _mm256_add_pd, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmp_pd,
+        _mm256_i64gather_pd, _mm256_loadu_pd, _mm256_loadu_si256, _mm256_min_pd,
+        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_storeu_pd, _mm256_storeu_si256, _mm256_sub_pd,
+        _mm256_xor_pd, _CMP_LT_OQ,
+    };
+
+    /// AVX2 version of [`super::relax_and_pick`] for `f64` costs: 4 columns per step, the
+    /// costs fetched with a gather. Same arithmetic, same order per column, same result.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn relax_and_pick<const MAX: bool>(
+        row: &[f64],
+        base: f64,
+        i: usize,
+        t_col: &[usize],
+        t_v: &[f64],
+        t_short: &mut [f64],
+        t_pred: &mut [usize],
+        t_free: &[bool],
+    ) -> (f64, usize) {
+        let len = t_col
+            .len()
+            .min(t_v.len())
+            .min(t_short.len())
+            .min(t_pred.len());
+        let full = len / 4 * 4;
+        let vbase = _mm256_set1_pd(base);
+        let vi = _mm256_set1_epi64x(i as i64);
+        let sign = _mm256_set1_pd(if MAX { -0.0 } else { 0.0 });
+        let mut vlow = _mm256_set1_pd(f64::INFINITY);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 4 <= full <= len of every slice; t_col entries index `row` (< row.len()).
+            let idx = _mm256_loadu_si256(t_col.as_ptr().add(k).cast());
+            let c = _mm256_xor_pd(_mm256_i64gather_pd::<8>(row.as_ptr(), idx), sign);
+            let r = _mm256_sub_pd(
+                _mm256_add_pd(vbase, c),
+                _mm256_loadu_pd(t_v.as_ptr().add(k)),
+            );
+            let old = _mm256_loadu_pd(t_short.as_ptr().add(k));
+            let better = _mm256_cmp_pd::<_CMP_LT_OQ>(r, old);
+            let short = _mm256_blendv_pd(old, r, better);
+            _mm256_storeu_pd(t_short.as_mut_ptr().add(k), short);
+            let pred = _mm256_loadu_si256(t_pred.as_ptr().add(k).cast());
+            let pred = _mm256_castpd_si256(_mm256_blendv_pd(
+                _mm256_castsi256_pd(pred),
+                _mm256_castsi256_pd(vi),
+                better,
+            ));
+            _mm256_storeu_si256(t_pred.as_mut_ptr().add(k).cast(), pred);
+            // `min_pd(a, b)` returns b when a is NaN: keep the running minimum as the second operand.
+            vlow = _mm256_min_pd(short, vlow);
+            k += 4;
+        }
+        let mut lanes = [0.0_f64; 4];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), vlow);
+        let mut lowest = f64::INFINITY;
+        for &l in &lanes {
+            if l < lowest {
+                lowest = l;
+            }
+        }
+        for k in full..len {
+            let c = if MAX { -row[t_col[k]] } else { row[t_col[k]] };
+            let r = base + c - t_v[k];
+            if r < t_short[k] {
+                t_short[k] = r;
+                t_pred[k] = i;
+            }
+            if t_short[k] < lowest {
+                lowest = t_short[k];
+            }
+        }
+        if !lowest.is_finite() {
+            return (lowest, NONE);
+        }
+        (lowest, first_at(lowest, &t_short[..len], t_free))
+    }
+}
+
+/// `min_j (signed(row[j]) − v[j])`, with independent lanes so that it vectorises; an AVX2 build
+/// is chosen at run time on x86-64.
+fn min_reduced<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
+            min_reduced_lanes::<T, MAX>(row, v)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected on this CPU.
+            return unsafe { avx2::<T, MAX>(row, v) };
+        }
+    }
+    min_reduced_lanes::<T, MAX>(row, v)
+}
+
+#[inline(always)]
+fn min_reduced_lanes<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let n = row.len().min(v.len());
+    let full = n / LANES * LANES;
+    let mut lanes = [f64::INFINITY; LANES];
+    for (c, p) in row[..full]
+        .chunks_exact(LANES)
+        .zip(v[..full].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            let d = signed::<T, MAX>(c[l]) - p[l];
+            lanes[l] = if d < lanes[l] { d } else { lanes[l] };
+        }
+    }
+    let mut lowest = f64::INFINITY;
+    for d in lanes
+        .into_iter()
+        .chain((full..n).map(|j| signed::<T, MAX>(row[j]) - v[j]))
+    {
+        if d < lowest {
+            lowest = d;
+        }
+    }
+    lowest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 search step computes exactly what the portable one does.
+    #[test]
+    fn vector_and_scalar_search_steps_agree() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 10_000) as f64 / 100.0 - 50.0
+        };
+        for len in [1_usize, 3, 4, 5, 8, 13, 64, 101] {
+            let m = len + 7;
+            let row: Vec<f64> = (0..m).map(|_| next()).collect();
+            let t_col: Vec<usize> = (0..len).map(|k| (k * 5 + 3) % m).collect();
+            let t_v: Vec<f64> = (0..len).map(|_| next()).collect();
+            let t_free: Vec<bool> = (0..len).map(|k| k % 3 == 0).collect();
+            let mut short: Vec<f64> = (0..len)
+                .map(|k| if k % 4 == 0 { f64::INFINITY } else { next() })
+                .collect();
+            // A tie at the minimum between an assigned and a free column.
+            if len > 2 {
+                short[1] = -1e9;
+                short[len - 1] = -1e9;
+            }
+            let pred: Vec<usize> = vec![7; len];
+            let base = next();
+            let scalar = |max: bool| {
+                let (mut s, mut p) = (short.clone(), pred.clone());
+                let mut lowest = f64::INFINITY;
+                for k in 0..len {
+                    let c = if max { -row[t_col[k]] } else { row[t_col[k]] };
+                    let r = base + c - t_v[k];
+                    if r < s[k] {
+                        s[k] = r;
+                        p[k] = 42;
+                    }
+                    if s[k] < lowest {
+                        lowest = s[k];
+                    }
+                }
+                (lowest, first_at(lowest, &s, &t_free), s, p)
+            };
+            for max in [false, true] {
+                let (mut s, mut p) = (short.clone(), pred.clone());
+                let got = if max {
+                    relax_and_pick::<f64, true>(
+                        &row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free,
+                    )
+                } else {
+                    relax_and_pick::<f64, false>(
+                        &row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free,
+                    )
+                };
+                let want = scalar(max);
+                assert_eq!(got, (want.0, want.1), "len={len} max={max}");
+                assert_eq!(s, want.2);
+                assert_eq!(p, want.3);
+            }
+        }
     }
 }

@@ -1,0 +1,60 @@
+"""The exact solver against scipy on problems large enough for its warm start (n >= 32)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment as scipy_lsa
+
+import semrsm
+
+
+def _objective(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    return float(np.asarray(cost, dtype=np.float64)[rows, cols].sum())
+
+
+def _matrices(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    relu = lambda n, c: np.maximum(rng.normal(size=(n, c)), 0.0)  # noqa: E731
+    return {
+        "uniform-32": rng.random((32, 32)),
+        "uniform-129": rng.random((129, 129)),
+        "ties-64": rng.integers(0, 3, size=(64, 64)).astype(np.float64),
+        "relu-affinity-300": relu(300, 24) @ relu(300, 24).T,
+        "signed-affinity-200": rng.normal(size=(200, 16)) @ rng.normal(size=(200, 16)).T,
+        "rank-one-100": np.outer(rng.random(100), rng.random(100)),
+        "wide-range-80": rng.random((80, 80)) * 10.0 ** rng.integers(-8, 8, size=(80, 80)),
+        "rectangular-90x140": rng.random((90, 140)),
+        "rectangular-140x90": rng.random((140, 90)),
+    }
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_objective_equals_scipy(seed: int, maximize: bool) -> None:
+    for name, cost in _matrices(seed).items():
+        rows, cols = semrsm.linear_sum_assignment(cost, maximize=maximize)
+        r0, c0 = scipy_lsa(cost, maximize=maximize)
+        assert np.array_equal(rows, r0), name
+        assert len(set(cols.tolist())) == len(cols), name
+        ours, theirs = _objective(cost, rows, cols), _objective(cost, r0, c0)
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-300), name
+
+
+def test_real_affinities_equal_scipy() -> None:
+    z = semrsm.load_example()["block10"].astype(np.float64)  # (20, 112, 14, 14): S = 196
+    v = z.reshape(20, 112, 196).transpose(0, 2, 1)
+    v = v - v.mean(axis=0)
+    for i, j in [(0, 10), (3, 7), (5, 15), (12, 19)]:
+        a = v[i] @ v[j].T
+        rows, cols = semrsm.linear_sum_assignment(a, maximize=True)
+        r0, c0 = scipy_lsa(a, maximize=True)
+        assert _objective(a, rows, cols) == pytest.approx(_objective(a, r0, c0), rel=1e-12)
+
+
+def test_float32_matrix_solved_exactly_in_its_own_precision() -> None:
+    rng = np.random.default_rng(5)
+    cost = rng.random((150, 150)).astype(np.float32)
+    rows, cols = semrsm.linear_sum_assignment(cost, maximize=True)
+    r0, c0 = scipy_lsa(cost.astype(np.float64), maximize=True)
+    assert _objective(cost, rows, cols) == pytest.approx(_objective(cost, r0, c0), rel=1e-12)
