@@ -61,20 +61,19 @@ impl Auction {
                 && v.len() == n
                 && u32::try_from(n).is_ok()
         );
-        self.cost.clear();
-        self.cost
-            .extend(cost.iter().map(|&c| super::sap::signed::<T, MAX>(c) as f32));
-        let (lo, hi) = min_max(&self.cost);
-        let range = f64::from(hi) - f64::from(lo);
+        let (lo, hi) = signed_min_max::<T, MAX>(cost);
+        let range = hi - lo;
         // Skip when every assignment is optimal (no range), and when the costs do not fit f32
         // comfortably (prices could overflow): the exact searches then start from v = 0.
-        if !(range > 0.0 && f64::from(lo.abs().max(hi.abs())) < MAX_MAGNITUDE) {
+        if !(range > 0.0 && lo.abs().max(hi.abs()) < MAX_MAGNITUDE) {
             return;
         }
-        // Costs relative to the minimum keep f32 precision where it matters.
-        for c in &mut self.cost {
-            *c -= lo;
-        }
+        // Costs relative to the minimum (subtracted in f64) keep f32 precision where it matters.
+        self.cost.clear();
+        self.cost.extend(
+            cost.iter()
+                .map(|&c| (super::sap::signed::<T, MAX>(c) - lo) as f32),
+        );
         self.prices.clear();
         self.prices.resize(n, 0.0);
         self.candidates.clear();
@@ -148,25 +147,25 @@ impl Auction {
     }
 }
 
-/// Smallest and largest entry, with independent lanes so that the loop vectorises.
-fn min_max(values: &[f32]) -> (f32, f32) {
-    const W: usize = 16;
-    let mut lo = [f32::INFINITY; W];
-    let mut hi = [f32::NEG_INFINITY; W];
-    let chunks = values.chunks_exact(W);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for l in 0..W {
-            lo[l] = lo[l].min(chunk[l]);
-            hi[l] = hi[l].max(chunk[l]);
+/// Smallest and largest `signed(c)`, in one vectorised pass (AVX2 for `f64` on x86-64).
+fn signed_min_max<T: Cost, const MAX: bool>(cost: &[T]) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
+            let cost =
+                unsafe { std::slice::from_raw_parts(cost.as_ptr().cast::<f64>(), cost.len()) };
+            let (lo, hi) = unsafe { avx2::min_max(cost) };
+            return if MAX { (-hi, -lo) } else { (lo, hi) };
         }
     }
-    let lo = lo.iter().chain(tail).fold(f32::INFINITY, |a, &b| a.min(b));
-    let hi = hi
-        .iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    (lo, hi)
+    cost.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
+            let c = super::sap::signed::<T, MAX>(c);
+            (lo.min(c), hi.max(c))
+        })
 }
 
 /// Candidate columns kept per row: the two smallest of each lane.
@@ -187,11 +186,86 @@ type TwoMin = fn(&[f32], &[f32], &mut [u32]) -> Scan;
 fn two_min_kernel() -> TwoMin {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return two_min_avx512;
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             return two_min_avx2;
         }
     }
     two_min_portable
+}
+
+#[cfg(target_arch = "x86_64")]
+fn two_min_avx512(row: &[f32], prices: &[f32], candidates: &mut [u32]) -> Scan {
+    // SAFETY: only selected by `two_min_kernel` after AVX-512F was detected on this CPU.
+    unsafe { avx512::scan(row, prices, candidates) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{merge_lanes, Scan, LANES};
+    use std::arch::x86_64::{
+        _mm512_add_epi32, _mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_mask_blend_epi32,
+        _mm512_mask_blend_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+        _mm512_storeu_ps, _mm512_storeu_si512, _mm512_sub_ps, _CMP_LT_OQ,
+    };
+
+    /// The lane scan with 16-wide AVX-512 vectors; lanes `l` and `l + 8` are then folded into lane
+    /// `l`, keeping the two smallest of their four, so that the result has the 8-lane meaning of
+    /// [`super::two_min_lanes`]: a dropped value is at least the folded runner-up.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scan(row: &[f32], prices: &[f32], candidates: &mut [u32]) -> Scan {
+        const W: usize = 2 * LANES;
+        let n = row.len().min(prices.len());
+        let wide = n / W * W;
+        let mut m1 = _mm512_set1_ps(f32::INFINITY);
+        let mut m2 = m1;
+        let mut i1 = _mm512_set1_epi32(0);
+        let mut i2 = i1;
+        let mut index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let step = _mm512_set1_epi32(W as i32);
+        let mut k = 0;
+        while k < wide {
+            // SAFETY: k + 16 <= wide <= len of both slices.
+            let d = _mm512_sub_ps(
+                _mm512_loadu_ps(row.as_ptr().add(k)),
+                _mm512_loadu_ps(prices.as_ptr().add(k)),
+            );
+            let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m1);
+            let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m2);
+            m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, m2, d), m1);
+            i2 = _mm512_mask_blend_epi32(below1, _mm512_mask_blend_epi32(below2, i2, index), i1);
+            m1 = _mm512_mask_blend_ps(below1, m1, d);
+            i1 = _mm512_mask_blend_epi32(below1, i1, index);
+            index = _mm512_add_epi32(index, step);
+            k += W;
+        }
+        let (mut v1, mut v2, mut j1, mut j2) = ([0.0_f32; W], [0.0_f32; W], [0_u32; W], [0_u32; W]);
+        _mm512_storeu_ps(v1.as_mut_ptr(), m1);
+        _mm512_storeu_ps(v2.as_mut_ptr(), m2);
+        _mm512_storeu_si512(j1.as_mut_ptr().cast(), i1);
+        _mm512_storeu_si512(j2.as_mut_ptr().cast(), i2);
+        let mut lanes = (
+            [f32::INFINITY; LANES],
+            [f32::INFINITY; LANES],
+            [0_u32; LANES],
+            [0_u32; LANES],
+        );
+        for l in 0..LANES {
+            let mut four = [
+                (v1[l], j1[l]),
+                (v2[l], j2[l]),
+                (v1[l + LANES], j1[l + LANES]),
+                (v2[l + LANES], j2[l + LANES]),
+            ];
+            four.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            (lanes.0[l], lanes.2[l]) = four[0];
+            (lanes.1[l], lanes.3[l]) = four[1];
+        }
+        // Columns wide..n go through the scalar tail of `merge_lanes` (into lane 0).
+        merge_lanes(row, prices, wide, lanes, candidates)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -205,9 +279,42 @@ mod avx2 {
     use super::{merge_lanes, Scan, LANES};
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_blendv_ps, _mm256_castps_si256,
-        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_set1_epi32, _mm256_set1_ps,
-        _mm256_setr_epi32, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_ps, _CMP_LT_OQ,
+        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_max_pd,
+        _mm256_min_pd, _mm256_set1_epi32, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32,
+        _mm256_storeu_pd, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_ps, _CMP_LT_OQ,
     };
+
+    /// Smallest and largest entry (NaN-free input) with two 4-lane accumulators.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn min_max(values: &[f64]) -> (f64, f64) {
+        let full = values.len() / 8 * 8;
+        let (mut lo_a, mut lo_b) = (_mm256_set1_pd(f64::INFINITY), _mm256_set1_pd(f64::INFINITY));
+        let (mut hi_a, mut hi_b) = (
+            _mm256_set1_pd(f64::NEG_INFINITY),
+            _mm256_set1_pd(f64::NEG_INFINITY),
+        );
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= values.len().
+            let a = _mm256_loadu_pd(values.as_ptr().add(k));
+            let b = _mm256_loadu_pd(values.as_ptr().add(k + 4));
+            lo_a = _mm256_min_pd(a, lo_a);
+            lo_b = _mm256_min_pd(b, lo_b);
+            hi_a = _mm256_max_pd(a, hi_a);
+            hi_b = _mm256_max_pd(b, hi_b);
+            k += 8;
+        }
+        let (mut lo, mut hi) = ([0.0_f64; 4], [0.0_f64; 4]);
+        _mm256_storeu_pd(lo.as_mut_ptr(), _mm256_min_pd(lo_a, lo_b));
+        _mm256_storeu_pd(hi.as_mut_ptr(), _mm256_max_pd(hi_a, hi_b));
+        values[full..]
+            .iter()
+            .chain(&lo)
+            .chain(&hi)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            })
+    }
 
     #[inline(always)]
     unsafe fn select_i(a: __m256i, b: __m256i, mask: __m256) -> __m256i {
@@ -342,6 +449,21 @@ fn merge_lanes(
 mod tests {
     use super::*;
 
+    /// The vector kernels this CPU can run.
+    fn vector_kernels() -> Vec<(&'static str, TwoMin)> {
+        let mut kernels: Vec<(&'static str, TwoMin)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                kernels.push(("avx2", two_min_avx2));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", two_min_avx512));
+            }
+        }
+        kernels
+    }
+
     #[test]
     fn two_min_matches_a_sort() {
         let mut state = 0x2545_f491_u64;
@@ -351,7 +473,7 @@ mod tests {
             state ^= state << 17;
             (state % 1000) as f32 / 10.0
         };
-        for n in [2, 7, 8, 9, 16, 31, 64, 100] {
+        for n in [2, 7, 8, 9, 16, 17, 31, 32, 33, 64, 100, 1000] {
             let row: Vec<f32> = (0..n).map(|_| next()).collect();
             let prices: Vec<f32> = (0..n).map(|_| next()).collect();
             let d: Vec<f32> = row.iter().zip(&prices).map(|(c, p)| c - p).collect();
@@ -367,12 +489,21 @@ mod tests {
                     assert!(dj >= scan.threshold, "n={n} column {j}");
                 }
             }
-            let mut cand2 = [0_u32; CANDIDATES];
-            let fast = two_min_kernel()(&row, &prices, &mut cand2);
-            assert_eq!(
-                (fast.d1, fast.d2, fast.j1, fast.threshold),
-                (scan.d1, scan.d2, scan.j1, scan.threshold)
-            );
+            for (name, kernel) in vector_kernels() {
+                let mut cand2 = [0_u32; CANDIDATES];
+                let fast = kernel(&row, &prices, &mut cand2);
+                assert_eq!(
+                    (fast.d1, fast.d2, fast.j1),
+                    (scan.d1, scan.d2, scan.j1),
+                    "{name} n={n}"
+                );
+                // Lane layouts differ, so thresholds may too; each must be a valid bound.
+                for (j, &dj) in d.iter().enumerate() {
+                    if !cand2.contains(&(j as u32)) {
+                        assert!(dj >= fast.threshold, "{name} n={n} column {j}");
+                    }
+                }
+            }
         }
     }
 }

@@ -127,10 +127,8 @@ impl SapSolver {
     ) -> bool {
         for (i, row) in cost.chunks_exact(m).enumerate().take(n) {
             // `v` is all zeros here (fresh from `reset`).
-            let lowest = min_reduced::<T, MAX>(row, &self.v[..m]);
-            let found = row.iter().position(|&c| signed::<T, MAX>(c) == lowest);
-            let best = found.unwrap_or(0);
-            if found.is_none() || self.seen[best] {
+            let (lowest, best) = min_reduced::<T, MAX>(row, &self.v[..m]);
+            if !lowest.is_finite() || best >= m || self.seen[best] {
                 for &j in &self.col4row[..i] {
                     self.seen[j] = false;
                 }
@@ -149,8 +147,8 @@ impl SapSolver {
     /// Fast path of a search: when the smallest reduced cost of the free row `root` lies in a free
     /// column, the shortest augmenting path is that single edge. Assign it, with the same dual
     /// update as [`Self::augment_from`] (`u[root]` makes the edge tight), and return `true`; else
-    /// change nothing and return `false`. With good prices most rows end here, and this costs two
-    /// contiguous, vectorised passes instead of a search's set-up.
+    /// change nothing and return `false`. With good prices most rows end here, and this costs one
+    /// contiguous, vectorised pass instead of a search's set-up.
     fn assign_to_best_if_free<T: Cost, const MAX: bool>(
         &mut self,
         cost: &[T],
@@ -158,26 +156,15 @@ impl SapSolver {
         root: usize,
     ) -> bool {
         let row = &cost[root * m..(root + 1) * m];
-        let v = &self.v[..m];
-        let lowest = min_reduced::<T, MAX>(row, v);
-        if !lowest.is_finite() {
+        let (lowest, j) = min_reduced::<T, MAX>(row, &self.v[..m]);
+        if !lowest.is_finite() || j >= m || self.row4col[j] != NONE {
+            // An assigned column at the minimum (or a tie the full search settles): search.
             return false;
         }
-        let mut first_at_min = NONE;
-        for (j, (&c, &vj)) in row.iter().zip(v).enumerate() {
-            if signed::<T, MAX>(c) - vj == lowest {
-                if self.row4col[j] == NONE {
-                    self.u[root] = lowest;
-                    self.row4col[j] = root;
-                    self.col4row[root] = j;
-                    return true;
-                }
-                if first_at_min == NONE {
-                    first_at_min = j;
-                }
-            }
-        }
-        false
+        self.u[root] = lowest;
+        self.row4col[j] = root;
+        self.col4row[root] = j;
+        true
     }
 
     /// One Dijkstra search from the free row `root`, dual update, and augmentation.
@@ -296,16 +283,27 @@ fn relax_and_pick<T: Cost, const MAX: bool>(
 ) -> (f64, usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+            // SAFETY: T is f64 (same type, so the cast is the identity).
             let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<f64>(), row.len()) };
-            return unsafe {
-                avx2_search::relax_and_pick::<MAX>(
-                    row, base, i, t_col, t_v, t_short, t_pred, t_free,
-                )
-            };
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                // SAFETY: AVX-512F/DQ were detected.
+                return unsafe {
+                    avx512_search::relax_and_pick::<MAX>(
+                        row, base, i, t_col, t_v, t_short, t_pred, t_free,
+                    )
+                };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 was detected.
+                return unsafe {
+                    avx2_search::relax_and_pick::<MAX>(
+                        row, base, i, t_col, t_v, t_short, t_pred, t_free,
+                    )
+                };
+            }
         }
     }
     let mut lowest = f64::INFINITY;
@@ -346,14 +344,157 @@ fn first_at(lowest: f64, t_short: &[f64], t_free: &[bool]) -> usize {
 }
 
 #[cfg(target_arch = "x86_64")]
+mod avx512_search {
+    use super::{first_at, NONE};
+    use std::arch::x86_64::{
+        _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_i64gather_pd, _mm512_loadu_epi64,
+        _mm512_loadu_pd, _mm512_mask_blend_epi64, _mm512_mask_blend_pd, _mm512_min_pd,
+        _mm512_set1_epi64, _mm512_set1_pd, _mm512_storeu_epi64, _mm512_storeu_pd, _mm512_sub_pd,
+        _mm512_xor_pd, _CMP_LT_OQ,
+    };
+
+    /// AVX-512 version of [`super::relax_and_pick`] for `f64` costs: 8 columns per step. Same
+    /// arithmetic, same order per column, same result as the portable and AVX2 versions.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) unsafe fn relax_and_pick<const MAX: bool>(
+        row: &[f64],
+        base: f64,
+        i: usize,
+        t_col: &[usize],
+        t_v: &[f64],
+        t_short: &mut [f64],
+        t_pred: &mut [usize],
+        t_free: &[bool],
+    ) -> (f64, usize) {
+        let len = t_col
+            .len()
+            .min(t_v.len())
+            .min(t_short.len())
+            .min(t_pred.len());
+        let full = len / 8 * 8;
+        let vbase = _mm512_set1_pd(base);
+        let vi = _mm512_set1_epi64(i as i64);
+        let sign = _mm512_set1_pd(if MAX { -0.0 } else { 0.0 });
+        let mut vlow = _mm512_set1_pd(f64::INFINITY);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= len of every slice; t_col entries index `row` (< row.len()).
+            let idx = _mm512_loadu_epi64(t_col.as_ptr().add(k).cast());
+            let c = _mm512_xor_pd(_mm512_i64gather_pd::<8>(idx, row.as_ptr()), sign);
+            let r = _mm512_sub_pd(
+                _mm512_add_pd(vbase, c),
+                _mm512_loadu_pd(t_v.as_ptr().add(k)),
+            );
+            let old = _mm512_loadu_pd(t_short.as_ptr().add(k));
+            let better = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r, old);
+            let short = _mm512_mask_blend_pd(better, old, r);
+            _mm512_storeu_pd(t_short.as_mut_ptr().add(k), short);
+            let pred = _mm512_loadu_epi64(t_pred.as_ptr().add(k).cast());
+            _mm512_storeu_epi64(
+                t_pred.as_mut_ptr().add(k).cast(),
+                _mm512_mask_blend_epi64(better, pred, vi),
+            );
+            vlow = _mm512_min_pd(short, vlow);
+            k += 8;
+        }
+        let mut lanes = [0.0_f64; 8];
+        _mm512_storeu_pd(lanes.as_mut_ptr(), vlow);
+        let mut lowest = f64::INFINITY;
+        for &l in &lanes {
+            if l < lowest {
+                lowest = l;
+            }
+        }
+        for k in full..len {
+            let c = if MAX { -row[t_col[k]] } else { row[t_col[k]] };
+            let r = base + c - t_v[k];
+            if r < t_short[k] {
+                t_short[k] = r;
+                t_pred[k] = i;
+            }
+            if t_short[k] < lowest {
+                lowest = t_short[k];
+            }
+        }
+        if !lowest.is_finite() {
+            return (lowest, NONE);
+        }
+        (lowest, first_at(lowest, &t_short[..len], t_free))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 mod avx2_search {
     use super::{first_at, NONE};
     use std::arch::x86_64::{
-        _mm256_add_pd, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmp_pd,
-        _mm256_i64gather_pd, _mm256_loadu_pd, _mm256_loadu_si256, _mm256_min_pd,
-        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_storeu_pd, _mm256_storeu_si256, _mm256_sub_pd,
-        _mm256_xor_pd, _CMP_LT_OQ,
+        _mm256_add_epi64, _mm256_add_pd, _mm256_blendv_pd, _mm256_castpd_si256,
+        _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_i64gather_pd, _mm256_loadu_pd,
+        _mm256_loadu_si256, _mm256_min_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setr_epi64x,
+        _mm256_storeu_pd, _mm256_storeu_si256, _mm256_sub_pd, _mm256_xor_pd, _CMP_LT_OQ,
     };
+
+    /// AVX2 version of [`super::min_reduced`] for `f64` costs: two independent 4-lane
+    /// accumulators of (value, index); the first index at the minimum wins.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn min_reduced<const MAX: bool>(row: &[f64], v: &[f64]) -> (f64, usize) {
+        let n = row.len().min(v.len());
+        let full = n / 8 * 8;
+        let sign = _mm256_set1_pd(if MAX { -0.0 } else { 0.0 });
+        let (mut lo_a, mut lo_b) = (_mm256_set1_pd(f64::INFINITY), _mm256_set1_pd(f64::INFINITY));
+        let (mut ix_a, mut ix_b) = (_mm256_set1_epi64x(-1), _mm256_set1_epi64x(-1));
+        let mut idx_a = _mm256_setr_epi64x(0, 1, 2, 3);
+        let mut idx_b = _mm256_setr_epi64x(4, 5, 6, 7);
+        let step = _mm256_set1_epi64x(8);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= len of both slices.
+            let da = _mm256_sub_pd(
+                _mm256_xor_pd(_mm256_loadu_pd(row.as_ptr().add(k)), sign),
+                _mm256_loadu_pd(v.as_ptr().add(k)),
+            );
+            let db = _mm256_sub_pd(
+                _mm256_xor_pd(_mm256_loadu_pd(row.as_ptr().add(k + 4)), sign),
+                _mm256_loadu_pd(v.as_ptr().add(k + 4)),
+            );
+            let ba = _mm256_cmp_pd::<_CMP_LT_OQ>(da, lo_a);
+            let bb = _mm256_cmp_pd::<_CMP_LT_OQ>(db, lo_b);
+            lo_a = _mm256_blendv_pd(lo_a, da, ba);
+            lo_b = _mm256_blendv_pd(lo_b, db, bb);
+            ix_a = _mm256_castpd_si256(_mm256_blendv_pd(
+                _mm256_castsi256_pd(ix_a),
+                _mm256_castsi256_pd(idx_a),
+                ba,
+            ));
+            ix_b = _mm256_castpd_si256(_mm256_blendv_pd(
+                _mm256_castsi256_pd(ix_b),
+                _mm256_castsi256_pd(idx_b),
+                bb,
+            ));
+            idx_a = _mm256_add_epi64(idx_a, step);
+            idx_b = _mm256_add_epi64(idx_b, step);
+            k += 8;
+        }
+        let (mut vals, mut idxs) = ([0.0_f64; 8], [0_i64; 8]);
+        _mm256_storeu_pd(vals.as_mut_ptr(), lo_a);
+        _mm256_storeu_pd(vals.as_mut_ptr().add(4), lo_b);
+        _mm256_storeu_si256(idxs.as_mut_ptr().cast(), ix_a);
+        _mm256_storeu_si256(idxs.as_mut_ptr().add(4).cast(), ix_b);
+        let mut best = (f64::INFINITY, NONE);
+        for (&d, &j) in vals.iter().zip(&idxs) {
+            if j >= 0 && (d < best.0 || (d == best.0 && (j as usize) < best.1)) {
+                best = (d, j as usize);
+            }
+        }
+        for j in full..n {
+            let c = if MAX { -row[j] } else { row[j] };
+            let d = c - v[j];
+            if d < best.0 {
+                best = (d, j);
+            }
+        }
+        best
+    }
 
     /// AVX2 version of [`super::relax_and_pick`] for `f64` costs: 4 columns per step, the
     /// costs fetched with a gather. Same arithmetic, same order per column, same result.
@@ -429,48 +570,28 @@ mod avx2_search {
     }
 }
 
-/// `min_j (signed(row[j]) − v[j])`, with independent lanes so that it vectorises; an AVX2 build
-/// is chosen at run time on x86-64.
-fn min_reduced<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
+/// `(min_j (signed(row[j]) − v[j]), first j at the minimum)`; `j = usize::MAX` if nothing
+/// compares below infinity. One vectorised pass (AVX2 for `f64` costs on x86-64, chosen at run
+/// time; both paths compute the same values and break ties by the smaller index).
+fn min_reduced<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> (f64, usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
-            min_reduced_lanes::<T, MAX>(row, v)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected on this CPU.
-            return unsafe { avx2::<T, MAX>(row, v) };
-        }
-    }
-    min_reduced_lanes::<T, MAX>(row, v)
-}
-
-#[inline(always)]
-fn min_reduced_lanes<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> f64 {
-    const LANES: usize = 8;
-    let n = row.len().min(v.len());
-    let full = n / LANES * LANES;
-    let mut lanes = [f64::INFINITY; LANES];
-    for (c, p) in row[..full]
-        .chunks_exact(LANES)
-        .zip(v[..full].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            let d = signed::<T, MAX>(c[l]) - p[l];
-            lanes[l] = if d < lanes[l] { d } else { lanes[l] };
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
+            let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<f64>(), row.len()) };
+            return unsafe { avx2_search::min_reduced::<MAX>(row, v) };
         }
     }
-    let mut lowest = f64::INFINITY;
-    for d in lanes
-        .into_iter()
-        .chain((full..n).map(|j| signed::<T, MAX>(row[j]) - v[j]))
-    {
-        if d < lowest {
-            lowest = d;
+    let mut best = (f64::INFINITY, NONE);
+    for (j, (&c, &vj)) in row.iter().zip(v).enumerate() {
+        let d = signed::<T, MAX>(c) - vj;
+        if d < best.0 {
+            best = (d, j);
         }
     }
-    lowest
+    best
 }
 
 #[cfg(test)]
