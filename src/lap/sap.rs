@@ -267,8 +267,8 @@ pub(super) fn signed<T: Cost, const MAX: bool>(c: T) -> f64 {
 /// One Dijkstra step over the unscanned columns: relax their labels through row `i` (reduced
 /// cost `base + signed(row[j]) − v_j`, `base = min_val − u_i`), then pick the first column at the
 /// smallest label, preferring a free one. Returns `(smallest label, position)`, position `NONE`
-/// when no label is finite-comparable. On x86-64 with AVX2, `f64` costs take a gather-based
-/// vector path; both paths compute exactly the same values.
+/// when no label is finite-comparable. On x86-64 with AVX-512 or AVX2, `f64` and `f32` costs take
+/// a gather-based vector path; all paths compute exactly the same values.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn relax_and_pick<T: Cost, const MAX: bool>(
@@ -283,26 +283,18 @@ fn relax_and_pick<T: Cost, const MAX: bool>(
 ) -> (f64, usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
-            // SAFETY: T is f64 (same type, so the cast is the identity).
-            let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<f64>(), row.len()) };
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512dq")
+        if let Some(row) = as_cost::<T, f64>(row) {
+            if let Some(found) =
+                simd::relax_and_pick::<f64, MAX>(row, base, i, t_col, t_v, t_short, t_pred, t_free)
             {
-                // SAFETY: AVX-512F/DQ were detected.
-                return unsafe {
-                    avx512_search::relax_and_pick::<MAX>(
-                        row, base, i, t_col, t_v, t_short, t_pred, t_free,
-                    )
-                };
+                return found;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 was detected.
-                return unsafe {
-                    avx2_search::relax_and_pick::<MAX>(
-                        row, base, i, t_col, t_v, t_short, t_pred, t_free,
-                    )
-                };
+        }
+        if let Some(row) = as_cost::<T, f32>(row) {
+            if let Some(found) =
+                simd::relax_and_pick::<f32, MAX>(row, base, i, t_col, t_v, t_short, t_pred, t_free)
+            {
+                return found;
             }
         }
     }
@@ -343,22 +335,131 @@ fn first_at(lowest: f64, t_short: &[f64], t_free: &[bool]) -> usize {
     best
 }
 
+/// `row` as a slice of `C` when `T` is `C` (the identity cast), else `None`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn as_cost<T: Cost, C: Cost>(row: &[T]) -> Option<&[C]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<C>())
+        // SAFETY: T and C are the same type.
+        .then(|| unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<C>(), row.len()) })
+}
+
+/// Cost types the vector kernels can load: `f64` directly, `f32` widened to `f64` (exact).
+#[cfg(target_arch = "x86_64")]
+pub(super) trait VecCost: Cost {
+    /// Four entries at 64-bit indices, as `f64` (AVX2).
+    unsafe fn gather4(
+        base: *const Self,
+        idx: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256d;
+    /// Four consecutive entries, as `f64` (AVX2).
+    unsafe fn load4(ptr: *const Self) -> std::arch::x86_64::__m256d;
+    /// Eight entries at 64-bit indices, as `f64` (AVX-512F).
+    unsafe fn gather8(
+        base: *const Self,
+        idx: std::arch::x86_64::__m512i,
+    ) -> std::arch::x86_64::__m512d;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl VecCost for f64 {
+    #[inline(always)]
+    unsafe fn gather4(
+        base: *const f64,
+        idx: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_i64gather_pd::<8>(base, idx)
+    }
+    #[inline(always)]
+    unsafe fn load4(ptr: *const f64) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_loadu_pd(ptr)
+    }
+    #[inline(always)]
+    unsafe fn gather8(
+        base: *const f64,
+        idx: std::arch::x86_64::__m512i,
+    ) -> std::arch::x86_64::__m512d {
+        std::arch::x86_64::_mm512_i64gather_pd::<8>(idx, base)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl VecCost for f32 {
+    #[inline(always)]
+    unsafe fn gather4(
+        base: *const f32,
+        idx: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_cvtps_pd(std::arch::x86_64::_mm256_i64gather_ps::<4>(base, idx))
+    }
+    #[inline(always)]
+    unsafe fn load4(ptr: *const f32) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_cvtps_pd(std::arch::x86_64::_mm_loadu_ps(ptr))
+    }
+    #[inline(always)]
+    unsafe fn gather8(
+        base: *const f32,
+        idx: std::arch::x86_64::__m512i,
+    ) -> std::arch::x86_64::__m512d {
+        std::arch::x86_64::_mm512_cvtps_pd(std::arch::x86_64::_mm512_i64gather_ps::<4>(idx, base))
+    }
+}
+
+/// Run-time choice of the vector Dijkstra step; `None` when the CPU has neither AVX-512 nor AVX2.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{avx2_search, avx512_search, VecCost};
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn relax_and_pick<C: VecCost, const MAX: bool>(
+        row: &[C],
+        base: f64,
+        i: usize,
+        t_col: &[usize],
+        t_v: &[f64],
+        t_short: &mut [f64],
+        t_pred: &mut [usize],
+        t_free: &[bool],
+    ) -> Option<(f64, usize)> {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: AVX-512F/DQ were detected.
+            return Some(unsafe {
+                avx512_search::relax_and_pick::<C, MAX>(
+                    row, base, i, t_col, t_v, t_short, t_pred, t_free,
+                )
+            });
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected.
+            return Some(unsafe {
+                avx2_search::relax_and_pick::<C, MAX>(
+                    row, base, i, t_col, t_v, t_short, t_pred, t_free,
+                )
+            });
+        }
+        None
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512_search {
-    use super::{first_at, NONE};
+    use super::{first_at, signed, VecCost, NONE};
     use std::arch::x86_64::{
-        _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_i64gather_pd, _mm512_loadu_epi64,
-        _mm512_loadu_pd, _mm512_mask_blend_epi64, _mm512_mask_blend_pd, _mm512_min_pd,
-        _mm512_set1_epi64, _mm512_set1_pd, _mm512_storeu_epi64, _mm512_storeu_pd, _mm512_sub_pd,
-        _mm512_xor_pd, _CMP_LT_OQ,
+        _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_loadu_epi64, _mm512_loadu_pd,
+        _mm512_mask_blend_epi64, _mm512_mask_blend_pd, _mm512_min_pd, _mm512_set1_epi64,
+        _mm512_set1_pd, _mm512_storeu_epi64, _mm512_storeu_pd, _mm512_sub_pd, _mm512_xor_pd,
+        _CMP_LT_OQ,
     };
 
     /// AVX-512 version of [`super::relax_and_pick`] for `f64` costs: 8 columns per step. Same
     /// arithmetic, same order per column, same result as the portable and AVX2 versions.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub(super) unsafe fn relax_and_pick<const MAX: bool>(
-        row: &[f64],
+    pub(super) unsafe fn relax_and_pick<C: VecCost, const MAX: bool>(
+        row: &[C],
         base: f64,
         i: usize,
         t_col: &[usize],
@@ -381,7 +482,7 @@ mod avx512_search {
         while k < full {
             // SAFETY: k + 8 <= full <= len of every slice; t_col entries index `row` (< row.len()).
             let idx = _mm512_loadu_epi64(t_col.as_ptr().add(k).cast());
-            let c = _mm512_xor_pd(_mm512_i64gather_pd::<8>(idx, row.as_ptr()), sign);
+            let c = _mm512_xor_pd(C::gather8(row.as_ptr(), idx), sign);
             let r = _mm512_sub_pd(
                 _mm512_add_pd(vbase, c),
                 _mm512_loadu_pd(t_v.as_ptr().add(k)),
@@ -407,7 +508,7 @@ mod avx512_search {
             }
         }
         for k in full..len {
-            let c = if MAX { -row[t_col[k]] } else { row[t_col[k]] };
+            let c = signed::<C, MAX>(row[t_col[k]]);
             let r = base + c - t_v[k];
             if r < t_short[k] {
                 t_short[k] = r;
@@ -426,18 +527,21 @@ mod avx512_search {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2_search {
-    use super::{first_at, NONE};
+    use super::{first_at, signed, VecCost, NONE};
     use std::arch::x86_64::{
         _mm256_add_epi64, _mm256_add_pd, _mm256_blendv_pd, _mm256_castpd_si256,
-        _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_i64gather_pd, _mm256_loadu_pd,
-        _mm256_loadu_si256, _mm256_min_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setr_epi64x,
-        _mm256_storeu_pd, _mm256_storeu_si256, _mm256_sub_pd, _mm256_xor_pd, _CMP_LT_OQ,
+        _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_loadu_si256, _mm256_min_pd,
+        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setr_epi64x, _mm256_storeu_pd,
+        _mm256_storeu_si256, _mm256_sub_pd, _mm256_xor_pd, _CMP_LT_OQ,
     };
 
     /// AVX2 version of [`super::min_reduced`] for `f64` costs: two independent 4-lane
     /// accumulators of (value, index); the first index at the minimum wins.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn min_reduced<const MAX: bool>(row: &[f64], v: &[f64]) -> (f64, usize) {
+    pub(super) unsafe fn min_reduced<C: VecCost, const MAX: bool>(
+        row: &[C],
+        v: &[f64],
+    ) -> (f64, usize) {
         let n = row.len().min(v.len());
         let full = n / 8 * 8;
         let sign = _mm256_set1_pd(if MAX { -0.0 } else { 0.0 });
@@ -450,11 +554,11 @@ mod avx2_search {
         while k < full {
             // SAFETY: k + 8 <= full <= len of both slices.
             let da = _mm256_sub_pd(
-                _mm256_xor_pd(_mm256_loadu_pd(row.as_ptr().add(k)), sign),
+                _mm256_xor_pd(C::load4(row.as_ptr().add(k)), sign),
                 _mm256_loadu_pd(v.as_ptr().add(k)),
             );
             let db = _mm256_sub_pd(
-                _mm256_xor_pd(_mm256_loadu_pd(row.as_ptr().add(k + 4)), sign),
+                _mm256_xor_pd(C::load4(row.as_ptr().add(k + 4)), sign),
                 _mm256_loadu_pd(v.as_ptr().add(k + 4)),
             );
             let ba = _mm256_cmp_pd::<_CMP_LT_OQ>(da, lo_a);
@@ -487,8 +591,7 @@ mod avx2_search {
             }
         }
         for j in full..n {
-            let c = if MAX { -row[j] } else { row[j] };
-            let d = c - v[j];
+            let d = signed::<C, MAX>(row[j]) - v[j];
             if d < best.0 {
                 best = (d, j);
             }
@@ -500,8 +603,8 @@ mod avx2_search {
     /// costs fetched with a gather. Same arithmetic, same order per column, same result.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn relax_and_pick<const MAX: bool>(
-        row: &[f64],
+    pub(super) unsafe fn relax_and_pick<C: VecCost, const MAX: bool>(
+        row: &[C],
         base: f64,
         i: usize,
         t_col: &[usize],
@@ -524,7 +627,7 @@ mod avx2_search {
         while k < full {
             // SAFETY: k + 4 <= full <= len of every slice; t_col entries index `row` (< row.len()).
             let idx = _mm256_loadu_si256(t_col.as_ptr().add(k).cast());
-            let c = _mm256_xor_pd(_mm256_i64gather_pd::<8>(row.as_ptr(), idx), sign);
+            let c = _mm256_xor_pd(C::gather4(row.as_ptr(), idx), sign);
             let r = _mm256_sub_pd(
                 _mm256_add_pd(vbase, c),
                 _mm256_loadu_pd(t_v.as_ptr().add(k)),
@@ -553,7 +656,7 @@ mod avx2_search {
             }
         }
         for k in full..len {
-            let c = if MAX { -row[t_col[k]] } else { row[t_col[k]] };
+            let c = signed::<C, MAX>(row[t_col[k]]);
             let r = base + c - t_v[k];
             if r < t_short[k] {
                 t_short[k] = r;
@@ -571,17 +674,19 @@ mod avx2_search {
 }
 
 /// `(min_j (signed(row[j]) − v[j]), first j at the minimum)`; `j = usize::MAX` if nothing
-/// compares below infinity. One vectorised pass (AVX2 for `f64` costs on x86-64, chosen at run
-/// time; both paths compute the same values and break ties by the smaller index).
+/// compares below infinity. One vectorised pass (AVX2 for `f64`/`f32` costs on x86-64, chosen at
+/// run time; both paths compute the same values and break ties by the smaller index).
 fn min_reduced<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> (f64, usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
-            let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<f64>(), row.len()) };
-            return unsafe { avx2_search::min_reduced::<MAX>(row, v) };
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY (both calls): AVX2 was detected.
+            if let Some(row) = as_cost::<T, f64>(row) {
+                return unsafe { avx2_search::min_reduced::<f64, MAX>(row, v) };
+            }
+            if let Some(row) = as_cost::<T, f32>(row) {
+                return unsafe { avx2_search::min_reduced::<f32, MAX>(row, v) };
+            }
         }
     }
     let mut best = (f64::INFINITY, NONE);
@@ -598,64 +703,132 @@ fn min_reduced<T: Cost, const MAX: bool>(row: &[T], v: &[f64]) -> (f64, usize) {
 mod tests {
     use super::*;
 
-    /// The AVX2 search step computes exactly what the portable one does.
-    #[test]
-    fn vector_and_scalar_search_steps_agree() {
+    type Step<C> = unsafe fn(
+        &[C],
+        f64,
+        usize,
+        &[usize],
+        &[f64],
+        &mut [f64],
+        &mut [usize],
+        &[bool],
+    ) -> (f64, usize);
+
+    /// The vector search steps this CPU can run, for costs of type `C`.
+    #[cfg(target_arch = "x86_64")]
+    fn vector_steps<C: VecCost, const MAX: bool>() -> Vec<(&'static str, Step<C>)> {
+        let mut steps: Vec<(&'static str, Step<C>)> = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx2") {
+            steps.push(("avx2", avx2_search::relax_and_pick::<C, MAX>));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            steps.push(("avx512", avx512_search::relax_and_pick::<C, MAX>));
+        }
+        steps
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scalar_step<C: Cost, const MAX: bool>(
+        row: &[C],
+        base: f64,
+        i: usize,
+        t_col: &[usize],
+        t_v: &[f64],
+        short: &mut [f64],
+        pred: &mut [usize],
+        t_free: &[bool],
+    ) -> (f64, usize) {
+        let mut lowest = f64::INFINITY;
+        for k in 0..t_col.len() {
+            let r = base + signed::<C, MAX>(row[t_col[k]]) - t_v[k];
+            if r < short[k] {
+                short[k] = r;
+                pred[k] = i;
+            }
+            if short[k] < lowest {
+                lowest = short[k];
+            }
+        }
+        if !lowest.is_finite() {
+            return (lowest, NONE);
+        }
+        (lowest, first_at(lowest, short, t_free))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn check_steps<C: VecCost + From<i16>, const MAX: bool>() {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            (state % 10_000) as f64 / 100.0 - 50.0
+            (state % 20_000) as i16 - 10_000
         };
-        for len in [1_usize, 3, 4, 5, 8, 13, 64, 101] {
+        for len in [1_usize, 3, 4, 5, 8, 9, 13, 16, 64, 101] {
             let m = len + 7;
-            let row: Vec<f64> = (0..m).map(|_| next()).collect();
+            let row: Vec<C> = (0..m).map(|_| C::from(next())).collect();
             let t_col: Vec<usize> = (0..len).map(|k| (k * 5 + 3) % m).collect();
-            let t_v: Vec<f64> = (0..len).map(|_| next()).collect();
+            let t_v: Vec<f64> = (0..len).map(|_| f64::from(next()) / 7.0).collect();
             let t_free: Vec<bool> = (0..len).map(|k| k % 3 == 0).collect();
             let mut short: Vec<f64> = (0..len)
-                .map(|k| if k % 4 == 0 { f64::INFINITY } else { next() })
+                .map(|k| {
+                    if k % 4 == 0 {
+                        f64::INFINITY
+                    } else {
+                        f64::from(next()) / 3.0
+                    }
+                })
                 .collect();
             // A tie at the minimum between an assigned and a free column.
             if len > 2 {
                 short[1] = -1e9;
                 short[len - 1] = -1e9;
             }
-            let pred: Vec<usize> = vec![7; len];
-            let base = next();
-            let scalar = |max: bool| {
+            let pred = vec![7_usize; len];
+            let base = f64::from(next()) / 11.0;
+            let (mut s0, mut p0) = (short.clone(), pred.clone());
+            let want =
+                scalar_step::<C, MAX>(&row, base, 42, &t_col, &t_v, &mut s0, &mut p0, &t_free);
+            for (name, step) in vector_steps::<C, MAX>() {
                 let (mut s, mut p) = (short.clone(), pred.clone());
-                let mut lowest = f64::INFINITY;
-                for k in 0..len {
-                    let c = if max { -row[t_col[k]] } else { row[t_col[k]] };
-                    let r = base + c - t_v[k];
-                    if r < s[k] {
-                        s[k] = r;
-                        p[k] = 42;
-                    }
-                    if s[k] < lowest {
-                        lowest = s[k];
-                    }
-                }
-                (lowest, first_at(lowest, &s, &t_free), s, p)
-            };
-            for max in [false, true] {
-                let (mut s, mut p) = (short.clone(), pred.clone());
-                let got = if max {
-                    relax_and_pick::<f64, true>(
-                        &row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free,
-                    )
-                } else {
-                    relax_and_pick::<f64, false>(
-                        &row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free,
-                    )
-                };
-                let want = scalar(max);
-                assert_eq!(got, (want.0, want.1), "len={len} max={max}");
-                assert_eq!(s, want.2);
-                assert_eq!(p, want.3);
+                // SAFETY: `vector_steps` lists only kernels whose features were detected.
+                let got = unsafe { step(&row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free) };
+                assert_eq!(got, want, "{name} len={len} max={MAX}");
+                assert_eq!(s, s0, "{name} len={len}");
+                assert_eq!(p, p0, "{name} len={len}");
             }
+            // And the dispatched entry points.
+            let (mut s, mut p) = (short.clone(), pred.clone());
+            assert_eq!(
+                relax_and_pick::<C, MAX>(&row, base, 42, &t_col, &t_v, &mut s, &mut p, &t_free),
+                want
+            );
+            let v: Vec<f64> = (0..m).map(|_| f64::from(next()) / 5.0).collect();
+            let mut best = (f64::INFINITY, NONE);
+            for j in 0..m {
+                let d = signed::<C, MAX>(row[j]) - v[j];
+                if d < best.0 {
+                    best = (d, j);
+                }
+            }
+            assert_eq!(
+                min_reduced::<C, MAX>(&row, &v),
+                best,
+                "min_reduced len={len}"
+            );
         }
+    }
+
+    /// Every vector search step (AVX2, AVX-512; f64 and f32 costs) computes exactly what the
+    /// portable one does.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_and_scalar_search_steps_agree() {
+        check_steps::<f64, false>();
+        check_steps::<f64, true>();
+        check_steps::<f32, false>();
+        check_steps::<f32, true>();
     }
 }
