@@ -5,7 +5,7 @@ Affinities A = x_i x_jᵀ (S × S) come from the shared EfficientNet-Lite0 fixtu
 over the 16 crops as ``semrsm.build`` does). Every solver gets the same float64 matrices in the same
 run, maximises (lapx and OR-Tools minimise ``-A``), and runs single-threaded in this process.
 semrsm and lapx must reach scipy's objective to rel. 1e-12; OR-Tools works on integer costs
-(``-A`` scaled to ±1e12 and rounded), so its objective is reported as a relative deviation.
+(``-A`` scaled to ±min(1e12, 2⁶⁰/(n+1)²) and rounded), so its objective is reported as a relative deviation.
 
     python benches/bench_lap.py                                   # S = 256 and 1024
     python benches/bench_lap.py --sizes 256 1024 4096 --pairs 3 --output docs/benchmarks.md
@@ -62,7 +62,10 @@ def solvers() -> dict[str, Solver]:
 
         def ortools_solve(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             n = a.shape[0]
-            scale = 1e12 / max(float(np.abs(a).max()), 1e-300)
+            # Largest integer costs OR-Tools accepts without reporting a possible overflow: it
+            # scales costs by about (n + 1) internally and sums n of them.
+            limit = min(1e12, 2.0**60 / (n + 1) ** 2)
+            scale = limit / max(float(np.abs(a).max()), 1e-300)
             costs = np.rint(-a * scale).astype(np.int64).ravel()
             solver = ortools_lsa.SimpleLinearSumAssignment()
             starts = np.repeat(np.arange(n, dtype=np.int64), n)
