@@ -406,6 +406,50 @@ impl VecCost for f32 {
 }
 
 /// Run-time choice of the vector Dijkstra step; `None` when the CPU has neither AVX-512 nor AVX2.
+/// Common end of the vector search steps: merge the lanes' minima, relax the columns `full..` that
+/// did not fill a vector with the portable arithmetic, and pick the column as [`first_at`] does.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_step<C: Cost, const MAX: bool>(
+    lanes: &[f64],
+    full: usize,
+    row: &[C],
+    base: f64,
+    i: usize,
+    t_col: &[usize],
+    t_v: &[f64],
+    t_short: &mut [f64],
+    t_pred: &mut [usize],
+    t_free: &[bool],
+) -> (f64, usize) {
+    let len = t_col
+        .len()
+        .min(t_v.len())
+        .min(t_short.len())
+        .min(t_pred.len());
+    let mut lowest = f64::INFINITY;
+    for &l in lanes {
+        if l < lowest {
+            lowest = l;
+        }
+    }
+    for k in full..len {
+        let r = base + signed::<C, MAX>(row[t_col[k]]) - t_v[k];
+        if r < t_short[k] {
+            t_short[k] = r;
+            t_pred[k] = i;
+        }
+        if t_short[k] < lowest {
+            lowest = t_short[k];
+        }
+    }
+    if !lowest.is_finite() {
+        return (lowest, NONE);
+    }
+    (lowest, first_at(lowest, &t_short[..len], t_free))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{avx2_search, avx512_search, VecCost};
@@ -446,7 +490,7 @@ mod simd {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_search {
-    use super::{first_at, signed, VecCost, NONE};
+    use super::VecCost;
     use std::arch::x86_64::{
         _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_loadu_epi64, _mm512_loadu_pd,
         _mm512_mask_blend_epi64, _mm512_mask_blend_pd, _mm512_min_pd, _mm512_set1_epi64,
@@ -501,33 +545,15 @@ mod avx512_search {
         }
         let mut lanes = [0.0_f64; 8];
         _mm512_storeu_pd(lanes.as_mut_ptr(), vlow);
-        let mut lowest = f64::INFINITY;
-        for &l in &lanes {
-            if l < lowest {
-                lowest = l;
-            }
-        }
-        for k in full..len {
-            let c = signed::<C, MAX>(row[t_col[k]]);
-            let r = base + c - t_v[k];
-            if r < t_short[k] {
-                t_short[k] = r;
-                t_pred[k] = i;
-            }
-            if t_short[k] < lowest {
-                lowest = t_short[k];
-            }
-        }
-        if !lowest.is_finite() {
-            return (lowest, NONE);
-        }
-        (lowest, first_at(lowest, &t_short[..len], t_free))
+        super::finish_step::<C, MAX>(
+            &lanes, full, row, base, i, t_col, t_v, t_short, t_pred, t_free,
+        )
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2_search {
-    use super::{first_at, signed, VecCost, NONE};
+    use super::{signed, VecCost, NONE};
     use std::arch::x86_64::{
         _mm256_add_epi64, _mm256_add_pd, _mm256_blendv_pd, _mm256_castpd_si256,
         _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_loadu_si256, _mm256_min_pd,
@@ -649,27 +675,9 @@ mod avx2_search {
         }
         let mut lanes = [0.0_f64; 4];
         _mm256_storeu_pd(lanes.as_mut_ptr(), vlow);
-        let mut lowest = f64::INFINITY;
-        for &l in &lanes {
-            if l < lowest {
-                lowest = l;
-            }
-        }
-        for k in full..len {
-            let c = signed::<C, MAX>(row[t_col[k]]);
-            let r = base + c - t_v[k];
-            if r < t_short[k] {
-                t_short[k] = r;
-                t_pred[k] = i;
-            }
-            if t_short[k] < lowest {
-                lowest = t_short[k];
-            }
-        }
-        if !lowest.is_finite() {
-            return (lowest, NONE);
-        }
-        (lowest, first_at(lowest, &t_short[..len], t_free))
+        super::finish_step::<C, MAX>(
+            &lanes, full, row, base, i, t_col, t_v, t_short, t_pred, t_free,
+        )
     }
 }
 
