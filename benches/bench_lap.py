@@ -26,20 +26,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from _fixtures import FIXTURE, data_dir
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
 
 LAYERS = {256: "block10", 1024: "block4", 4096: "block2"}
 Solver = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def data_dir() -> Path:
-    env = os.environ.get("SEMRSM_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (path / "effnet_lite0_s64_to_s4096.npz").exists():
-        sys.exit(f"fixtures not found in {path}: set SEMRSM_DATA to the folder holding effnet_lite0_s64_to_s4096.npz")
-    return path
 
 
 def solvers() -> dict[str, Solver]:
@@ -119,7 +112,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="also append the table to this Markdown file")
     args = parser.parse_args()
 
-    fixtures = np.load(data_dir() / "effnet_lite0_s64_to_s4096.npz")
+    fixtures = np.load(data_dir() / FIXTURE)
     available = solvers()
     peers = [name for name in ("scipy", "lapx", "OR-Tools") if name in available]
     rows = []

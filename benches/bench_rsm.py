@@ -21,17 +21,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _fixtures import FIXTURE, data_dir
 
 LAYERS = {256: "block10", 1024: "block4", 4096: "block2"}
 _V: np.ndarray  # centred samples (N, S, C), set in the workers by fork
-
-
-def data_dir() -> Path:
-    env = os.environ.get("SEMRSM_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (path / "effnet_lite0_s64_to_s4096.npz").exists():
-        sys.exit(f"fixtures not found in {path}: set SEMRSM_DATA to the folder holding effnet_lite0_s64_to_s4096.npz")
-    return path
 
 
 def _init(v: np.ndarray) -> None:
@@ -70,7 +63,7 @@ def main() -> None:
         os.environ[var] = "1"
     import semrsm
 
-    fixtures = np.load(data_dir() / "effnet_lite0_s64_to_s4096.npz")
+    fixtures = np.load(data_dir() / FIXTURE)
     rows = []
     for size in args.sizes:
         z = fixtures[LAYERS[size]][: args.samples].astype(np.float64)

@@ -9,7 +9,8 @@
 //! permutations); kernels (linear, cosine, RBF) and CKA are derived from `G` in Python.
 //!
 //! - [`lap`]: exact linear sum assignment solvers.
-//! - [`matching`]: how two samples are matched (`none`, `exact`).
+//! - [`matching`]: how two samples are matched (`none`, `exact`, the paper's `greedy`,
+//!   `topk_greedy`, `batch_optimal`, and the certified `auction`), and certified upper bounds.
 //! - [`rsm`]: the parallel pairwise fill of `G`.
 //! - [`error`]: the error type.
 //!

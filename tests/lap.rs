@@ -8,47 +8,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use semrsm::lap::{linear_sum_assignment, Assignment, SapSolver, Sense, MAX_ABS_COST};
 use semrsm::Error;
 
-/// Best objective over all injective maps rows → columns (n ≤ m ≤ 8), by enumeration.
-fn brute_force(cost: &Array2<f64>, sense: Sense) -> f64 {
-    fn rec(
-        cost: &Array2<f64>,
-        row: usize,
-        used: &mut Vec<bool>,
-        acc: f64,
-        best: &mut f64,
-        sense: Sense,
-    ) {
-        if row == cost.nrows() {
-            let better = match sense {
-                Sense::Minimize => acc < *best,
-                Sense::Maximize => acc > *best,
-            };
-            if better {
-                *best = acc;
-            }
-            return;
-        }
-        for j in 0..cost.ncols() {
-            if !used[j] {
-                used[j] = true;
-                rec(cost, row + 1, used, acc + cost[[row, j]], best, sense);
-                used[j] = false;
-            }
-        }
-    }
-    let (c, transposed) = if cost.nrows() > cost.ncols() {
-        (cost.t().to_owned(), true)
-    } else {
-        (cost.clone(), false)
-    };
-    let _ = transposed;
-    let mut best = match sense {
-        Sense::Minimize => f64::INFINITY,
-        Sense::Maximize => f64::NEG_INFINITY,
-    };
-    rec(&c, 0, &mut vec![false; c.ncols()], 0.0, &mut best, sense);
-    best
-}
+mod common;
+use common::brute_force;
 
 /// The assignment is a valid injective map in scipy's format and its objective is its sum.
 fn assert_valid(cost: &Array2<f64>, a: &Assignment) {

@@ -9,6 +9,8 @@ use semrsm::matching::Matcher;
 use semrsm::rsm::{gram, GramOptions};
 use semrsm::Error;
 
+mod common;
+
 fn random(n: usize, s: usize, c: usize, seed: u64) -> Array3<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     Array3::from_shape_fn((n, s, c), |_| rng.random::<f64>() * 2.0 - 1.0)
@@ -19,6 +21,7 @@ fn opts(matcher: Matcher, threads: Option<usize>) -> GramOptions {
         matcher,
         threads,
         return_permutations: false,
+        return_bound: false,
     }
 }
 
@@ -28,23 +31,7 @@ fn no_cancel() -> AtomicBool {
 
 /// max over all permutations of Σ_s <x_s, y_perm(s)>, by enumeration (S ≤ 7).
 fn brute_force(x: &ndarray::ArrayView2<f64>, y: &ndarray::ArrayView2<f64>) -> f64 {
-    fn rec(a: &ndarray::Array2<f64>, row: usize, used: &mut [bool], acc: f64, best: &mut f64) {
-        if row == a.nrows() {
-            *best = best.max(acc);
-            return;
-        }
-        for j in 0..a.ncols() {
-            if !used[j] {
-                used[j] = true;
-                rec(a, row + 1, used, acc + a[[row, j]], best);
-                used[j] = false;
-            }
-        }
-    }
-    let a = x.dot(&y.t());
-    let mut best = f64::NEG_INFINITY;
-    rec(&a, 0, &mut vec![false; a.ncols()], 0.0, &mut best);
-    best
+    common::brute_force(&x.dot(&y.t()), semrsm::lap::Sense::Maximize)
 }
 
 #[test]
@@ -154,6 +141,7 @@ fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
         matcher: Matcher::Exact,
         threads: None,
         return_permutations: true,
+        return_bound: false,
     };
     let out = gram(x.view(), None, &options, &no_cancel()).unwrap();
     let perm = out.permutations.unwrap();
@@ -257,6 +245,7 @@ fn invalid_inputs_are_errors() {
         matcher: Matcher::Exact,
         threads: None,
         return_permutations: true,
+        return_bound: false,
     };
     let big = Array3::<f32>::zeros((2000, 300, 1));
     assert!(matches!(

@@ -6,12 +6,15 @@ position by position. Main entry point::
 
     import semrsm
     K = semrsm.build(z, kernel="rbf", matcher="exact")   # z: (N, C, H, W) or (N, S, C)
+    K = semrsm.build(z, matcher="batch_optimal", b=512)  # the paper's approximation
+    G, bound = semrsm.gram(z, matcher="auction", return_bound=True)  # certified approximation
 
-See :func:`build`, :func:`gram`, :mod:`semrsm.kernels`, :func:`cka`.
+See :func:`build`, :func:`gram`, :func:`match_affinity`, :func:`certified_gap`,
+:mod:`semrsm.kernels`, :func:`cka`.
 """
 
 from . import kernels
-from ._api import MATCHERS, PRECISIONS, build, gram
+from ._api import MATCHERS, PRECISIONS, build, certified_gap, gram, match_affinity
 from ._core import __version__
 from ._example import load_example
 from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
@@ -23,6 +26,8 @@ __all__ = [
     "__version__",
     "build",
     "gram",
+    "match_affinity",
+    "certified_gap",
     "kernels",
     "center_gram",
     "hsic",

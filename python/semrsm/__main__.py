@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__, build
 from ._example import load_example
-from ._errors import SemrsmError
+from ._errors import OptionError, SemrsmError
 from ._validation import LAYOUTS
 from .kernels import KERNELS
 
@@ -68,6 +68,7 @@ def demo(kernel: str, threads: Optional[int]) -> None:
 def build_command(args: argparse.Namespace) -> None:
     x = _load(args.input, args.key)
     y = None if args.y is None else _load(args.y, args.key)
+    options = _matcher_options(args.matcher_option)
     start = time.perf_counter()
     K = build(
         x,
@@ -78,9 +79,25 @@ def build_command(args: argparse.Namespace) -> None:
         center=not args.no_center,
         sigma=args.sigma,
         threads=args.threads,
+        **options,
     )
     np.save(args.output, K)
-    print(f"wrote {args.output}: {K.shape} {args.kernel} RSM ({args.matcher}) in {time.perf_counter() - start:.2f} s")
+    described = args.matcher + "".join(f" {k}={v}" for k, v in options.items())
+    print(f"wrote {args.output}: {K.shape} {args.kernel} RSM ({described}) in {time.perf_counter() - start:.2f} s")
+
+
+def _matcher_options(pairs: Sequence[str]) -> dict[str, int]:
+    """``["b=512"]`` -> ``{"b": 512}``; a malformed pair raises :class:`OptionError`."""
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            options[name.strip()] = int(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise OptionError(f"matcher options are NAME=INTEGER (e.g. -O b=512), got {pair!r}")
+    return options
 
 
 def _load(path: str, key: Optional[str]) -> np.ndarray:
@@ -112,7 +129,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_build.add_argument("--y", default=None, help="second set of representations (rectangular RSM)")
     p_build.add_argument("--key", default=None, help="array name inside .npz inputs")
     p_build.add_argument("--kernel", choices=KERNELS, default="linear")
-    p_build.add_argument("--matcher", default="exact")
+    p_build.add_argument("--matcher", default="exact", help="exact (default), none, greedy, topk_greedy, batch_optimal, auction")
+    p_build.add_argument(
+        "-O",
+        "--matcher-option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="matcher option, repeatable: -O b=512 (batch_optimal), -O k=128 (topk_greedy), -O gap_ppm=1000 (auction)",
+    )
     p_build.add_argument("--layout", choices=LAYOUTS, default="auto")
     p_build.add_argument("--no-center", action="store_true", help="do not subtract the mean representation")
     p_build.add_argument("--sigma", type=float, default=None, help="RBF bandwidth (default: median distance)")

@@ -1,4 +1,4 @@
-"""``semrsm.build`` and ``semrsm.gram``: from representations to RSMs."""
+"""``semrsm.build``, ``semrsm.gram`` and ``semrsm.match_affinity``: from representations to RSMs."""
 
 from __future__ import annotations
 
@@ -7,19 +7,27 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core, kernels
-from ._errors import NonFiniteError, OptionError
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
 from ._validation import (
+    as_real_array,
     as_samples,
+    check_finite,
     center as _center,
     check_compatible,
     check_matcher_options,
     check_threads,
 )
 
-__all__ = ["build", "gram", "MATCHERS", "PRECISIONS"]
+__all__ = ["build", "gram", "match_affinity", "certified_gap", "MATCHERS", "PRECISIONS"]
 
-#: Names accepted by ``matcher=``.
+#: Names accepted by ``matcher=``: "exact", "none", the paper's approximations "greedy",
+#: "topk_greedy" (option ``k``), "batch_optimal" (option ``b``), and semrsm's "auction"
+#: (option ``gap_ppm``). See the README's "Matchers" section.
 MATCHERS: tuple[str, ...] = tuple(_core.MATCHERS)
+
+#: Matchers that order positions by their norm and so need ``norms_x``/``norms_y`` in
+#: :func:`match_affinity`.
+_NORM_MATCHERS = ("greedy", "topk_greedy", "batch_optimal")
 #: Names accepted by ``precision=``.
 PRECISIONS = ("float64", "float32")
 
@@ -35,6 +43,12 @@ def _prepare(x: Any, y: Any, layout: str, center: bool) -> tuple[np.ndarray, Opt
     return xs, ys
 
 
+def _check_matcher(matcher: Any) -> str:
+    if not isinstance(matcher, str):
+        raise OptionError(f"matcher must be a string, one of {', '.join(MATCHERS)}; got {matcher!r}")
+    return matcher
+
+
 def _matched(
     xs: np.ndarray,
     ys: Optional[np.ndarray],
@@ -43,9 +57,9 @@ def _matched(
     return_permutations: bool,
     precision: str,
     matcher_options: dict[str, Any],
-) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    if not isinstance(matcher, str):
-        raise OptionError(f"matcher must be a string, one of {', '.join(MATCHERS)}; got {matcher!r}")
+    return_bound: bool = False,
+) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    _check_matcher(matcher)
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "float32":
@@ -63,6 +77,7 @@ def _matched(
         threads=check_threads(threads),
         return_permutations=bool(return_permutations),
         precision=precision,
+        return_bound=bool(return_bound),
     )
 
 
@@ -76,11 +91,14 @@ def gram(
     threads: Optional[int] = None,
     return_permutations: bool = False,
     precision: str = "float64",
+    return_bound: bool = False,
     **matcher_options: int,
-) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Matched inner products ``G[i, j] = max_P <x_i, P y_j>`` of all pairs of samples.
 
-    This is the quantity every semantic kernel is computed from (see :mod:`semrsm.kernels`).
+    This is the quantity every semantic kernel is computed from (see :mod:`semrsm.kernels`). With
+    an approximate matcher, ``G[i, j] = <x_i, P y_j>`` for the permutation it found, never more
+    than the exact value.
 
     Parameters
     ----------
@@ -89,9 +107,15 @@ def gram(
         ``.npy`` files, CPU torch tensors); real dtypes only, converted to float64.
     y : array_like, optional, shape (M, ...)
         Second set with the same S and C. Without it, ``x`` is compared with itself.
-    matcher : {"exact", "none"}
+    matcher : {"exact", "none", "greedy", "topk_greedy", "batch_optimal", "auction"}
         ``"exact"``: the permutation maximising the inner product (semantic RSM).
         ``"none"``: position ``s`` with position ``s`` (spatio-semantic RSM).
+        ``"greedy"``, ``"topk_greedy"`` (option ``k``, default 128), ``"batch_optimal"`` (option
+        ``b``, default 512): the paper's approximations, which order positions by norm.
+        ``"auction"`` (option ``gap_ppm``, default 30000 = 3 %): semrsm's ε-scaling auction, which
+        stops once its own dual certifies it is within ``gap_ppm`` parts per million of the exact
+        value (typically ~1 % below it at the default); the best speed/quality trade-off on real
+        maps. See the README's "Matchers" section.
     layout : {"auto", "nchw", "nhwc", "nsc", "ncs"}
         Axis order. **"auto" treats 4-D input as (N, C, H, W) and 3-D input as (N, S, C)**, e.g.
         ViT tokens (N, T, D). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
@@ -107,8 +131,15 @@ def gram(
     precision : {"float64", "float32"}
         Arithmetic of the affinities. ``"float32"`` halves memory traffic at the cost of about
         1e-7 relative error in G (and possibly a different, near-optimal permutation).
+    return_bound : bool
+        Also return ``bound``, a certified upper bound on the *exact* matched inner product of
+        every pair (from a feasible dual of the assignment problem): ``G <= G_exact <= bound``.
+        Equal to ``G`` for ``matcher="exact"``; within ``gap_ppm`` of it for ``"auction"``; for the
+        other matchers it costs about one auction run per pair. See :func:`certified_gap`.
     **matcher_options : int
-        Options of the chosen matcher; "exact" and "none" take none, unknown names raise.
+        Options of the chosen matcher: ``k`` (topk_greedy, >= 0), ``b`` (batch_optimal, >= 1),
+        ``gap_ppm`` (auction, 0..1e6). Other matchers take none; unknown names, values out of
+        range or options of another matcher raise :class:`OptionError`.
 
     Returns
     -------
@@ -116,6 +147,8 @@ def gram(
         Symmetric when ``y`` is None.
     perm : ndarray of int64, shape (N, M, S)
         Only with ``return_permutations=True``.
+    bound : ndarray of float64, shape (N, N) or (N, M)
+        Only with ``return_bound=True`` (after ``perm`` when both are requested).
 
     Raises
     ------
@@ -123,10 +156,18 @@ def gram(
         All subclasses of :class:`semrsm.SemrsmError` (a ``ValueError``).
     """
     xs, ys = _prepare(x, y, layout, center)
-    G, perm = _matched(xs, ys, matcher, threads, return_permutations, precision, matcher_options)
+    G, perm, bound = _matched(
+        xs, ys, matcher, threads, return_permutations, precision, matcher_options, return_bound
+    )
+    if return_permutations and return_bound:
+        assert perm is not None and bound is not None
+        return G, perm, bound
     if return_permutations:
         assert perm is not None
         return G, perm
+    if return_bound:
+        assert bound is not None
+        return G, bound
     return G
 
 
@@ -141,14 +182,15 @@ def build(
     sigma: Optional[float] = None,
     threads: Optional[int] = None,
     precision: str = "float64",
+    return_bound: bool = False,
     **matcher_options: int,
-) -> np.ndarray:
+) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Semantic (or, with ``matcher="none"``, spatio-semantic) RSM of representations.
 
     Parameters
     ----------
     x, y, matcher, layout, center, threads, precision, **matcher_options
-        As for :func:`gram`.
+        As for :func:`gram`, e.g. ``build(z, matcher="batch_optimal", b=512)``.
     kernel : {"linear", "cosine", "rbf"}
         ``linear``: ``G``; ``cosine``: ``G / (||x_i|| ||y_j||)``; ``rbf``:
         ``exp(-d² / (2σ²))`` with ``d² = ||x_i||² + ||y_j||² - 2G`` (norms after centering).
@@ -156,10 +198,17 @@ def build(
         RBF bandwidth. Default: the median of the non-zero off-diagonal distances of the whole
         matrix (all entries when ``y`` is given); see :func:`semrsm.kernels.median_sigma`.
         Only valid with ``kernel="rbf"``.
+    return_bound : bool
+        Also return ``K_bound``: the kernel applied to the certified upper bound of :func:`gram`
+        (same norms, same σ). All three kernels increase with ``G``, so ``K_bound`` bounds the
+        kernel of the exact matching from above: ``K <= K_exact <= K_bound`` (for ``rbf`` at the
+        σ used for ``K``).
 
     Returns
     -------
     K : ndarray of float64, shape (N, N) or (N, M)
+    K_bound : ndarray of float64, shape (N, N) or (N, M)
+        Only with ``return_bound=True``.
 
     Examples
     --------
@@ -177,12 +226,145 @@ def build(
     if sigma is not None:
         sigma = kernels.check_sigma(sigma)
     xs, ys = _prepare(x, y, layout, center)
-    G, _ = _matched(xs, ys, matcher, threads, False, precision, matcher_options)
+    G, _, bound = _matched(xs, ys, matcher, threads, False, precision, matcher_options, return_bound)
     if kernel == "linear":
-        return G
+        return (G, bound) if return_bound else G
     square = ys is None
     sq_x = np.einsum("nsc,nsc->n", xs, xs)
     sq_y = sq_x if ys is None else np.einsum("nsc,nsc->n", ys, ys)
     if kernel == "cosine":
-        return kernels.cosine(G, sq_x, sq_y, square=square)
-    return kernels.rbf(G, sq_x, sq_y, sigma, square=square)
+        K = kernels.cosine(G, sq_x, sq_y, square=square)
+        return (K, kernels.cosine(bound, sq_x, sq_y, square=square)) if return_bound else K
+    if not return_bound:
+        return kernels.rbf(G, sq_x, sq_y, sigma, square=square)
+    if sigma is None:  # the bound uses the σ of K, not one of its own
+        sigma = kernels.median_sigma(kernels.squared_distances(G, sq_x, sq_y, square=square), square=square)
+    return kernels.rbf(G, sq_x, sq_y, sigma, square=square), kernels.rbf(bound, sq_x, sq_y, sigma, square=square)
+
+
+def match_affinity(
+    affinity: Any,
+    norms_x: Any = None,
+    norms_y: Any = None,
+    *,
+    matcher: str = "exact",
+    return_bound: bool = False,
+    **matcher_options: int,
+) -> Union[tuple[np.ndarray, float], tuple[np.ndarray, float, float]]:
+    """Match one pair of samples given their affinity matrix.
+
+    The per-pair step of :func:`gram`, for users who have the affinity ``A = x yᵀ`` already (and
+    for timing matchers apart from the affinity, as ``benches/table5.py`` does). Runs single
+    threaded, with the GIL released.
+
+    Parameters
+    ----------
+    affinity : array_like, shape (S, S)
+        ``A[s, t] = <x_s, y_t>`` for the positions ``s`` of one sample and ``t`` of the other
+        (any real square matrix; float64 is used). Finite, magnitudes at most 1e300.
+    norms_x, norms_y : array_like, shape (S,), optional
+        L2 norms of the positions of ``x`` and ``y`` (``np.linalg.norm(x, axis=1)``). Required by
+        the norm-based matchers ``"greedy"``, ``"topk_greedy"`` and ``"batch_optimal"``;
+        ``"auction"`` uses ``norms_x`` to order its first bids (index order when omitted).
+    matcher : str
+        One of :data:`MATCHERS` (see :func:`gram`).
+    return_bound : bool
+        Also return the certified upper bound on the exact value (see :func:`gram`).
+    **matcher_options : int
+        As for :func:`gram`.
+
+    Returns
+    -------
+    perm : ndarray of int64, shape (S,)
+        ``perm[s]`` is the position of ``y`` matched to position ``s`` of ``x``.
+    value : float
+        ``A[arange(S), perm].sum()``, summed in order of ``s``.
+    bound : float
+        Only with ``return_bound=True``: ``value <= exact optimum <= bound``.
+
+    Raises
+    ------
+    ShapeError
+        For a non-square or empty affinity, or norms of the wrong shape.
+    NonFiniteError
+        For NaN or infinite entries (affinity or norms), or magnitudes above 1e300.
+    OptionError
+        For an unknown matcher or option, or a norm-based matcher without norms.
+    SemrsmError
+        For non-real dtypes or negative norms.
+
+    Examples
+    --------
+    >>> import numpy as np, semrsm
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(64, 8)), rng.normal(size=(64, 8))
+    >>> nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    >>> perm, value, bound = semrsm.match_affinity(x @ y.T, nx, ny, matcher="batch_optimal", b=16, return_bound=True)
+    >>> _, exact = semrsm.match_affinity(x @ y.T)
+    >>> bool(value <= exact <= bound + 1e-9)
+    True
+    """
+    _check_matcher(matcher)
+    a = as_real_array(affinity, "affinity")
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ShapeError(f"affinity must be a square 2-D array (S, S), got shape {a.shape}")
+    if a.size == 0:
+        raise ShapeError("affinity is empty: shape (0, 0); at least one position is needed")
+    s = a.shape[0]  # finiteness of the affinity is checked by the core, in the same pass it reads it
+    if (norms_x is None or norms_y is None) and matcher in _NORM_MATCHERS:
+        raise OptionError(
+            f"matcher {matcher!r} orders positions by their norm: pass norms_x and norms_y "
+            "(np.linalg.norm(x, axis=1) for x of shape (S, C))"
+        )
+    norms = []
+    for name, n in (("norms_x", norms_x), ("norms_y", norms_y)):
+        if n is None:
+            norms.append(np.zeros(s))
+            continue
+        arr = as_real_array(n, name)
+        if arr.shape != (s,):
+            raise ShapeError(f"{name} must have shape ({s},) (one norm per position), got {arr.shape}")
+        check_finite(arr, name)
+        if (arr < 0).any():
+            raise SemrsmError(f"{name} must hold L2 norms (>= 0), got {arr[arr < 0][0]!r}")
+        norms.append(np.ascontiguousarray(arr, dtype=np.float64))
+    perm, value, bound = _core.match_affinity(
+        np.ascontiguousarray(a, dtype=np.float64),
+        norms[0],
+        norms[1],
+        matcher=matcher,
+        options=check_matcher_options(matcher_options),
+        return_bound=bool(return_bound),
+    )
+    if return_bound:
+        assert bound is not None
+        return perm, value, bound
+    return perm, value
+
+
+def certified_gap(value: Any, bound: Any) -> np.ndarray:
+    """Certified relative gap ``(bound - value) / |bound|`` of matched values to the exact ones.
+
+    With ``value`` from an approximate matcher and ``bound`` from ``return_bound=True``, the exact
+    value lies in ``[value, bound]``. Where ``value > 0`` the exact matching reaches at most
+    ``1 / (1 - gap)`` times ``value``, i.e. ``value / exact >= 1 - gap``: a certified fraction of
+    the optimum, obtained without solving exactly. (Everywhere, ``exact - value <= bound - value``.)
+
+    Parameters
+    ----------
+    value, bound : array_like or float, same shape
+        E.g. ``G, bound = semrsm.gram(x, matcher="auction", return_bound=True)``.
+
+    Returns
+    -------
+    gap : ndarray of float64 (0-d for scalar input)
+        0 where ``bound == value`` (the matching is certified optimal); ``inf`` where
+        ``bound == 0 < bound - value``. Never negative (rounding is clipped).
+    """
+    v = np.asarray(value, dtype=np.float64)
+    b = np.asarray(bound, dtype=np.float64)
+    diff = np.maximum(b - v, 0.0)
+    scale = np.abs(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(diff == 0.0, 0.0, diff / scale)
+    return np.asarray(gap, dtype=np.float64)

@@ -13,6 +13,7 @@ __all__ = [
     "__version__",
     "gram",
     "linear_sum_assignment",
+    "match_affinity",
     "linear_sum_assignment_f32",
 ]
 __version__: str
@@ -33,7 +34,19 @@ def gram(
     threads: Optional[int] = None,
     return_permutations: bool = False,
     precision: str = "float64",
-) -> tuple[npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]]]: ...
+    return_bound: bool = False,
+) -> tuple[
+    npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]], Optional[npt.NDArray[np.float64]]
+]: ...
+def match_affinity(
+    affinity: npt.NDArray[np.float64],
+    norms_x: npt.NDArray[np.float64],
+    norms_y: npt.NDArray[np.float64],
+    *,
+    matcher: str = "exact",
+    options: Optional[dict[str, int]] = None,
+    return_bound: bool = False,
+) -> tuple[npt.NDArray[np.int64], float, Optional[float]]: ...
 def linear_sum_assignment(
     cost: npt.NDArray[np.float64], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]: ...

@@ -10,14 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
 use crate::lap::{self, Sense};
-use crate::matching::Matcher;
+use crate::matching::{self, Matcher};
 use crate::rsm::{self, GramOptions};
 
 create_exception!(
@@ -111,10 +113,22 @@ where
     })
 }
 
+/// `G`, the permutations and the bounds, as returned to Python.
+type GramResult<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Option<Bound<'py, PyArray3<i64>>>,
+    Option<Bound<'py, PyArray2<f64>>>,
+);
+
+fn parse_matcher(name: &str, options: Option<BTreeMap<String, i64>>) -> PyResult<Matcher> {
+    let options: Vec<(String, i64)> = options.unwrap_or_default().into_iter().collect();
+    Matcher::from_name(name, &options).map_err(to_py_err)
+}
+
 /// Matched inner products of all pairs; see `semrsm.gram` for the documented Python API.
 #[pyfunction]
-#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, precision="float64"))]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, precision="float64", return_bound=false))]
+#[allow(clippy::too_many_arguments)]
 fn gram<'py>(
     py: Python<'py>,
     x: PyReadonlyArray3<'py, f64>,
@@ -124,9 +138,9 @@ fn gram<'py>(
     threads: Option<usize>,
     return_permutations: bool,
     precision: &str,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray3<i64>>>)> {
-    let options: Vec<(String, i64)> = options.unwrap_or_default().into_iter().collect();
-    let matcher = Matcher::from_name(matcher, &options).map_err(to_py_err)?;
+    return_bound: bool,
+) -> PyResult<GramResult<'py>> {
+    let matcher = parse_matcher(matcher, options)?;
     let use_f32 = match precision {
         "float64" => false,
         "float32" => true,
@@ -140,6 +154,7 @@ fn gram<'py>(
         matcher,
         threads,
         return_permutations,
+        return_bound,
     };
     let xv = x.as_array();
     let yv = y.as_ref().map(PyReadonlyArray3::as_array);
@@ -155,7 +170,38 @@ fn gram<'py>(
     Ok((
         out.values.into_pyarray(py),
         out.permutations.map(|p| p.into_pyarray(py)),
+        out.bounds.map(|b| b.into_pyarray(py)),
     ))
+}
+
+/// One pair from its affinity: `(perm, value, bound or None)`; see `semrsm.match_affinity`.
+#[pyfunction]
+#[pyo3(signature = (affinity, norms_x, norms_y, *, matcher="exact", options=None, return_bound=false))]
+#[allow(clippy::type_complexity)]
+fn match_affinity<'py>(
+    py: Python<'py>,
+    affinity: PyReadonlyArray2<'py, f64>,
+    norms_x: PyReadonlyArray1<'py, f64>,
+    norms_y: PyReadonlyArray1<'py, f64>,
+    matcher: &str,
+    options: Option<BTreeMap<String, i64>>,
+    return_bound: bool,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, f64, Option<f64>)> {
+    let matcher = parse_matcher(matcher, options)?;
+    let a = affinity.as_array();
+    let nx = norms_x.as_array();
+    let ny = norms_y.as_array();
+    let out = run_detached(py, |_| {
+        let nx = nx.as_standard_layout();
+        let ny = ny.as_standard_layout();
+        let (nx, ny) = match (nx.as_slice(), ny.as_slice()) {
+            (Some(nx), Some(ny)) => (nx, ny),
+            _ => return Err(Error::Shape("internal: norms layout".into())),
+        };
+        matching::match_affinity(a, nx, ny, matcher, return_bound)
+    })?;
+    let perm: Vec<i64> = out.perm.into_iter().map(|k| k as i64).collect();
+    Ok((perm.into_pyarray(py), out.value, out.bound))
 }
 
 /// `(row_ind, col_ind, objective)` as returned to Python.
@@ -214,6 +260,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OptionError", py.get_type::<OptionError>())?;
     m.add("TooLargeError", py.get_type::<TooLargeError>())?;
     m.add_function(wrap_pyfunction!(gram, m)?)?;
+    m.add_function(wrap_pyfunction!(match_affinity, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment_f32, m)?)?;
     Ok(())

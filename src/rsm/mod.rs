@@ -6,10 +6,19 @@
 //! of shape `(M, S, C)` it is the `N × M` matrix of every `x_i` against every `y_j`.
 //!
 //! Per pair, the affinity `A = x_i y_jᵀ` (`S × S`) is one GEMM (ndarray's), after which the matcher
-//! picks a permutation and `G = Σ_s A[s, perm[s]]`. Pairs are distributed over a rayon pool; each
-//! pair's value depends on that pair's data alone, so results are bit-identical for any number of
-//! threads. The spatio-semantic baseline ([`Matcher::None`]) needs no affinity: it is one GEMM of
-//! the flattened samples, in fixed row blocks (again independent of the thread count).
+//! picks a permutation and `G = Σ_s A[s, perm[s]]`. The per-position norms `‖x_i[s]‖` that the
+//! norm-based matchers need are computed once per sample (while validating the input), not per
+//! pair. Pairs are distributed over a rayon pool; each pair's value depends on that pair's data
+//! alone, so results are bit-identical for any number of threads. The spatio-semantic baseline
+//! ([`Matcher::None`]) needs no affinity: it is one GEMM of the flattened samples, in fixed row
+//! blocks (again independent of the thread count).
+//!
+//! In the square case the diagonal is not matched: `max_P ⟨x, P x⟩ = ‖x‖²` (Cauchy–Schwarz, the
+//! identity attains it), which is also the value every matcher would reach at best, so
+//! approximate matchers are exact on the diagonal, and its bound is `‖x_i‖²` too.
+//!
+//! With [`GramOptions::return_bound`] every pair also gets a certified upper bound on its exact
+//! matched inner product ([`Matcher::assign_with_bound`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -19,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::lap::Cost;
-use crate::matching::{matched_sum, Matcher, Workspace};
+use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
 /// Floating-point type of the representations and affinities: `f64` (default) or `f32`.
 pub trait Real: Cost + ndarray::LinalgScalar + Send + Sync {
@@ -55,6 +64,10 @@ pub struct GramOptions {
     pub threads: Option<usize>,
     /// Also return the permutation of every pair.
     pub return_permutations: bool,
+    /// Also return, for every pair, a certified upper bound on the exact matched inner product
+    /// ([`Matcher::assign_with_bound`]). Needs the affinity of every pair, also for
+    /// [`Matcher::None`].
+    pub return_bound: bool,
 }
 
 impl Default for GramOptions {
@@ -63,6 +76,7 @@ impl Default for GramOptions {
             matcher: Matcher::Exact,
             threads: None,
             return_permutations: false,
+            return_bound: false,
         }
     }
 }
@@ -76,6 +90,9 @@ pub struct Gram {
     /// matched to position `s` of `x_i`. In the square case `perm[j, i]` is the inverse of
     /// `perm[i, j]`, and `perm[i, i]` is the identity.
     pub permutations: Option<Array3<i64>>,
+    /// With [`GramOptions::return_bound`]: `bound[i, j] ≥ max_P ⟨x_i, P y_j⟩ ≥ values[i, j]`
+    /// (up to rounding); equal to `values` for [`Matcher::Exact`] (and on the square diagonal).
+    pub bounds: Option<Array2<f64>>,
 }
 
 /// Compute the matched inner products of all pairs of samples.
@@ -109,22 +126,35 @@ pub fn gram<T: Real>(
     options: &GramOptions,
     cancel: &AtomicBool,
 ) -> Result<Gram> {
-    validate(&x, y.as_ref(), options)?;
+    let norms = validate(&x, y.as_ref(), options)?;
     match options.threads {
-        None => gram_in_pool(x, y, options, cancel),
+        None => gram_in_pool(x, y, &norms, options, cancel),
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .map_err(|e| Error::ThreadPool(e.to_string()))?
-            .install(|| gram_in_pool(x, y, options, cancel)),
+            .install(|| gram_in_pool(x, y, &norms, options, cancel)),
     }
 }
 
+/// Whether the pairwise fill (one affinity per pair) is needed.
+fn needs_pairs(options: &GramOptions) -> bool {
+    options.matcher.needs_affinity() || options.return_bound
+}
+
+/// Per-position L2 norms of `x` (`N × S`) and `y` (`M × S`, absent in the square case); empty
+/// when no matcher needs them.
+struct Norms {
+    x: Array2<f64>,
+    y: Option<Array2<f64>>,
+}
+
+/// Check the inputs and options; return the per-position norms (computed in the same pass).
 fn validate<T: Real>(
     x: &ArrayView3<'_, T>,
     y: Option<&ArrayView3<'_, T>>,
     options: &GramOptions,
-) -> Result<()> {
+) -> Result<Norms> {
     if options.threads == Some(0) {
         return Err(Error::InvalidOption(
             "threads must be at least 1 (or None for all cores)".into(),
@@ -132,7 +162,9 @@ fn validate<T: Real>(
     }
     let (n, s, c) = x.dim();
     check_nonempty(x, "x")?;
-    let max_x = max_vector_norm(x, "x")?;
+    let keep = needs_pairs(options);
+    let (max_x, norms_x) = vector_norms(x, "x", keep)?;
+    let mut norms_y = None;
     let (m, max_y) = match y {
         Some(y) => {
             check_nonempty(y, "y")?;
@@ -147,7 +179,9 @@ fn validate<T: Real>(
                     "x and y must have the same number of spatial positions S, got {s} and {sy}"
                 )));
             }
-            (m, max_vector_norm(y, "y")?)
+            let (max_y, ny) = vector_norms(y, "y", keep)?;
+            norms_y = Some(ny);
+            (m, max_y)
         }
         None => (n, max_x),
     };
@@ -176,7 +210,7 @@ fn validate<T: Real>(
              {MAX_PERMUTATION_ENTRIES} entries; compute them for fewer samples at a time"
         )));
     }
-    if options.matcher.needs_affinity()
+    if needs_pairs(options)
         && s.checked_mul(s)
             .and_then(|e| e.checked_mul(std::mem::size_of::<T>()))
             .is_none_or(|b| b > MAX_AFFINITY_BYTES)
@@ -186,7 +220,10 @@ fn validate<T: Real>(
             MAX_AFFINITY_BYTES >> 30
         )));
     }
-    Ok(())
+    Ok(Norms {
+        x: norms_x,
+        y: norms_y,
+    })
 }
 
 fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
@@ -202,8 +239,15 @@ fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Largest L2 norm of a concept vector, after checking every entry is finite.
-fn max_vector_norm<T: Real>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<f64> {
+/// Largest L2 norm of a concept vector, after checking every entry is finite; with `keep`, also
+/// the norm of every position (`N × S`, else an empty array). One serial pass (deterministic).
+fn vector_norms<T: Real>(
+    a: &ArrayView3<'_, T>,
+    what: &'static str,
+    keep: bool,
+) -> Result<(f64, Array2<f64>)> {
+    let (n, s, _) = a.dim();
+    let mut norms = Array2::<f64>::zeros(if keep { (n, s) } else { (0, 0) });
     let mut max_sq = 0.0_f64;
     for (i, sample) in a.outer_iter().enumerate() {
         for (p, v) in sample.outer_iter().enumerate() {
@@ -220,21 +264,25 @@ fn max_vector_norm<T: Real>(a: &ArrayView3<'_, T>, what: &'static str) -> Result
                 sq += e * e;
             }
             max_sq = max_sq.max(sq);
+            if keep {
+                norms[[i, p]] = sq.sqrt();
+            }
         }
     }
-    Ok(max_sq.sqrt())
+    Ok((max_sq.sqrt(), norms))
 }
 
 fn gram_in_pool<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
+    norms: &Norms,
     options: &GramOptions,
     cancel: &AtomicBool,
 ) -> Result<Gram> {
     let (n, s, _) = x.dim();
     let m = y.map_or(n, |y| y.dim().0);
-    if options.matcher.needs_affinity() {
-        return pairwise(x, y, options, cancel);
+    if needs_pairs(options) {
+        return pairwise(x, y, norms, options, cancel);
     }
     let values = spatio_semantic(x, y, cancel)?;
     let permutations = options.return_permutations.then(|| {
@@ -247,6 +295,7 @@ fn gram_in_pool<T: Real>(
     Ok(Gram {
         values,
         permutations,
+        bounds: None,
     })
 }
 
@@ -308,15 +357,19 @@ fn mirror_upper(g: &mut Array2<f64>) {
 fn pairwise<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
+    norms: &Norms,
     options: &GramOptions,
     cancel: &AtomicBool,
 ) -> Result<Gram> {
     let (n, s, _) = x.dim();
     let square = y.is_none();
     let yv = y.unwrap_or(x);
+    let norms_y = norms.y.as_ref().unwrap_or(&norms.x);
     let m = yv.dim().0;
     // Square case: the diagonal needs no matching. max_P <x, P x> = ||x||² (Cauchy–Schwarz),
-    // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher.
+    // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher
+    // (the approximations are exact there: none can exceed the optimum, and the identity reaches
+    // it). The bound is ||x_i||² as well.
     let pairs: Vec<(usize, usize)> = if square {
         (0..n)
             .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
@@ -329,8 +382,10 @@ fn pairwise<T: Real>(
         .collect();
     let matcher = options.matcher;
     let keep = options.return_permutations;
+    let with_bound = options.return_bound;
+    let uses_norms = !norms.x.is_empty();
 
-    let results: Vec<(f64, Vec<usize>)> = pairs
+    let results: Vec<(f64, Vec<usize>, f64)> = pairs
         .par_iter()
         .map(|&(i, j)| {
             if cancel.load(Ordering::Relaxed) {
@@ -340,20 +395,34 @@ fn pairwise<T: Real>(
             let mut scratch = slots[slot]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (nx, ny) = if uses_norms {
+                (
+                    norms.x.row(i).to_slice().unwrap_or(&[]),
+                    norms_y.row(j).to_slice().unwrap_or(&[]),
+                )
+            } else {
+                (&[][..], &[][..])
+            };
             scratch.match_pair(
                 matcher,
                 x.index_axis(Axis(0), i),
                 yv.index_axis(Axis(0), j),
+                (nx, ny),
                 keep,
+                with_bound,
             )
         })
         .collect::<Result<_>>()?;
 
     let mut values = Array2::<f64>::zeros((n, m));
     let mut permutations = keep.then(|| Array3::<i64>::zeros((n, m, s)));
+    let mut bounds = with_bound.then(|| Array2::<f64>::zeros((n, m)));
     if square {
         for (i, sample) in x.outer_iter().enumerate() {
             values[[i, i]] = sample.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+            if let Some(b) = bounds.as_mut() {
+                b[[i, i]] = values[[i, i]];
+            }
             if let Some(p) = permutations.as_mut() {
                 for k in 0..s {
                     p[[i, i, k]] = k as i64;
@@ -361,10 +430,17 @@ fn pairwise<T: Real>(
             }
         }
     }
-    for (&(i, j), (g, perm)) in pairs.iter().zip(results) {
+    for (&(i, j), (g, perm, bound)) in pairs.iter().zip(results) {
         values[[i, j]] = g;
         if square {
             values[[j, i]] = g;
+        }
+        if let Some(b) = bounds.as_mut() {
+            // The bound holds for (j, i) too: A_ji = A_ijᵀ has the same optimum.
+            b[[i, j]] = bound;
+            if square {
+                b[[j, i]] = bound;
+            }
         }
         if let Some(p) = permutations.as_mut() {
             for (k, &t) in perm.iter().enumerate() {
@@ -378,6 +454,7 @@ fn pairwise<T: Real>(
     Ok(Gram {
         values,
         permutations,
+        bounds,
     })
 }
 
@@ -386,6 +463,8 @@ struct PairScratch<T> {
     affinity: Array2<T>,
     perm: Vec<usize>,
     workspace: Workspace,
+    /// Stand-in norms for matchers that do not read them.
+    zero_norms: Vec<f64>,
 }
 
 impl<T: Real> Default for PairScratch<T> {
@@ -394,19 +473,24 @@ impl<T: Real> Default for PairScratch<T> {
             affinity: Array2::zeros((0, 0)),
             perm: Vec::new(),
             workspace: Workspace::default(),
+            zero_norms: Vec::new(),
         }
     }
 }
 
 impl<T: Real> PairScratch<T> {
-    /// Matched inner product of one pair (and its permutation when `keep`).
+    /// Matched inner product of one pair, its permutation when `keep` (else empty) and its
+    /// bound when `with_bound` (else NaN). `norms` are the pair's per-position norms, or empty
+    /// slices when the matcher does not use them.
     fn match_pair(
         &mut self,
         matcher: Matcher,
         xi: ArrayView2<'_, T>,
         yj: ArrayView2<'_, T>,
+        norms: (&[f64], &[f64]),
         keep: bool,
-    ) -> Result<(f64, Vec<usize>)> {
+        with_bound: bool,
+    ) -> Result<(f64, Vec<usize>, f64)> {
         let s = xi.nrows();
         if self.affinity.dim() != (s, s) {
             self.affinity = Array2::zeros((s, s));
@@ -417,8 +501,20 @@ impl<T: Real> PairScratch<T> {
             .affinity
             .as_slice()
             .ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
-        matcher.assign(a, s, &mut self.workspace, &mut self.perm)?;
+        let (nx, ny) = if norms.0.is_empty() {
+            self.zero_norms.resize(s, 0.0);
+            (&self.zero_norms[..], &self.zero_norms[..])
+        } else {
+            norms
+        };
+        let problem = Affinity::new(a, s, nx, ny)?;
+        let bound = if with_bound {
+            matcher.assign_with_bound(&problem, &mut self.workspace, &mut self.perm)?
+        } else {
+            matcher.assign(&problem, &mut self.workspace, &mut self.perm)?;
+            f64::NAN
+        };
         let g = matched_sum(a, s, &self.perm);
-        Ok((g, if keep { self.perm.clone() } else { Vec::new() }))
+        Ok((g, if keep { self.perm.clone() } else { Vec::new() }, bound))
     }
 }

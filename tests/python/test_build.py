@@ -344,7 +344,7 @@ BAD_CALLS = [
     ("s_mismatch", lambda: semrsm.gram(X, np.ones((2, 6, 3))), ShapeError, r"spatial positions S"),
     ("s_mismatch_nchw_build", lambda: semrsm.build(X4, np.ones((2, 3, 3, 3)), kernel="cosine"), ShapeError, r"spatial positions S"),
     ("unknown_kernel", lambda: semrsm.build(X, kernel="gauss"), OptionError, r"unknown kernel 'gauss'.*linear, cosine, rbf"),
-    ("unknown_matcher", lambda: semrsm.gram(X, matcher="greedy"), OptionError, r"unknown matcher \"greedy\".*none, exact"),
+    ("unknown_matcher", lambda: semrsm.gram(X, matcher="sinkhorn"), OptionError, r"unknown matcher \"sinkhorn\".*none, exact, greedy, topk_greedy, batch_optimal, auction"),
     ("unknown_matcher_build", lambda: semrsm.build(X, matcher="hungarian"), OptionError, r"unknown matcher"),
     ("matcher_not_str", lambda: semrsm.gram(X, matcher=None), OptionError, r"matcher must be a string"),
     ("unknown_layout", lambda: semrsm.gram(X, layout="nwhc"), OptionError, r"unknown layout 'nwhc'"),
