@@ -498,7 +498,7 @@ mod avx512_search {
         _CMP_LT_OQ,
     };
 
-    /// AVX-512 version of [`super::relax_and_pick`] for `f64` costs: 8 columns per step. Same
+    /// AVX-512 version of [`super::relax_and_pick`] for `f64` or `f32` costs: 8 columns per step. Same
     /// arithmetic, same order per column, same result as the portable and AVX2 versions.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512dq")]
@@ -561,7 +561,7 @@ mod avx2_search {
         _mm256_storeu_si256, _mm256_sub_pd, _mm256_xor_pd, _CMP_LT_OQ,
     };
 
-    /// AVX2 version of [`super::min_reduced`] for `f64` costs: two independent 4-lane
+    /// AVX2 version of [`super::min_reduced`] for `f64` or `f32` costs: two independent 4-lane
     /// accumulators of (value, index); the first index at the minimum wins.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn min_reduced<C: VecCost, const MAX: bool>(
@@ -625,7 +625,7 @@ mod avx2_search {
         best
     }
 
-    /// AVX2 version of [`super::relax_and_pick`] for `f64` costs: 4 columns per step, the
+    /// AVX2 version of [`super::relax_and_pick`] for `f64` or `f32` costs: 4 columns per step, the
     /// costs fetched with a gather. Same arithmetic, same order per column, same result.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]

@@ -3,6 +3,8 @@
 - Hypothesis profiles: ``ci`` (default; few, derandomised examples) and ``dev`` (more examples).
   Select one with the environment variable ``HYPOTHESIS_PROFILE``.
 - ``shifted_pairs``: the example data bundled with semrsm (real EfficientNet-Lite0 maps).
+- Shared test data and oracles: ``SEEDS``, ``make`` (random arrays of several kinds) and
+  ``ref_gram`` (scipy reference of the matched inner products).
 - ``shared_data_dir()``: the optional folder of larger real representations (``SEMRSM_DATA`` or
   ``../shared/data`` beside the repository root); tests that need it skip when it is absent.
 """
@@ -17,6 +19,8 @@ from typing import Optional
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
@@ -73,3 +77,34 @@ def shifted_pairs():
     with importlib.resources.as_file(path) as real_path:
         with np.load(real_path) as archive:
             return {key: archive[key] for key in archive.files}
+
+
+#: Seeds for ``np.random.default_rng`` drawn by hypothesis.
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+def make(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Random data of a kind: ``normal``; ``ties`` (small integers, many ties); ``offset`` (scaled
+    and shifted Gaussian); ``relu`` (non-negative with zeros, like ReLU feature maps)."""
+    if kind == "ties":
+        return rng.integers(-2, 3, size=shape).astype(np.float64)
+    if kind == "offset":
+        return rng.normal(size=shape) * rng.uniform(0.1, 10.0) + rng.normal()
+    if kind == "relu":
+        return np.maximum(rng.normal(size=shape) - 0.3, 0.0)
+    return rng.normal(size=shape)
+
+
+def ref_gram(x: np.ndarray, y: Optional[np.ndarray] = None, matcher: str = "exact") -> np.ndarray:
+    """Reference matched inner products of (N, S, C) arrays: scipy's LAP on each pair's affinity
+    ``x_i y_jᵀ`` (maximised), or the flattened inner product for ``matcher="none"``."""
+    yy = x if y is None else y
+    if matcher == "none":
+        return x.reshape(x.shape[0], -1) @ yy.reshape(yy.shape[0], -1).T
+    G = np.empty((x.shape[0], yy.shape[0]))
+    for i, xi in enumerate(x):
+        for j, yj in enumerate(yy):
+            A = xi @ yj.T
+            r, c = scipy_lsa(A, maximize=True)
+            G[i, j] = A[r, c].sum()
+    return G

@@ -11,37 +11,15 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
+from conftest import SEEDS as seeds, make, ref_gram
 from semrsm import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 kinds = st.sampled_from(["normal", "ties", "offset"])
 
 
 # ----------------------------------------------------------------------------
 # helpers: data and independent transcriptions of the formulas
 # ----------------------------------------------------------------------------
-
-
-def make(rng, kind, shape):
-    if kind == "ties":
-        return rng.integers(-2, 3, size=shape).astype(np.float64)
-    if kind == "offset":
-        return rng.normal(size=shape) * rng.uniform(0.1, 10.0) + rng.normal()
-    return rng.normal(size=shape)
-
-
-def ref_gram(x, y=None, matcher="exact"):
-    """scipy / numpy reference of the matched inner products."""
-    yy = x if y is None else y
-    if matcher == "none":
-        return x.reshape(x.shape[0], -1) @ yy.reshape(yy.shape[0], -1).T
-    G = np.empty((x.shape[0], yy.shape[0]))
-    for i, xi in enumerate(x):
-        for j, yj in enumerate(yy):
-            A = xi @ yj.T
-            r, c = scipy_lsa(A, maximize=True)
-            G[i, j] = A[r, c].sum()
-    return G
 
 
 def centred(x, y, center):

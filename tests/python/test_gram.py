@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
-from conftest import require_shared_file
+from conftest import SEEDS as seeds, make, ref_gram, require_shared_file
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 n_samples = st.integers(min_value=1, max_value=6)
 n_positions = st.integers(min_value=1, max_value=12)
 n_channels = st.integers(min_value=1, max_value=5)
@@ -27,27 +26,6 @@ kinds = st.sampled_from(["normal", "ties", "offset"])
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
-
-
-def make(rng, kind, shape):
-    """Random (N, S, C) data: Gaussian, small integers with many ties, or offset Gaussian."""
-    if kind == "ties":
-        return rng.integers(-2, 3, size=shape).astype(np.float64)
-    if kind == "offset":
-        return rng.normal(size=shape) * rng.uniform(0.1, 10.0) + rng.normal()
-    return rng.normal(size=shape)
-
-
-def ref_gram(x, y=None):
-    """scipy reference: G[i, j] = optimal LAP value of A = x_i y_j^T (maximised)."""
-    y = x if y is None else y
-    G = np.empty((x.shape[0], y.shape[0]))
-    for i, xi in enumerate(x):
-        for j, yj in enumerate(y):
-            A = xi @ yj.T
-            r, c = scipy_lsa(A, maximize=True)
-            G[i, j] = A[r, c].sum()
-    return G
 
 
 def brute_gram(x, y=None):

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
+from conftest import SEEDS as seeds, make
 from semrsm import NonFiniteError, OptionError, SemrsmError, ShapeError
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 kinds = st.sampled_from(["normal", "relu", "ties"])
 sizes = st.integers(min_value=1, max_value=24)
 
@@ -33,14 +33,6 @@ CONFIGS = [
     ("auction", {"gap_ppm": 0}),
 ]
 APPROXIMATIONS = [c for c in CONFIGS if c[0] not in ("none", "exact")]
-
-
-def make(rng, kind, shape):
-    if kind == "ties":
-        return rng.integers(-1, 2, size=shape).astype(np.float64)
-    if kind == "relu":
-        return np.maximum(rng.normal(size=shape) - 0.3, 0.0)
-    return rng.normal(size=shape)
 
 
 def exact_value(a):
