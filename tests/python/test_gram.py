@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
 from conftest import SEEDS as seeds, make, ref_gram, require_shared_file
