@@ -352,3 +352,39 @@ fn square_f32_matches_f64() {
         assert!((a.objective - b.objective).abs() < 1e-12 * b.objective.abs());
     }
 }
+
+/// Tiny and subnormal costs (issue 9: `5e-324 ·` integers hung the warm start, whose ε underflowed
+/// to 0). Integer multiples of the smallest subnormal are exact, so the optimum is the integer
+/// optimum scaled. Each solve runs on a thread with a generous deadline: a hang fails the test.
+#[test]
+fn tiny_and_subnormal_costs_terminate_and_stay_exact() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for n in [32, 33, 64, 100] {
+        let ints = random_matrix(&mut rng, n, n, 0, 1000);
+        let matrix = Matrix::from_vec(n, n, ints.iter().map(|&w| w as i64).collect()).unwrap();
+        let (oracle, _) = kuhn_munkres(&matrix);
+        for scale in [5e-324, 1e-320, 1e-310, 1e-300, 1e-200] {
+            let cost = ints.mapv(|c| c * scale);
+            let (send, receive) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = send.send(linear_sum_assignment(cost.view(), Sense::Maximize));
+            });
+            let a = receive
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("n = {n}, scale {scale:e}: no answer in 60 s"))
+                .unwrap();
+            assert_valid(&ints.mapv(|c| c * scale), &a);
+            if scale == 5e-324 {
+                assert_eq!(a.objective, oracle as f64 * scale, "n = {n}");
+            } else {
+                let objective: f64 = a
+                    .rows
+                    .iter()
+                    .zip(&a.cols)
+                    .map(|(&r, &c)| ints[[r, c]])
+                    .sum();
+                assert_eq!(objective, oracle as f64, "n = {n}, scale {scale:e}");
+            }
+        }
+    }
+}

@@ -23,6 +23,8 @@ const FIRST_EPS: f64 = 1.0 / 64.0;
 const LAST_EPS: f64 = 0.01;
 /// `ε` shrinks by this factor between rounds.
 const EPS_FACTOR: f64 = 0.2;
+/// Upper limit on the number of rounds (`n = 2³²` needs 14).
+const MAX_ROUNDS: usize = 32;
 /// Bids per row allowed in one round before it is cut short.
 const BID_BUDGET: usize = 32;
 
@@ -65,7 +67,14 @@ impl Auction {
         let range = hi - lo;
         // Skip when every assignment is optimal (no range), and when the costs do not fit f32
         // comfortably (prices could overflow): the exact searches then start from v = 0.
-        if !(range > 0.0 && lo.abs().max(hi.abs()) < MAX_MAGNITUDE) {
+        // Also skip when the last ε would not be a normal f32 (tiny or subnormal costs): the
+        // rounds could not make progress, and ε could underflow to 0 and never shrink below the
+        // last one (the exact searches are correct from any start).
+        let last_eps = range * LAST_EPS / n as f64;
+        if !(range > 0.0
+            && lo.abs().max(hi.abs()) < MAX_MAGNITUDE
+            && last_eps as f32 >= f32::MIN_POSITIVE)
+        {
             return;
         }
         // Costs relative to the minimum (subtracted in f64) keep f32 precision where it matters.
@@ -84,10 +93,13 @@ impl Auction {
         self.scanned.resize(n, false);
         let two_min = two_min_kernel();
         let mut eps = range * FIRST_EPS;
-        let last_eps = range * LAST_EPS / n as f64;
-        while eps >= last_eps {
+        // `eps` shrinks geometrically from a normal number to one at least `last_eps`, so this
+        // ends after about log5(n / 0.64) rounds; the cap holds even if it did not.
+        let mut rounds = 0;
+        while eps >= last_eps && rounds < MAX_ROUNDS {
             self.round(n, eps as f32, two_min);
             eps *= EPS_FACTOR;
+            rounds += 1;
         }
         for (vj, &p) in v.iter_mut().zip(&self.prices) {
             *vj = f64::from(p);

@@ -30,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::lap::Cost;
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
+pub mod pool;
+
 /// Floating-point type of the representations and affinities: `f64` (default) or `f32`.
 pub trait Real: Cost + ndarray::LinalgScalar + Send + Sync {
     /// Largest product of two concept-vector norms for which affinities stay safely finite.
@@ -59,8 +61,8 @@ const NONE_BLOCK_ROWS: usize = 32;
 pub struct GramOptions {
     /// How positions are matched.
     pub matcher: Matcher,
-    /// `None`: the current rayon pool (the global one by default); `Some(n)`: a private pool of
-    /// `n ≥ 1` threads.
+    /// `None`: one thread per core; `Some(n)`: `n ≥ 1` threads. The pools are semrsm's own,
+    /// kept per process ([`pool`]), so they survive `fork`; rayon's global pool is not used.
     pub threads: Option<usize>,
     /// Also return the permutation of every pair.
     pub return_permutations: bool,
@@ -127,14 +129,7 @@ pub fn gram<T: Real>(
     cancel: &AtomicBool,
 ) -> Result<Gram> {
     let norms = validate(&x, y.as_ref(), options)?;
-    match options.threads {
-        None => gram_in_pool(x, y, &norms, options, cancel),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| Error::ThreadPool(e.to_string()))?
-            .install(|| gram_in_pool(x, y, &norms, options, cancel)),
-    }
+    pool::pool(options.threads)?.install(|| gram_in_pool(x, y, &norms, options, cancel))
 }
 
 /// Whether the pairwise fill (one affinity per pair) is needed.

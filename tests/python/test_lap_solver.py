@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment as scipy_lsa
@@ -58,3 +61,22 @@ def test_float32_matrix_solved_exactly_in_its_own_precision() -> None:
     rows, cols = semrsm.linear_sum_assignment(cost, maximize=True)
     r0, c0 = scipy_lsa(cost.astype(np.float64), maximize=True)
     assert _objective(cost, rows, cols) == pytest.approx(_objective(cost, r0, c0), rel=1e-12)
+
+
+def test_tiny_values_terminate_and_match_scipy() -> None:
+    """Issue 9: subnormal costs hung the solver's warm start (and gram/batch_optimal with it)."""
+    script = """
+import numpy as np, semrsm
+from scipy.optimize import linear_sum_assignment as ref
+c = np.random.default_rng(0).integers(0, 1000, size=(32, 32)) * 5e-324
+r, cols = semrsm.linear_sum_assignment(c)
+assert c[r, cols].sum() == c[ref(c)].sum()
+x = np.random.default_rng(0).random((2, 1, 4, 8)) * 1e-161
+for m in ("exact", "batch_optimal", "auction", "topk_greedy"):
+    G = semrsm.gram(x, center=False, matcher=m, layout="nchw")
+    assert np.isfinite(G).all()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
