@@ -10,10 +10,11 @@ position by position. Main entry point::
     G, bound = semrsm.gram(z, matcher="auction", return_bound=True)  # certified approximation
 
 See :func:`build`, :func:`gram`, :func:`match_affinity`, :func:`certified_gap`,
-:mod:`semrsm.kernels`, :func:`cka`.
+:mod:`semrsm.kernels`, :func:`cka`, and :mod:`semrsm.analysis` for the paper's experiments
+(retrieval, class-probability agreement, translation, layer-by-layer CKA).
 """
 
-from . import kernels
+from . import analysis, kernels
 from ._api import MATCHERS, PRECISIONS, build, certified_gap, gram, match_affinity
 from ._core import __version__
 from ._example import load_example
@@ -29,6 +30,7 @@ __all__ = [
     "match_affinity",
     "certified_gap",
     "kernels",
+    "analysis",
     "center_gram",
     "hsic",
     "cka",

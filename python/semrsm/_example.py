@@ -21,7 +21,8 @@ def load_example() -> dict[str, np.ndarray]:
     dict
         ``"block10"``: float32 (20, 112, 14, 14), output of MBConv block 10;
         ``"block15"``: float32 (20, 320, 7, 7), output of block 15;
-        ``"photos"``: the 10 photo names.
+        ``"probs"``: float32 (20, 1000), the model's ImageNet class probabilities (softmax);
+        ``"photos"``: the 10 photo names (str; the photos themselves are not included).
     """
     with resources.as_file(resources.files("semrsm") / "data" / "shifted_pairs.npz") as path:
         with np.load(path) as data:
