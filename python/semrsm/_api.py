@@ -22,7 +22,8 @@ __all__ = ["build", "gram", "match_affinity", "certified_gap", "MATCHERS", "PREC
 
 #: Names accepted by ``matcher=``: "exact", "none", the paper's approximations "greedy",
 #: "topk_greedy" (option ``k``), "batch_optimal" (option ``b``), and semrsm's "auction"
-#: (option ``gap_ppm``). See the README's "Matchers" section.
+#: (option ``gap_ppm``) and the translation-invariant baseline "shift" (option ``w``). See the
+#: README's "Matchers" section.
 MATCHERS: tuple[str, ...] = tuple(_core.MATCHERS)
 
 #: Matchers that order positions by their norm and so need ``norms_x``/``norms_y`` in
@@ -41,6 +42,19 @@ def _prepare(x: Any, y: Any, layout: str, center: bool) -> tuple[np.ndarray, Opt
     if center:
         xs, ys = _center(xs, ys)
     return xs, ys
+
+
+def _with_grid_width(x: Any, layout: str, matcher: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``matcher="shift"`` needs the grid width ``w``: take it from (N, C, H, W) / (N, H, W, C)
+    input unless given (3-D input keeps the core's default, a square grid)."""
+    shape = getattr(x, "shape", None)
+    if matcher != "shift" or "w" in options or shape is None or len(shape) != 4:
+        return options
+    if layout == "nhwc":
+        return {**options, "w": int(shape[2])}
+    if layout in ("auto", "nchw"):
+        return {**options, "w": int(shape[3])}
+    return options
 
 
 def _check_matcher(matcher: Any) -> str:
@@ -107,7 +121,7 @@ def gram(
         ``.npy`` files, CPU torch tensors); real dtypes only, converted to float64.
     y : array_like, optional, shape (M, ...)
         Second set with the same S and C. Without it, ``x`` is compared with itself.
-    matcher : {"exact", "none", "greedy", "topk_greedy", "batch_optimal", "auction"}
+    matcher : {"exact", "none", "greedy", "topk_greedy", "batch_optimal", "auction", "shift"}
         ``"exact"``: the permutation maximising the inner product (semantic RSM).
         ``"none"``: position ``s`` with position ``s`` (spatio-semantic RSM).
         ``"greedy"``, ``"topk_greedy"`` (option ``k``, default 128), ``"batch_optimal"`` (option
@@ -115,7 +129,9 @@ def gram(
         ``"auction"`` (option ``gap_ppm``, default 30000 = 3 %): semrsm's ε-scaling auction, which
         stops once its own dual certifies it is within ``gap_ppm`` parts per million of the exact
         value (typically ~1 % below it at the default); the best speed/quality trade-off on real
-        maps. See the README's "Matchers" section.
+        maps. ``"shift"`` (option ``w``, the grid width, taken from 4-D input): the best circular
+        2-D shift of the ``H × W`` grid, a translation-invariant baseline between ``"none"`` and
+        ``"exact"`` (Williams et al., 2021). See the README's "Matchers" section.
     layout : {"auto", "nchw", "nhwc", "nsc", "ncs"}
         Axis order. **"auto" treats 4-D input as (N, C, H, W) and 3-D input as (N, S, C)**, e.g.
         ViT tokens (N, T, D). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
@@ -138,8 +154,9 @@ def gram(
         other matchers it costs about one auction run per pair. See :func:`certified_gap`.
     **matcher_options : int
         Options of the chosen matcher: ``k`` (topk_greedy, >= 0), ``b`` (batch_optimal, >= 1),
-        ``gap_ppm`` (auction, 0..1e6). Other matchers take none; unknown names, values out of
-        range or options of another matcher raise :class:`OptionError`.
+        ``gap_ppm`` (auction, 0..1e6), ``w`` (shift: grid width; 0 = square). Other matchers take
+        none; unknown names, values out of range or options of another matcher raise
+        :class:`OptionError`.
 
     Returns
     -------
@@ -155,6 +172,7 @@ def gram(
     ShapeError, NonFiniteError, OptionError, TooLargeError
         All subclasses of :class:`semrsm.SemrsmError` (a ``ValueError``).
     """
+    matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     xs, ys = _prepare(x, y, layout, center)
     G, perm, bound = _matched(
         xs, ys, matcher, threads, return_permutations, precision, matcher_options, return_bound
@@ -225,6 +243,7 @@ def build(
         raise OptionError(f"sigma only applies to kernel='rbf', not kernel={kernel!r}")
     if sigma is not None:
         sigma = kernels.check_sigma(sigma)
+    matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     xs, ys = _prepare(x, y, layout, center)
     G, _, bound = _matched(xs, ys, matcher, threads, False, precision, matcher_options, return_bound)
     if kernel == "linear":

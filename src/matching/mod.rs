@@ -15,9 +15,11 @@
 //! | [`Matcher::TopkGreedy`] | top-`k` norms of each side exact, the rest greedy ([`topk`]) | `O(k³ + S²)` |
 //! | [`Matcher::BatchOptimal`] | norm-sorted batches of `b` matched exactly ([`batch`]) | `(S/b)·O(b³)` |
 //! | [`Matcher::Auction`] | ε-scaling auction stopped at a certified gap ([`auction`]) | `O(S)` per bid; ≈ 6 bids per position at the default 3 % gap, 15–20 at 0.1 % |
+//! | [`Matcher::Shift`] | the best circular 2-D shift of the `H × W` grid ([`shift`]): a translation-invariant baseline | `O(S²)` |
 //!
 //! The first three are the paper's (Sec. 4.4, App. F); `auction` is semrsm's own and the best
-//! time/quality trade-off on real affinities (see `docs/benchmarks.md`, "Table 5").
+//! time/quality trade-off on real affinities (see `docs/benchmarks.md`, "Table 5"); `shift` is the
+//! baseline of Williams et al. (2021), between `none` and `exact`.
 //!
 //! **Certified quality.** [`Matcher::assign_with_bound`] also returns an upper bound on the exact
 //! matched inner product, from a feasible solution of the LAP's dual ([`bound`]): it is never below
@@ -32,6 +34,7 @@ pub mod auction;
 pub mod batch;
 pub mod bound;
 pub mod greedy;
+pub mod shift;
 pub mod topk;
 
 use ndarray::ArrayView2;
@@ -81,6 +84,12 @@ pub enum Matcher {
         /// ε-scaling down to rounding level.
         gap_ppm: u32,
     },
+    /// The best circular shift of the positions as an `H × W` grid (`S = H·W`, row-major): a
+    /// translation-invariant, not permutation-invariant, comparison. See [`shift`].
+    Shift {
+        /// Grid width `W` (must divide `S`); `0` means a square grid `W = H = √S`.
+        w: usize,
+    },
 }
 
 /// One matcher option: its name, accepted range, default and meaning (for error messages).
@@ -106,6 +115,13 @@ const BATCH_OPTIONS: &[OptionSpec] = &[OptionSpec {
     default: DEFAULT_BATCH as i64,
     meaning: "batch size",
 }];
+const SHIFT_OPTIONS: &[OptionSpec] = &[OptionSpec {
+    name: "w",
+    min: 0,
+    max: i64::MAX,
+    default: 0,
+    meaning: "grid width W with S = H*W; 0: square grid",
+}];
 const AUCTION_OPTIONS: &[OptionSpec] = &[OptionSpec {
     name: "gap_ppm",
     min: 0,
@@ -123,6 +139,7 @@ impl Matcher {
         "topk_greedy",
         "batch_optimal",
         "auction",
+        "shift",
     ];
 
     /// Look a matcher up by name, with its options as `(name, value)` pairs.
@@ -133,6 +150,7 @@ impl Matcher {
     /// | `topk_greedy` | `k ≥ 0` (default [`DEFAULT_TOPK`]) |
     /// | `batch_optimal` | `b ≥ 1` (default [`DEFAULT_BATCH`]) |
     /// | `auction` | `0 ≤ gap_ppm ≤ 10⁶` (default [`DEFAULT_GAP_PPM`]) |
+    /// | `shift` | `w ≥ 0`, the grid width (default `0`: square grid) |
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for an unknown matcher name, an option the matcher does not take
@@ -151,6 +169,7 @@ impl Matcher {
             "topk_greedy" => TOPK_OPTIONS,
             "batch_optimal" => BATCH_OPTIONS,
             "auction" => AUCTION_OPTIONS,
+            "shift" => SHIFT_OPTIONS,
             other => {
                 return Err(Error::InvalidOption(format!(
                     "unknown matcher {other:?}; choose one of {}",
@@ -172,6 +191,9 @@ impl Matcher {
             "batch_optimal" => Self::BatchOptimal {
                 b: as_usize(values[0]),
             },
+            "shift" => Self::Shift {
+                w: as_usize(values[0]),
+            },
             _ => Self::Auction {
                 gap_ppm: u32::try_from(values[0]).unwrap_or(u32::MAX),
             },
@@ -188,6 +210,7 @@ impl Matcher {
             Self::TopkGreedy { .. } => "topk_greedy",
             Self::BatchOptimal { .. } => "batch_optimal",
             Self::Auction { .. } => "auction",
+            Self::Shift { .. } => "shift",
         }
     }
 
@@ -242,6 +265,7 @@ impl Matcher {
             Self::Auction { gap_ppm } => {
                 auction::auction(affinity, gap(gap_ppm), &mut workspace.auction, perm);
             }
+            Self::Shift { w } => shift::best_shift(affinity, w, &mut workspace.scores, perm)?,
         }
         Ok(())
     }
@@ -460,6 +484,8 @@ pub struct Workspace {
     /// Dual variables of the bound.
     dual: bound::DualBuffers,
     scratch_perm: Vec<usize>,
+    /// Score of every shift ([`Matcher::Shift`]).
+    scores: Vec<f64>,
 }
 
 /// The workspace [`match_affinity`] keeps between calls (taken while in use; a concurrent call

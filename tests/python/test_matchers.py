@@ -260,7 +260,7 @@ def test_bad_matcher_options_raise_option_error(name, kwargs, pattern):
 
 
 def test_matchers_are_listed():
-    assert semrsm.MATCHERS == ("none", "exact", "greedy", "topk_greedy", "batch_optimal", "auction")
+    assert semrsm.MATCHERS == ("none", "exact", "greedy", "topk_greedy", "batch_optimal", "auction", "shift")
     x = np.random.default_rng(1).normal(size=(4, 9, 3))
     for matcher in semrsm.MATCHERS:
         assert semrsm.build(x, matcher=matcher, layout="nsc").shape == (4, 4)
