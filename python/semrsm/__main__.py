@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -65,12 +68,31 @@ def demo(kernel: str, threads: Optional[int]) -> None:
         print()
 
 
+class CliError(SemrsmError):
+    """A problem with the command line itself (files, paths, flags): reported as one line, exit 2."""
+
+
 def build_command(args: argparse.Namespace) -> None:
-    x = _load(args.input, args.key)
-    y = None if args.y is None else _load(args.y, args.key)
+    """``semrsm build``: check every path first, load, compute, then write atomically.
+
+    The phases are separate functions so flags can hook into each: :func:`_check_output` and
+    :func:`_load` run before any computation, :func:`_compute` does the work, :func:`_write_npy`
+    replaces the output only once the new file is complete.
+    """
+    output = _check_output(args.output)
+    x = _load(args.input, args.key, "input")
+    y = None if args.y is None else _load(args.y, args.key, "--y")
     options = _matcher_options(args.matcher_option)
     start = time.perf_counter()
-    K = build(
+    K = _compute(args, x, y, options)
+    _write_npy(output, K)
+    described = args.matcher + "".join(f" {k}={v}" for k, v in options.items())
+    print(f"wrote {output}: {K.shape} {args.kernel} RSM ({described}) in {time.perf_counter() - start:.2f} s")
+
+
+def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], options: dict[str, int]) -> np.ndarray:
+    """The RSM the ``build`` arguments ask for."""
+    return build(
         x,
         y,
         kernel=args.kernel,
@@ -81,9 +103,6 @@ def build_command(args: argparse.Namespace) -> None:
         threads=args.threads,
         **options,
     )
-    np.save(args.output, K)
-    described = args.matcher + "".join(f" {k}={v}" for k, v in options.items())
-    print(f"wrote {args.output}: {K.shape} {args.kernel} RSM ({described}) in {time.perf_counter() - start:.2f} s")
 
 
 def _matcher_options(pairs: Sequence[str]) -> dict[str, int]:
@@ -100,21 +119,102 @@ def _matcher_options(pairs: Sequence[str]) -> dict[str, int]:
     return options
 
 
-def _load(path: str, key: Optional[str]) -> np.ndarray:
+def _check_output(path: str) -> Path:
+    """The output path, exactly as given, once it is known to be writable (before any work).
+
+    Errors: an existing directory, a missing or non-directory parent, a parent without write
+    permission.
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise CliError(f"output {path!r} is a directory; give a file name such as {str(out / 'rsm.npy')!r}")
+    parent = out.parent
+    if not parent.is_dir():
+        raise CliError(f"cannot write {path!r}: the directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write {path!r}: no write permission in {str(parent)!r}")
+    return out
+
+
+def _write_npy(out: Path, array: np.ndarray) -> None:
+    """Write ``array`` to exactly ``out`` (no ``.npy`` appended) through a temporary file in the
+    same directory and an atomic rename: a crash or kill leaves the previous file intact."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _load(path: str, key: Optional[str], what: str) -> np.ndarray:
+    """A numeric array from a ``.npy`` (memory-mapped) or ``.npz`` file; :class:`CliError` for
+    anything that is not one (missing, a directory, empty, truncated, corrupt, object arrays)."""
     p = Path(path)
-    if p.suffix == ".npz":
-        with np.load(p) as data:
-            if key is None:
-                if len(data.files) != 1:
-                    raise SemrsmError(f"{p} holds {data.files}; choose one with --key")
-                key = data.files[0]
-            if key not in data.files:
-                raise SemrsmError(f"{p} has no array {key!r}; it holds {data.files}")
-            return data[key]
-    return np.load(p, mmap_mode="r")
+    if not p.exists():
+        raise CliError(f"{what} file {path!r} does not exist")
+    if p.is_dir():
+        raise CliError(f"{what} {path!r} is a directory, not a .npy or .npz file")
+    if p.suffix not in (".npy", ".npz"):
+        raise CliError(f"{what} {path!r} must be a .npy or .npz file")
+    if p.suffix == ".npy" and key is not None:
+        raise CliError(f"--key selects an array inside a .npz file; {path!r} is a .npy file")
+    try:
+        if p.suffix == ".npz":
+            # Open the file ourselves: np.load leaks the handle of a corrupt archive.
+            with open(p, "rb") as f, np.load(f, allow_pickle=False) as data:
+                if key is None:
+                    if len(data.files) != 1:
+                        raise CliError(f"{path!r} holds {data.files}; choose one with --key")
+                    key = data.files[0]
+                if key not in data.files:
+                    raise CliError(f"{path!r} has no array {key!r}; it holds {data.files}")
+                arr = data[key]
+        else:
+            _check_npy_header(p, what)
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except CliError:
+        raise
+    except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"cannot read {what} {path!r}: {reason}") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise CliError(f"{what} {path!r} must hold real numbers, got dtype {getattr(arr, 'dtype', type(arr))}")
+    return arr
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def _check_npy_header(p: Path, what: str) -> None:
+    """Read the header of a ``.npy`` file: empty, foreign, object-dtype or truncated files are
+    reported in plain words (numpy's own messages name pickles and mmap lengths)."""
+    size = p.stat().st_size
+    if size == 0:
+        raise CliError(f"{what} {str(p)!r} is empty (0 bytes)")
+    with open(p, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise CliError(f"{what} {str(p)!r} is not a .npy file (no NumPy header)")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        except Exception as exc:
+            raise CliError(f"{what} {str(p)!r} has a corrupt .npy header: {exc}") from None
+        if dtype.hasobject:
+            raise CliError(f"{what} {str(p)!r} holds Python objects (dtype {dtype}), not numbers")
+        expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise CliError(f"{what} {str(p)!r} is truncated: {size} bytes, the header promises {expected}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m semrsm`` (subcommands ``demo`` and ``build``)."""
     parser = argparse.ArgumentParser(prog="semrsm", description="Semantic representational similarity matrices.")
     parser.add_argument("--version", action="version", version=f"semrsm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,7 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     p_build = sub.add_parser("build", help="compute an RSM from a .npy/.npz file and save it as .npy")
     p_build.add_argument("input", help=".npy or .npz file of representations")
-    p_build.add_argument("-o", "--output", required=True, help="output .npy file")
+    p_build.add_argument(
+        "-o", "--output", required=True, help="output file, written as .npy under exactly this name (replaced atomically)"
+    )
     p_build.add_argument("--y", default=None, help="second set of representations (rectangular RSM)")
     p_build.add_argument("--key", default=None, help="array name inside .npz inputs")
     p_build.add_argument("--kernel", choices=KERNELS, default="linear")
@@ -142,17 +244,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_build.add_argument("--no-center", action="store_true", help="do not subtract the mean representation")
     p_build.add_argument("--sigma", type=float, default=None, help="RBF bandwidth (default: median distance)")
     p_build.add_argument("--threads", type=int, default=None)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m semrsm`` and the ``semrsm`` script; returns the exit code
+    (0 success, 2 bad input or usage, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             demo(args.kernel, args.threads)
         else:
             build_command(args)
     except SemrsmError as exc:
-        print(f"semrsm: error: {exc}", file=sys.stderr)
+        print(f"semrsm: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the disk filled up while writing
+        print(f"semrsm: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semrsm: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":
