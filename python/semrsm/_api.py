@@ -14,6 +14,8 @@ from ._validation import (
     check_finite,
     center as _center,
     check_compatible,
+    check_flag,
+    check_keywords,
     check_matcher_options,
     check_threads,
 )
@@ -32,14 +34,17 @@ _NORM_MATCHERS = ("greedy", "topk_greedy", "batch_optimal")
 #: Names accepted by ``precision=``.
 PRECISIONS = ("float64", "float32")
 
+# Keyword arguments of the public functions (for the unknown-keyword error message).
+_GRAM_KEYWORDS = ("matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound")
+_BUILD_KEYWORDS = ("kernel", "matcher", "layout", "center", "sigma", "threads", "precision", "return_bound")
+_MATCH_KEYWORDS = ("matcher", "return_bound")
+
 
 def _prepare(x: Any, y: Any, layout: str, center: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
     xs = as_samples(x, layout, "x")
     ys = None if y is None else as_samples(y, layout, "y")
     check_compatible(xs, ys)
-    if not isinstance(center, (bool, np.bool_)):
-        raise OptionError(f"center must be True or False, got {center!r}")
-    if center:
+    if check_flag(center, "center"):
         xs, ys = _center(xs, ys)
     return xs, ys
 
@@ -89,9 +94,9 @@ def _matched(
         matcher=matcher,
         options=check_matcher_options(matcher_options),
         threads=check_threads(threads),
-        return_permutations=bool(return_permutations),
+        return_permutations=check_flag(return_permutations, "return_permutations"),
         precision=precision,
-        return_bound=bool(return_bound),
+        return_bound=check_flag(return_bound, "return_bound"),
     )
 
 
@@ -150,7 +155,10 @@ def gram(
     return_bound : bool
         Also return ``bound``, a certified upper bound on the *exact* matched inner product of
         every pair (from a feasible dual of the assignment problem): ``G <= G_exact <= bound``.
-        Equal to ``G`` for ``matcher="exact"``; within ``gap_ppm`` of it for ``"auction"``; for the
+        Equal to ``G`` for ``matcher="exact"``; within ``gap_ppm`` of it for ``"auction"`` (when
+        the auction cannot certify that, the pair is solved exactly; only where rounding at the
+        scale of the largest affinity exceeds ``gap_ppm`` of ``|G|`` can the certified gap, which
+        :func:`certified_gap` reports, stay above it); for the
         other matchers it costs about one auction run per pair. See :func:`certified_gap`.
     **matcher_options : int
         Options of the chosen matcher: ``k`` (topk_greedy, >= 0), ``b`` (batch_optimal, >= 1),
@@ -172,6 +180,7 @@ def gram(
     ShapeError, NonFiniteError, OptionError, TooLargeError
         All subclasses of :class:`semrsm.SemrsmError` (a ``ValueError``).
     """
+    check_keywords(matcher_options, "gram", _GRAM_KEYWORDS)
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     xs, ys = _prepare(x, y, layout, center)
     G, perm, bound = _matched(
@@ -237,6 +246,7 @@ def build(
     >>> K.shape, bool(np.all(K >= K0 - 1e-12))
     ((6, 6), True)
     """
+    check_keywords(matcher_options, "build", _BUILD_KEYWORDS)
     if kernel not in kernels.KERNELS:
         raise OptionError(f"unknown kernel {kernel!r}; choose one of {', '.join(kernels.KERNELS)}")
     if sigma is not None and kernel != "rbf":
@@ -323,6 +333,7 @@ def match_affinity(
     >>> bool(value <= exact <= bound + 1e-9)
     True
     """
+    check_keywords(matcher_options, "match_affinity", _MATCH_KEYWORDS)
     _check_matcher(matcher)
     a = as_real_array(affinity, "affinity")
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -353,7 +364,7 @@ def match_affinity(
         norms[1],
         matcher=matcher,
         options=check_matcher_options(matcher_options),
-        return_bound=bool(return_bound),
+        return_bound=check_flag(return_bound, "return_bound"),
     )
     if return_bound:
         assert bound is not None
@@ -379,11 +390,29 @@ def certified_gap(value: Any, bound: Any) -> np.ndarray:
     gap : ndarray of float64 (0-d for scalar input)
         0 where ``bound == value`` (the matching is certified optimal); ``inf`` where
         ``bound == 0 < bound - value``. Never negative (rounding is clipped).
+
+    Raises
+    ------
+    ShapeError
+        If ``value`` and ``bound`` differ in shape (they are not broadcast).
+    NonFiniteError
+        For NaN or infinite entries.
+
+    Examples
+    --------
+    >>> import numpy as np, semrsm
+    >>> x = np.random.default_rng(0).random(size=(4, 16, 3))
+    >>> G, bound = semrsm.gram(x, center=False, matcher="auction", gap_ppm=10_000, return_bound=True)
+    >>> bool(semrsm.certified_gap(G, bound).max() <= 0.01)
+    True
     """
-    v = np.asarray(value, dtype=np.float64)
-    b = np.asarray(bound, dtype=np.float64)
-    diff = np.maximum(b - v, 0.0)
-    scale = np.abs(b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap = np.where(diff == 0.0, 0.0, diff / scale)
+    v = as_real_array(value, "value").astype(np.float64, copy=False)
+    b = as_real_array(bound, "bound").astype(np.float64, copy=False)
+    if v.shape != b.shape:
+        raise ShapeError(f"value and bound must have the same shape, got {v.shape} and {b.shape}")
+    check_finite(v, "value")
+    check_finite(b, "bound")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        diff = np.maximum(b - v, 0.0)
+        gap = np.where(diff == 0.0, 0.0, diff / np.abs(b))
     return np.asarray(gap, dtype=np.float64)

@@ -5,6 +5,7 @@ import numpy.typing as npt
 
 __all__ = [
     "MATCHERS",
+    "MATCHER_OPTIONS",
     "NonFiniteError",
     "OptionError",
     "SemrsmError",
@@ -18,6 +19,7 @@ __all__ = [
 ]
 __version__: str
 MATCHERS: list[str]
+MATCHER_OPTIONS: dict[str, list[str]]
 
 class SemrsmError(ValueError): ...
 class ShapeError(SemrsmError): ...

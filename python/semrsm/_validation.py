@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import numbers
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -151,3 +152,42 @@ def check_matcher_options(options: dict[str, Any]) -> dict[str, int]:
             raise OptionError(f"matcher option {key}= must be an integer (64-bit), got {value!r}")
         checked[key] = int(value)
     return checked
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A real boolean (``True``/``False`` or ``numpy.bool_``), else :class:`OptionError`.
+
+    Flags are not read by truthiness: ``return_bound="no"`` is an error, not ``True``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise OptionError(f"{name} must be True or False, got {value!r}")
+
+
+def check_keywords(options: dict[str, Any], function: str, keywords: Iterable[str]) -> None:
+    """Reject keyword arguments that are neither ``function``'s own nor an option of some matcher.
+
+    ``options`` are the ``**matcher_options`` a function received. A name that no matcher takes
+    (e.g. a misspelt ``kernal=``) raises :class:`OptionError` naming it, the closest valid names
+    and all valid keywords; names of other matchers' options are left to the core, which says
+    which matcher takes them.
+    """
+    if not options:
+        return
+    from . import _core
+
+    matcher_options = sorted({o for names in _core.MATCHER_OPTIONS.values() for o in names})
+    for key in options:
+        if key in matcher_options:
+            continue
+        valid = [*keywords, *matcher_options]
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        owners = ", ".join(
+            f"{o} ({'/'.join(m for m, names in _core.MATCHER_OPTIONS.items() if o in names)})"
+            for o in matcher_options
+        )
+        raise OptionError(
+            f"{function}() got an unknown keyword argument {key!r}{hint}; valid keywords are "
+            f"{', '.join(keywords)}, and the matcher options {owners}"
+        )

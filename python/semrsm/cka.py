@@ -21,8 +21,19 @@ with methods for dissimilarities", Annals of Statistics), which
 need at least 4 items.
 
 Every function takes square ``(n, n)`` matrices and accepts any RSM that
-semrsm builds, semantic or spatio-semantic. The inputs do not have to be
-symmetric. No function changes its inputs.
+semrsm builds, semantic or spatio-semantic. :func:`center_gram` and
+:func:`hsic` also take non-symmetric matrices (the formulas are defined for
+them). :func:`cka` needs symmetric ones: a matrix symmetric up to rounding
+(``|K - K.T| <= 1e-9 max|K|``, e.g. ``X @ X.T`` from BLAS) is symmetrised as
+``(K + K.T) / 2``; any other is rejected with :class:`~semrsm.ShapeError`,
+since on a non-symmetric matrix the "CKA" is no alignment of kernels and
+can exceed 1. No function changes its inputs.
+
+**Scale.** Every matrix is first divided by a power of two near its largest
+magnitude (exact in floating point), so entries from 1e-300 to 1e300 give
+the same CKA as unscaled ones and the "no variance" test is relative to the
+matrix's own scale. :func:`hsic` multiplies the scale back and raises
+:class:`~semrsm.NonFiniteError` if the result does not fit a float64.
 
 All computations are ``O(n**2)``. Traces of products are computed as
 elementwise sums, so no ``n x n`` matrix product is ever formed.
@@ -30,13 +41,20 @@ elementwise sums, so no ``n x n`` matrix product is ever formed.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._errors import SemrsmError
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
+from ._validation import check_flag
 
 __all__ = ["center_gram", "hsic", "cka"]
 
 _ESTIMATORS = ("gretton", "song")
+
+
+#: Largest ``|K - K.T|``, relative to ``max|K|``, that counts as rounding (then symmetrised).
+SYMMETRY_TOLERANCE = 1e-9
 
 
 def _as_square_matrix(M, name: str) -> np.ndarray:
@@ -52,14 +70,17 @@ def _as_square_matrix(M, name: str) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (n, n), dtype float64
-        The matrix as float64. It may be the input itself when the input
-        already is float64; callers must not write to it.
+        The matrix as float64. It may be the input itself; callers must not
+        write to it.
 
     Raises
     ------
     SemrsmError
-        If `M` is not numeric and real, not 2-D, not square, empty, or
-        contains NaN or infinite values.
+        If `M` is not numeric and real.
+    ShapeError
+        If `M` is not 2-D, not square, or empty.
+    NonFiniteError
+        If `M` contains NaN or infinite values.
     """
     raw = np.asarray(M)
     if raw.dtype.kind not in "biuf":
@@ -72,17 +93,51 @@ def _as_square_matrix(M, name: str) -> np.ndarray:
         )
     arr = raw.astype(np.float64, copy=False)
     if arr.ndim != 2:
-        raise SemrsmError(
+        raise ShapeError(
             f"{name} must be a 2-D matrix, got an array with {arr.ndim} "
             f"dimension(s) and shape {arr.shape}"
         )
     if arr.shape[0] != arr.shape[1]:
-        raise SemrsmError(f"{name} must be square, got shape {arr.shape}")
+        raise ShapeError(f"{name} must be square, got shape {arr.shape}")
     if arr.shape[0] == 0:
-        raise SemrsmError(f"{name} is empty (shape {arr.shape}); need n >= 1")
+        raise ShapeError(f"{name} is empty (shape {arr.shape}); need n >= 1")
     if not np.all(np.isfinite(arr)):
-        raise SemrsmError(f"{name} contains NaN or infinite values")
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise NonFiniteError(
+            f"{name} contains NaN or infinite values: {float(arr[index])} at index {index}"
+        )
     return arr
+
+
+def _symmetric(M: np.ndarray, name: str) -> np.ndarray:
+    """`M` (validated) if symmetric, ``(M + M.T) / 2`` if symmetric up to rounding
+    (:data:`SYMMETRY_TOLERANCE`), else :class:`ShapeError`."""
+    scaled = _scaled(M)[0]
+    worst = float(np.max(np.abs(scaled - scaled.T)))
+    if worst > SYMMETRY_TOLERANCE:  # relative: the scaled matrix has max|.| in [0.5, 1)
+        i, j = np.unravel_index(np.argmax(np.abs(scaled - scaled.T)), M.shape)
+        raise ShapeError(
+            f"{name} must be symmetric (a kernel matrix such as the RSM of one set "
+            f"of inputs), but {name}[{i}, {j}] = {float(M[i, j])!r} and {name}[{j}, {i}] = "
+            f"{float(M[j, i])!r}; CKA is not defined for non-symmetric matrices (it can exceed 1)"
+        )
+    if worst > 0:  # symmetric up to rounding: symmetrise (halves first: no overflow)
+        return M * 0.5 + M.T * 0.5
+    return M
+
+
+def _scaled(M: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(M * 2**-e, e)`` with ``max|M * 2**-e|`` in ``[0.5, 1)`` (``e = 0`` for a zero matrix).
+
+    Multiplying by a power of two is exact (short of subnormal results, which only lose
+    entries below ``2**-1022`` of the largest), so no product of the scaled matrices
+    can overflow and none of the tests on them depends on the input's scale.
+    """
+    peak = float(np.max(np.abs(M)))
+    if peak == 0.0:
+        return M, 0
+    exponent = int(np.frexp(peak)[1])
+    return np.ldexp(M, -exponent), exponent
 
 
 def _check_pair(K, L) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +161,7 @@ def _check_pair(K, L) -> tuple[np.ndarray, np.ndarray]:
     K = _as_square_matrix(K, "K")
     L = _as_square_matrix(L, "L")
     if K.shape != L.shape:
-        raise SemrsmError(
+        raise ShapeError(
             f"K and L must have the same shape (same number of items n), "
             f"got {K.shape} and {L.shape}"
         )
@@ -128,11 +183,11 @@ def _require_min_n(n: int, what: str, minimum: int = 4) -> None:
 
     Raises
     ------
-    SemrsmError
+    ShapeError
         If ``n < minimum``.
     """
     if n < minimum:
-        raise SemrsmError(f"{what} needs n >= {minimum} items, got n = {n}")
+        raise ShapeError(f"{what} needs n >= {minimum} items, got n = {n}")
 
 
 def _min_n(estimator: str) -> int:
@@ -221,9 +276,24 @@ def center_gram(K, unbiased: bool = False) -> np.ndarray:
 
     Raises
     ------
+    ShapeError
+        If `K` is not a non-empty, square 2-D matrix, or if ``unbiased`` is
+        True and ``n < 4``.
+    NonFiniteError
+        If `K` holds NaN or infinity, or the centred entries exceed the
+        float64 range (entries near 1e308).
+    OptionError
+        If ``unbiased`` is not a bool.
     SemrsmError
-        If `K` is not a non-empty, finite, real, square 2-D matrix, or if
-        ``unbiased`` is True and ``n < 4``.
+        If `K` is not real (all of the above are subclasses).
+
+    Examples
+    --------
+    >>> import numpy as np, semrsm
+    >>> K = np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 2.0]])
+    >>> Kc = semrsm.center_gram(K)
+    >>> bool(np.allclose(Kc.sum(axis=0), 0.0))
+    True
 
     Notes
     -----
@@ -231,11 +301,20 @@ def center_gram(K, unbiased: bool = False) -> np.ndarray:
     does not change it. For a symmetric `K` the U-centred result has zero
     row and column sums too.
     """
+    unbiased = check_flag(unbiased, "unbiased")
     K = _as_square_matrix(K, "K")
     if unbiased:
         _require_min_n(K.shape[0], "unbiased (U-)centring")
-        return _center_unbiased(K)
-    return _center_biased(K)
+    Ks, exponent = _scaled(K)
+    centred = _center_unbiased(Ks) if unbiased else _center_biased(Ks)
+    with np.errstate(over="ignore"):
+        out = np.ldexp(centred, exponent)
+    if not np.all(np.isfinite(out)):
+        raise NonFiniteError(
+            "the centred matrix has entries beyond the float64 range "
+            f"(max |K| = {np.max(np.abs(K)):g}); rescale K"
+        )
+    return out
 
 
 def _hsic_checked(K: np.ndarray, L: np.ndarray, estimator: str) -> float:
@@ -269,7 +348,7 @@ def _hsic_checked(K: np.ndarray, L: np.ndarray, estimator: str) -> float:
 def _check_estimator(estimator) -> None:
     """Raise unless `estimator` names a known HSIC estimator."""
     if not isinstance(estimator, str) or estimator not in _ESTIMATORS:
-        raise SemrsmError(
+        raise OptionError(
             f"unknown HSIC estimator {estimator!r}; valid estimators are "
             + ", ".join(repr(e) for e in _ESTIMATORS)
         )
@@ -301,20 +380,42 @@ def hsic(K, L, estimator: str = "gretton") -> float:
     float
         The HSIC estimate. For symmetric `K` equal to `L`, and for positive
         semi-definite `K` and `L` with ``"gretton"``, it is non-negative.
-        Otherwise it can be negative.
+        Otherwise it can be negative. It scales with the product of the
+        scales of `K` and `L` and underflows to 0 below about 1e-308.
 
     Raises
     ------
-    SemrsmError
-        If either matrix is invalid, the shapes differ, the estimator is
-        unknown, ``n < 2``, or ``estimator="song"`` and ``n < 4``.
+    ShapeError
+        If a matrix is not 2-D, square and non-empty, the shapes differ,
+        ``n < 2``, or ``estimator="song"`` and ``n < 4``.
+    NonFiniteError
+        If a matrix holds NaN or infinity, or the HSIC itself exceeds the
+        float64 range (e.g. ``hsic(1e200 * K, 1e200 * K)``).
+    OptionError
+        If the estimator is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, semrsm
+    >>> x = np.random.default_rng(0).normal(size=(10, 3))
+    >>> K = x @ x.T
+    >>> bool(semrsm.hsic(K, K) > 0), semrsm.hsic(K, 2 * K) == 2 * semrsm.hsic(K, K)
+    (True, True)
     """
     _check_estimator(estimator)
     K, L = _check_pair(K, L)
     _require_min_n(
         K.shape[0], f"the {estimator!r} HSIC estimator", _min_n(estimator)
     )
-    return _hsic_checked(K, L, estimator)
+    (Ks, ek), (Ls, el) = _scaled(K), _scaled(L)
+    value = _hsic_checked(Ks, Ls, estimator)
+    try:
+        return math.ldexp(value, ek + el)
+    except OverflowError:
+        raise NonFiniteError(
+            f"HSIC = {value!r} * 2**{ek + el} is beyond the float64 range; "
+            "rescale K or L (CKA is scale-invariant and has no such limit)"
+        ) from None
 
 
 def cka(K, L, debiased: bool = False) -> float:
@@ -326,9 +427,9 @@ def cka(K, L, debiased: bool = False) -> float:
     Parameters
     ----------
     K, L : array_like, shape (n, n)
-        Finite real square matrices of the same shape, for example two RSMs
-        over the same ``n`` items (semantic or spatio-semantic). They do not
-        have to be symmetric and are not modified.
+        Finite real symmetric matrices of the same shape, for example two
+        RSMs over the same ``n`` items (semantic or spatio-semantic). They
+        are not modified. Any scale from 1e-300 to 1e300 works.
     debiased : bool, default False
         If False, use the biased ``"gretton"`` HSIC estimator. If True, use
         the unbiased ``"song"`` estimator, which is the same as working with
@@ -344,16 +445,29 @@ def cka(K, L, debiased: bool = False) -> float:
 
     Raises
     ------
+    ShapeError
+        If a matrix is not 2-D, square, non-empty and symmetric, the shapes
+        differ, ``n < 2``, or ``debiased`` is True and ``n < 4``.
+    NonFiniteError
+        If a matrix holds NaN or infinity.
+    OptionError
+        If ``debiased`` is not a bool.
     SemrsmError
-        If either matrix is invalid, the shapes differ, ``n < 2``,
-        ``debiased`` is True and ``n < 4``, or ``HSIC(K, K)`` or
-        ``HSIC(L, L)`` is not positive. The last case means one matrix has
+        If ``HSIC(K, K)`` or ``HSIC(L, L)`` is not positive: one matrix has
         no variance once centred (for example a constant RSM), so CKA is
-        undefined. Values within floating-point rounding error of 0 count
-        as 0. ``HSIC(K, K)`` can also be negative, but only for a
-        non-symmetric `K`; for a symmetric one both estimators give a sum of
-        squares.
+        undefined. Values within floating-point rounding error of 0
+        (relative to the matrix's own largest entry) count as 0.
+
+    Examples
+    --------
+    >>> import numpy as np, semrsm
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(10, 3))
+    >>> K, L = x @ x.T, np.tanh(x) @ np.tanh(x).T
+    >>> round(semrsm.cka(K, K), 12), round(semrsm.cka(1e200 * K, L) - semrsm.cka(K, L), 12)
+    (1.0, 0.0)
     """
+    debiased = check_flag(debiased, "debiased")
     K, L = _check_pair(K, L)
     estimator = "song" if debiased else "gretton"
     _require_min_n(
@@ -361,15 +475,17 @@ def cka(K, L, debiased: bool = False) -> float:
         "debiased CKA" if debiased else "biased CKA",
         _min_n(estimator),
     )
+    K, L = _symmetric(K, "K"), _symmetric(L, "L")
+    # CKA does not depend on the scales: work on matrices with max|.| in [0.5, 1).
+    K, L = _scaled(K)[0], _scaled(L)[0]
     hkk = _hsic_checked(K, K, estimator)
     hll = _hsic_checked(L, L, estimator)
     for name, M, value in (("K", K, hkk), ("L", L, hll)):
         if not value > _zero_tolerance(M, estimator):
             raise SemrsmError(
-                f"CKA is undefined: HSIC({name}, {name}) = {value!r} is not "
-                f"positive ({estimator} estimator). The RSM {name} has no "
-                f"variance after centring (for example it is constant), or "
-                f"it is non-symmetric and its HSIC estimate is negative"
+                f"CKA is undefined: HSIC({name}, {name}) = {value!r} relative to "
+                f"its scale ({estimator} estimator): the RSM {name} has no "
+                "variance after centring (for example it is constant)"
             )
     hkl = _hsic_checked(K, L, estimator)
     return float(hkl / np.sqrt(hkk * hll))

@@ -13,6 +13,8 @@
 //! its two smallest reduced costs) about twice as fast. The two-minimum scan keeps 8 independent
 //! lanes so that it vectorises; on x86-64 an AVX2 build of it is chosen at run time.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::Cost;
 
 /// Square problems from this size on get auction rounds.
@@ -27,6 +29,8 @@ const EPS_FACTOR: f64 = 0.2;
 const MAX_ROUNDS: usize = 32;
 /// Bids per row allowed in one round before it is cut short.
 const BID_BUDGET: usize = 32;
+/// The cancellation flag is read every this many bids.
+const CANCEL_POLL: usize = 256;
 
 /// Largest cost magnitude the f32 rounds accept (prices may drift by a few hundred `n · range`).
 const MAX_MAGNITUDE: f64 = 1e30;
@@ -54,8 +58,15 @@ impl Auction {
     /// Column duals for the `n × n` minimisation of `signed(cost)`, written to `v`.
     ///
     /// Leaves `v` untouched when all costs are equal (every assignment is then optimal) or when
-    /// they exceed [`MAX_MAGNITUDE`].
-    pub(super) fn prices<T: Cost, const MAX: bool>(&mut self, cost: &[T], n: usize, v: &mut [f64]) {
+    /// they exceed [`MAX_MAGNITUDE`]. Stops early (with prices that are still a valid start)
+    /// once `cancel` is set; the caller reports the interruption.
+    pub(super) fn prices<T: Cost, const MAX: bool>(
+        &mut self,
+        cost: &[T],
+        n: usize,
+        v: &mut [f64],
+        cancel: &AtomicBool,
+    ) {
         debug_assert!(
             n >= MIN_SIZE
                 && MIN_SIZE >= CANDIDATES
@@ -96,8 +107,8 @@ impl Auction {
         // `eps` shrinks geometrically from a normal number to one at least `last_eps`, so this
         // ends after about log5(n / 0.64) rounds; the cap holds even if it did not.
         let mut rounds = 0;
-        while eps >= last_eps && rounds < MAX_ROUNDS {
-            self.round(n, eps as f32, two_min);
+        while eps >= last_eps && rounds < MAX_ROUNDS && !cancel.load(Ordering::Relaxed) {
+            self.round(n, eps as f32, two_min, cancel);
             eps *= EPS_FACTOR;
             rounds += 1;
         }
@@ -107,14 +118,14 @@ impl Auction {
     }
 
     /// One Gauss–Seidel auction round at a fixed `ε`, from an empty assignment.
-    fn round(&mut self, n: usize, eps: f32, two_min: TwoMin) {
+    fn round(&mut self, n: usize, eps: f32, two_min: TwoMin, cancel: &AtomicBool) {
         self.owner.clear();
         self.owner.resize(n, NONE);
         self.free.clear();
         self.free.extend((0..n as u32).rev());
         let mut budget = BID_BUDGET * n;
         while let Some(i) = self.free.pop() {
-            if budget == 0 {
+            if budget == 0 || (budget % CANCEL_POLL == 0 && cancel.load(Ordering::Relaxed)) {
                 return;
             }
             budget -= 1;

@@ -17,10 +17,24 @@ mod sap;
 pub use sap::SapSolver;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
+
+/// A cancellation flag that is never set, for the entry points without one.
+pub(crate) static NEVER_CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// `Err(Interrupted)` once `cancel` is set.
+#[inline]
+pub(crate) fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
 
 /// Largest magnitude accepted in a cost matrix. Beyond it, sums of a few potentials could overflow
 /// `f64`; rescaling the costs (which does not change the optimal assignment) is the user's fix.
@@ -137,6 +151,23 @@ fn row_is_clean<T: Cost>(row: &[T]) -> bool {
 /// assert_eq!(a.objective, 5.0);
 /// ```
 pub fn linear_sum_assignment<T: Cost>(cost: ArrayView2<'_, T>, sense: Sense) -> Result<Assignment> {
+    linear_sum_assignment_cancellable(cost, sense, &NEVER_CANCELLED)
+}
+
+/// [`linear_sum_assignment`] that stops with [`Error::Interrupted`] soon after `cancel` is set
+/// (another thread sets it, e.g. on Ctrl-C).
+///
+/// The flag is polled before every augmenting search (one per row, each `O(k·l)` at most) and
+/// every 256 bids of the auction warm start, so the delay after it is set is bounded by one
+/// search, whatever the input.
+///
+/// # Errors
+/// As [`linear_sum_assignment`], and [`Error::Interrupted`] once `cancel` is set.
+pub fn linear_sum_assignment_cancellable<T: Cost>(
+    cost: ArrayView2<'_, T>,
+    sense: Sense,
+    cancel: &AtomicBool,
+) -> Result<Assignment> {
     validate_costs(&cost, "cost matrix")?;
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
@@ -159,7 +190,7 @@ pub fn linear_sum_assignment<T: Cost>(cost: ArrayView2<'_, T>, sense: Sense) -> 
         None => Cow::Owned(oriented.iter().copied().collect()),
     };
     let mut solver = SapSolver::new();
-    let col4row = solver.solve(&work, k, l, sense)?;
+    let col4row = solver.solve_cancellable(&work, k, l, sense, cancel)?;
 
     let mut pairs: Vec<(usize, usize)> = if transposed {
         col4row.iter().enumerate().map(|(c, &r)| (r, c)).collect()

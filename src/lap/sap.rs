@@ -12,8 +12,10 @@
 //! The inner loop relaxes a compact array of still-unscanned columns and tracks the minimum label;
 //! ties at the minimum prefer a free column, which ends the search early.
 
+use std::sync::atomic::AtomicBool;
+
 use super::auction::{self, Auction};
-use super::{Cost, Sense};
+use super::{check_cancel, Cost, Sense, NEVER_CANCELLED};
 use crate::error::{Error, Result};
 
 const NONE: usize = usize::MAX;
@@ -63,9 +65,25 @@ impl SapSolver {
         m: usize,
         sense: Sense,
     ) -> Result<&[usize]> {
+        self.solve_cancellable(cost, n, m, sense, &NEVER_CANCELLED)
+    }
+
+    /// [`Self::solve`], polling `cancel` before every augmenting search and every 256 bids of
+    /// the warm start.
+    ///
+    /// # Errors
+    /// As [`Self::solve`], and [`Error::Interrupted`] once `cancel` is set.
+    pub fn solve_cancellable<T: Cost>(
+        &mut self,
+        cost: &[T],
+        n: usize,
+        m: usize,
+        sense: Sense,
+        cancel: &AtomicBool,
+    ) -> Result<&[usize]> {
         match sense {
-            Sense::Minimize => self.solve_impl::<T, false>(cost, n, m),
-            Sense::Maximize => self.solve_impl::<T, true>(cost, n, m),
+            Sense::Minimize => self.solve_impl::<T, false>(cost, n, m, cancel),
+            Sense::Maximize => self.solve_impl::<T, true>(cost, n, m, cancel),
         }
     }
 
@@ -74,6 +92,7 @@ impl SapSolver {
         cost: &[T],
         n: usize,
         m: usize,
+        cancel: &AtomicBool,
     ) -> Result<&[usize]> {
         if n > m || cost.len() != n * m {
             return Err(Error::Shape(format!(
@@ -89,9 +108,11 @@ impl SapSolver {
             return Ok(&self.col4row);
         }
         if n == m && n >= auction::MIN_SIZE {
-            self.auction.prices::<T, MAX>(cost, n, &mut self.v[..n]);
+            self.auction
+                .prices::<T, MAX>(cost, n, &mut self.v[..n], cancel);
         }
         for row in 0..n {
+            check_cancel(cancel)?;
             if self.assign_to_best_if_free::<T, MAX>(cost, m, row) {
                 continue;
             }

@@ -55,6 +55,8 @@
 //! computed by a GEMM that rounds permuted rows differently, the run may end at a different,
 //! equally certified permutation. Invariance then holds up to the certified gap.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{descending_norm_order, matched_sum, Affinity};
 use crate::lap::Cost;
 
@@ -90,14 +92,20 @@ pub(crate) struct AuctionState {
 
 /// Run the auction into `perm` and return its dual bound `D ≥ optimum`. `gap` is the relative
 /// target (`1e-3` = 0.1 %).
+/// Once `cancel` is set (polled every [`CANCEL_POLL`] bids) it stops as if out of budget: the
+/// permutation and the bound stay valid, and the caller reports the interruption.
 pub(crate) fn auction<T: Cost>(
     affinity: &Affinity<'_, T>,
     gap: f64,
     state: &mut AuctionState,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> f64 {
-    auction_with(affinity, gap, state, perm, COMPACT_FROM_BYTES)
+    auction_with(affinity, gap, state, perm, COMPACT_FROM_BYTES, cancel)
 }
+
+/// The cancellation flag is read every this many bids.
+const CANCEL_POLL: usize = 256;
 
 /// [`auction`] with the size from which an `f64` affinity is scanned through an `f32` copy.
 fn auction_with<T: Cost>(
@@ -106,6 +114,7 @@ fn auction_with<T: Cost>(
     state: &mut AuctionState,
     perm: &mut [usize],
     compact_from_bytes: usize,
+    cancel: &AtomicBool,
 ) -> f64 {
     let s = affinity.size();
     let wide = std::mem::size_of::<T>() > std::mem::size_of::<f32>();
@@ -137,9 +146,9 @@ fn auction_with<T: Cost>(
         // Rounding to f32 moves an entry by at most 2⁻²⁴ of the largest magnitude (plus the
         // smallest subnormal): decisions use the copy, the certificate adds that slack.
         let slack = magnitude * f64::from(f32::EPSILON) * 0.5 + f64::from(f32::MIN_POSITIVE);
-        run(&compact_rows, slack, affinity, range, gap, state, perm)
+        run(&compact_rows, slack, affinity, range, gap, state, perm, cancel)
     } else {
-        run(affinity.values(), 0.0, affinity, range, gap, state, perm)
+        run(affinity.values(), 0.0, affinity, range, gap, state, perm, cancel)
     };
     state.compact = compact_rows;
     value
@@ -157,6 +166,7 @@ fn run<U: Cost, T: Cost>(
     gap: f64,
     state: &mut AuctionState,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> f64 {
     let s = affinity.size();
     let row = |i: usize| &scan[i * s..(i + 1) * s];
@@ -189,6 +199,10 @@ fn run<U: Cost, T: Cost>(
             if budget == 0 {
                 break;
             }
+            if budget % CANCEL_POLL == 0 && cancel.load(Ordering::Relaxed) {
+                budget = 0;
+                break;
+            }
             budget -= 1;
             free.pop();
             let (j, best, second) = top_two(row(i), prices);
@@ -218,7 +232,7 @@ fn run<U: Cost, T: Cost>(
         let primal = matched_sum(affinity.values(), s, perm);
         #[allow(clippy::cast_precision_loss)]
         let dual = row_max.iter().sum::<f64>() + slack * s as f64 + col_max.iter().sum::<f64>();
-        if out_of_budget || dual - primal <= gap * primal.abs() || eps <= floor {
+        if out_of_budget || super::within_gap(primal, dual, gap) || eps <= floor {
             return dual;
         }
         eps = (eps / EPS_FACTOR).max(floor);
@@ -488,7 +502,7 @@ mod tests {
             let affinity = Affinity::new(&a, s, &norms, &norms).unwrap();
             let mut perm = vec![0; s];
             let mut state = AuctionState::default();
-            let bound = auction_with(&affinity, 0.0, &mut state, &mut perm, 0);
+            let bound = auction_with(&affinity, 0.0, &mut state, &mut perm, 0, &AtomicBool::new(false));
             let mut seen = vec![false; s];
             for &j in &perm {
                 assert!(!seen[j]);
@@ -517,8 +531,9 @@ mod tests {
         let affinity = Affinity::new(&a, s, &norms, &norms).unwrap();
         let mut state = AuctionState::default();
         let (mut p1, mut p2) = (vec![0; s], vec![0; s]);
-        let b1 = auction_with(&affinity, 1e-4, &mut state, &mut p1, usize::MAX);
-        let b2 = auction_with(&affinity, 1e-4, &mut state, &mut p2, 0);
+        let never = AtomicBool::new(false);
+        let b1 = auction_with(&affinity, 1e-4, &mut state, &mut p1, usize::MAX, &never);
+        let b2 = auction_with(&affinity, 1e-4, &mut state, &mut p2, 0, &never);
         let view = ndarray::ArrayView2::from_shape((s, s), &a).unwrap();
         let exact = linear_sum_assignment(view, Sense::Maximize)
             .unwrap()

@@ -21,6 +21,8 @@
 //! within a batch the identity is optimal (Cauchy–Schwarz).
 
 use super::{descending_norm_order, exact, solve_block, Affinity, Workspace};
+use std::sync::atomic::AtomicBool;
+
 use crate::error::Result;
 use crate::lap::Cost;
 
@@ -30,15 +32,16 @@ pub(crate) fn batch_optimal<T: Cost>(
     b: usize,
     ws: &mut Workspace,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> Result<()> {
     let s = affinity.size();
     if b >= s {
-        return exact(affinity, &mut ws.solver, perm);
+        return exact(affinity, &mut ws.solver, perm, cancel);
     }
     descending_norm_order(affinity.norms_x(), &mut ws.order_x);
     descending_norm_order(affinity.norms_y(), &mut ws.order_y);
     for (rows, cols) in ws.order_x.chunks(b).zip(ws.order_y.chunks(b)) {
-        solve_block(affinity, rows, cols, &mut ws.solver, &mut ws.block, perm)?;
+        solve_block(affinity, rows, cols, &mut ws.solver, &mut ws.block, perm, cancel)?;
     }
     Ok(())
 }

@@ -32,6 +32,8 @@
 //! Rounding: the bound is computed in `f64` with `O(S)`-term sums, so "≥ optimum" holds up to a
 //! relative `~S·1e-16`; callers additionally clamp it to at least the matcher's own value.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::auction::row_max_reduced;
 use super::Affinity;
 use crate::lap::Cost;
@@ -83,6 +85,7 @@ pub(crate) fn from_optimal_permutation<T: Cost>(
     affinity: &Affinity<'_, T>,
     perm: &[usize],
     buffers: &mut DualBuffers,
+    cancel: &AtomicBool,
 ) -> f64 {
     let s = affinity.size();
     let max_abs = affinity
@@ -115,7 +118,9 @@ pub(crate) fn from_optimal_permutation<T: Cost>(
     let mut budget = s.saturating_mul(s + 1);
     while let Some(i) = queue.pop_front() {
         queued[i] = false;
-        if budget == 0 {
+        // Out of budget, or cancelled (polled every S relaxations, O(S²) work): stop; the
+        // `tighten` below keeps the dual feasible from any `v`.
+        if budget == 0 || (budget % s == 0 && cancel.load(Ordering::Relaxed)) {
             break;
         }
         budget -= 1;

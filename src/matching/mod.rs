@@ -37,10 +37,12 @@ pub mod greedy;
 pub mod shift;
 pub mod topk;
 
+use std::sync::atomic::AtomicBool;
+
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::lap::{validate_costs, Cost, SapSolver, Sense};
+use crate::lap::{check_cancel, validate_costs, Cost, SapSolver, Sense, NEVER_CANCELLED};
 
 /// Default number of highest-norm positions matched exactly by [`Matcher::TopkGreedy`] (the
 /// value the paper discusses, App. F).
@@ -78,7 +80,9 @@ pub enum Matcher {
         b: usize,
     },
     /// ε-scaling forward auction that stops once its own dual certifies a relative gap of at most
-    /// `gap_ppm` parts per million. See [`auction`].
+    /// `gap_ppm` parts per million. See [`auction`]. Should the auction stop above that (out of
+    /// bids, or `ε` at its floor, e.g. with affinities spanning 10^±120), the pair is solved
+    /// exactly and certified from the optimal permutation instead.
     Auction {
         /// Target certified relative gap in parts per million (`1000` = 0.1 %); `0` runs the
         /// ε-scaling down to rounding level.
@@ -164,19 +168,12 @@ impl Matcher {
     /// assert!(Matcher::from_name("batch_optimal", &[("b".to_string(), 0)]).is_err());
     /// ```
     pub fn from_name(name: &str, options: &[(String, i64)]) -> Result<Self> {
-        let specs: &[OptionSpec] = match name {
-            "none" | "exact" | "greedy" => &[],
-            "topk_greedy" => TOPK_OPTIONS,
-            "batch_optimal" => BATCH_OPTIONS,
-            "auction" => AUCTION_OPTIONS,
-            "shift" => SHIFT_OPTIONS,
-            other => {
-                return Err(Error::InvalidOption(format!(
-                    "unknown matcher {other:?}; choose one of {}",
-                    Self::NAMES.join(", ")
-                )))
-            }
-        };
+        let specs = option_specs(name).ok_or_else(|| {
+            Error::InvalidOption(format!(
+                "unknown matcher {name:?}; choose one of {}",
+                Self::NAMES.join(", ")
+            ))
+        })?;
         let values = parse_options(name, specs, options)?;
         // Values are range-checked above; the conversions below cannot fail on 64-bit targets and
         // saturate otherwise (a k or b beyond usize::MAX means "all positions").
@@ -198,6 +195,21 @@ impl Matcher {
                 gap_ppm: u32::try_from(values[0]).unwrap_or(u32::MAX),
             },
         })
+    }
+
+    /// Names of the options the matcher called `name` takes (empty for none), `None` for an
+    /// unknown name.
+    ///
+    /// # Example
+    /// ```
+    /// use semrsm::matching::Matcher;
+    /// assert_eq!(Matcher::option_names("batch_optimal"), Some(vec!["b"]));
+    /// assert_eq!(Matcher::option_names("exact"), Some(vec![]));
+    /// assert_eq!(Matcher::option_names("nope"), None);
+    /// ```
+    #[must_use]
+    pub fn option_names(name: &str) -> Option<Vec<&'static str>> {
+        option_specs(name).map(|specs| specs.iter().map(|s| s.name).collect())
     }
 
     /// The matcher's name, as accepted by [`Matcher::from_name`].
@@ -255,15 +267,33 @@ impl Matcher {
         workspace: &mut Workspace,
         perm: &mut [usize],
     ) -> Result<()> {
+        self.assign_cancellable(affinity, workspace, perm, &NEVER_CANCELLED)
+    }
+
+    /// [`Matcher::assign`] that stops with [`Error::Interrupted`] soon after `cancel` is set: the
+    /// exact solves poll it once per augmenting search, the auction every 256 bids.
+    ///
+    /// # Errors
+    /// As [`Matcher::assign`], and [`Error::Interrupted`].
+    pub fn assign_cancellable<T: Cost>(
+        &self,
+        affinity: &Affinity<'_, T>,
+        workspace: &mut Workspace,
+        perm: &mut [usize],
+        cancel: &AtomicBool,
+    ) -> Result<()> {
         check_perm(affinity, perm)?;
+        check_cancel(cancel)?;
         match *self {
             Self::None => identity(perm),
-            Self::Exact => exact(affinity, &mut workspace.solver, perm)?,
+            Self::Exact => exact(affinity, &mut workspace.solver, perm, cancel)?,
             Self::Greedy => greedy::greedy(affinity, workspace, perm),
-            Self::TopkGreedy { k } => topk::topk_greedy(affinity, k, workspace, perm)?,
-            Self::BatchOptimal { b } => batch::batch_optimal(affinity, b, workspace, perm)?,
+            Self::TopkGreedy { k } => topk::topk_greedy(affinity, k, workspace, perm, cancel)?,
+            Self::BatchOptimal { b } => {
+                batch::batch_optimal(affinity, b, workspace, perm, cancel)?;
+            }
             Self::Auction { gap_ppm } => {
-                auction::auction(affinity, gap(gap_ppm), &mut workspace.auction, perm);
+                certified_auction(affinity, gap(gap_ppm), workspace, perm, cancel)?;
             }
             Self::Shift { w } => shift::best_shift(affinity, w, &mut workspace.scores, perm)?,
         }
@@ -293,31 +323,81 @@ impl Matcher {
         workspace: &mut Workspace,
         perm: &mut [usize],
     ) -> Result<f64> {
+        self.assign_with_bound_cancellable(affinity, workspace, perm, &NEVER_CANCELLED)
+    }
+
+    /// [`Matcher::assign_with_bound`] that stops with [`Error::Interrupted`] soon after `cancel`
+    /// is set (see [`Matcher::assign_cancellable`]).
+    ///
+    /// # Errors
+    /// As [`Matcher::assign`], and [`Error::Interrupted`].
+    pub fn assign_with_bound_cancellable<T: Cost>(
+        &self,
+        affinity: &Affinity<'_, T>,
+        workspace: &mut Workspace,
+        perm: &mut [usize],
+        cancel: &AtomicBool,
+    ) -> Result<f64> {
         check_perm(affinity, perm)?;
         let s = affinity.size();
         let dual = match *self {
             // k ≥ S and b ≥ S run the exact solver on the whole pair: certify it like Exact.
             _ if self.is_exact_for(s) => {
-                exact(affinity, &mut workspace.solver, perm)?;
-                bound::from_optimal_permutation(affinity, perm, &mut workspace.dual)
+                exact(affinity, &mut workspace.solver, perm, cancel)?;
+                bound::from_optimal_permutation(affinity, perm, &mut workspace.dual, cancel)
             }
             Self::Auction { gap_ppm } => {
-                auction::auction(affinity, gap(gap_ppm), &mut workspace.auction, perm)
+                certified_auction(affinity, gap(gap_ppm), workspace, perm, cancel)?
             }
             _ => {
-                self.assign(affinity, workspace, perm)?;
+                self.assign_cancellable(affinity, workspace, perm, cancel)?;
                 let mut scratch = std::mem::take(&mut workspace.scratch_perm);
                 scratch.resize(affinity.size(), 0);
                 let gap_target = gap(BOUND_GAP_PPM);
-                let dual =
-                    auction::auction(affinity, gap_target, &mut workspace.auction, &mut scratch);
+                let dual = auction::auction(
+                    affinity,
+                    gap_target,
+                    &mut workspace.auction,
+                    &mut scratch,
+                    cancel,
+                );
                 workspace.scratch_perm = scratch;
                 dual
             }
         };
+        check_cancel(cancel)?;
         // Mathematically dual ≥ optimum ≥ value; keep that order under rounding too.
         Ok(dual.max(matched_sum(affinity.values(), affinity.size(), perm)))
     }
+}
+
+/// The auction, held to its target: when it stops above `gap` (out of bids, or `ε` at its
+/// floor, seen with affinities spanning 10^±60), the pair is solved exactly instead and the
+/// tighter of the two certificates returned. Either way the result is a valid upper bound, and
+/// within `gap` of the value unless rounding alone exceeds it (`gap = 0`, or a value near 0).
+fn certified_auction<T: Cost>(
+    affinity: &Affinity<'_, T>,
+    gap: f64,
+    workspace: &mut Workspace,
+    perm: &mut [usize],
+    cancel: &AtomicBool,
+) -> Result<f64> {
+    let dual = auction::auction(affinity, gap, &mut workspace.auction, perm, cancel);
+    check_cancel(cancel)?;
+    let value = matched_sum(affinity.values(), affinity.size(), perm);
+    if within_gap(value, dual, gap) {
+        return Ok(dual);
+    }
+    exact(affinity, &mut workspace.solver, perm, cancel)?;
+    let exact_bound = bound::from_optimal_permutation(affinity, perm, &mut workspace.dual, cancel);
+    check_cancel(cancel)?;
+    Ok(exact_bound.min(dual))
+}
+
+/// Whether `bound − value ≤ gap · min(|value|, |bound|)`: the relative gap `semrsm.certified_gap`
+/// reports (relative to `|bound|`) and the one relative to `|value|` are both within `gap`.
+pub(crate) fn within_gap(value: f64, bound: f64, gap: f64) -> bool {
+    bound - value <= gap * value.abs().min(bound.abs())
 }
 
 fn gap(gap_ppm: u32) -> f64 {
@@ -333,6 +413,18 @@ fn check_perm<T: Cost>(affinity: &Affinity<'_, T>, perm: &[usize]) -> Result<()>
         )));
     }
     Ok(())
+}
+
+/// The options the matcher called `name` takes; `None` for an unknown matcher.
+fn option_specs(name: &str) -> Option<&'static [OptionSpec]> {
+    Some(match name {
+        "none" | "exact" | "greedy" => &[],
+        "topk_greedy" => TOPK_OPTIONS,
+        "batch_optimal" => BATCH_OPTIONS,
+        "auction" => AUCTION_OPTIONS,
+        "shift" => SHIFT_OPTIONS,
+        _ => return None,
+    })
 }
 
 /// Check `options` against `specs` and return one value per spec (the default where absent).
@@ -531,6 +623,22 @@ pub fn match_affinity<T: Cost>(
     matcher: Matcher,
     with_bound: bool,
 ) -> Result<Matched> {
+    match_affinity_cancellable(affinity, norms_x, norms_y, matcher, with_bound, &NEVER_CANCELLED)
+}
+
+/// [`match_affinity`] that stops with [`Error::Interrupted`] soon after `cancel` is set (see
+/// [`Matcher::assign_cancellable`]).
+///
+/// # Errors
+/// As [`match_affinity`], and [`Error::Interrupted`].
+pub fn match_affinity_cancellable<T: Cost>(
+    affinity: ArrayView2<'_, T>,
+    norms_x: &[f64],
+    norms_y: &[f64],
+    matcher: Matcher,
+    with_bound: bool,
+    cancel: &AtomicBool,
+) -> Result<Matched> {
     let (n, m) = affinity.dim();
     if n != m {
         return Err(Error::Shape(format!(
@@ -568,11 +676,11 @@ pub fn match_affinity<T: Cost>(
     let mut perm = vec![0; n];
     let bound = if with_bound {
         matcher
-            .assign_with_bound(&problem, &mut workspace, &mut perm)
+            .assign_with_bound_cancellable(&problem, &mut workspace, &mut perm, cancel)
             .map(Some)
     } else {
         matcher
-            .assign(&problem, &mut workspace, &mut perm)
+            .assign_cancellable(&problem, &mut workspace, &mut perm, cancel)
             .map(|()| None)
     };
     if let Ok(mut shared) = SHARED_WORKSPACE.lock() {
@@ -603,9 +711,10 @@ fn exact<T: Cost>(
     affinity: &Affinity<'_, T>,
     solver: &mut SapSolver,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> Result<()> {
     let s = affinity.size();
-    let col4row = solver.solve(affinity.values(), s, s, Sense::Maximize)?;
+    let col4row = solver.solve_cancellable(affinity.values(), s, s, Sense::Maximize, cancel)?;
     perm.copy_from_slice(col4row);
     Ok(())
 }
@@ -627,6 +736,7 @@ pub(crate) fn solve_block<T: Cost>(
     solver: &mut SapSolver,
     block: &mut Vec<f64>,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> Result<()> {
     let n = rows.len();
     block.clear();
@@ -635,7 +745,7 @@ pub(crate) fn solve_block<T: Cost>(
         let row = affinity.row(r);
         block.extend(cols.iter().map(|&c| row[c].to_f64()));
     }
-    let col4row = solver.solve(block.as_slice(), n, n, Sense::Maximize)?;
+    let col4row = solver.solve_cancellable(block.as_slice(), n, n, Sense::Maximize, cancel)?;
     for (&r, &c) in rows.iter().zip(col4row) {
         perm[r] = cols[c];
     }

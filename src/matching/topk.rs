@@ -15,6 +15,8 @@
 //! `x`, and the greedy part meets no tied best affinities (see [`super::greedy`]).
 
 use super::{descending_norm_order, exact, greedy, solve_block, Affinity, Workspace};
+use std::sync::atomic::AtomicBool;
+
 use crate::error::Result;
 use crate::lap::Cost;
 
@@ -24,10 +26,11 @@ pub(crate) fn topk_greedy<T: Cost>(
     k: usize,
     ws: &mut Workspace,
     perm: &mut [usize],
+    cancel: &AtomicBool,
 ) -> Result<()> {
     let s = affinity.size();
     if k >= s {
-        return exact(affinity, &mut ws.solver, perm);
+        return exact(affinity, &mut ws.solver, perm, cancel);
     }
     descending_norm_order(affinity.norms_x(), &mut ws.order_x);
     descending_norm_order(affinity.norms_y(), &mut ws.order_y);
@@ -39,6 +42,7 @@ pub(crate) fn topk_greedy<T: Cost>(
             &mut ws.solver,
             &mut ws.block,
             perm,
+            cancel,
         )?;
     }
     ws.free.clear();

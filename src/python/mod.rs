@@ -113,6 +113,30 @@ where
     })
 }
 
+/// Work of at most this many elementary steps (worst case) runs inline: no helper thread.
+const INLINE_WORK: usize = 1 << 24;
+
+/// [`run_detached`], except that small work (`worst_case_steps ≤ INLINE_WORK`, a few
+/// milliseconds at most) runs on the calling thread with the GIL released: no helper thread is
+/// spawned, which would cost more than a small solve. Ctrl-C during it is raised by Python as
+/// soon as the call returns.
+fn run_sized<T, F>(py: Python<'_>, worst_case_steps: usize, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&AtomicBool) -> crate::Result<T> + Send,
+{
+    if worst_case_steps > INLINE_WORK {
+        return run_detached(py, work);
+    }
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| work(&AtomicBool::new(false)))));
+    match outcome {
+        Ok(result) => result.map_err(to_py_err),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "semrsm internal error: a worker thread panicked; please report this",
+        )),
+    }
+}
+
 /// `G`, the permutations and the bounds, as returned to Python.
 type GramResult<'py> = (
     Bound<'py, PyArray2<f64>>,
@@ -191,14 +215,16 @@ fn match_affinity<'py>(
     let a = affinity.as_array();
     let nx = norms_x.as_array();
     let ny = norms_y.as_array();
-    let out = run_detached(py, |_| {
+    let s = a.nrows();
+    let steps = s.saturating_mul(s).saturating_mul(s);
+    let out = run_sized(py, steps, |cancel| {
         let nx = nx.as_standard_layout();
         let ny = ny.as_standard_layout();
         let (nx, ny) = match (nx.as_slice(), ny.as_slice()) {
             (Some(nx), Some(ny)) => (nx, ny),
             _ => return Err(Error::Shape("internal: norms layout".into())),
         };
-        matching::match_affinity(a, nx, ny, matcher, return_bound)
+        matching::match_affinity_cancellable(a, nx, ny, matcher, return_bound, cancel)
     })?;
     let perm: Vec<i64> = out.perm.into_iter().map(|k| k as i64).collect();
     Ok((perm.into_pyarray(py), out.value, out.bound))
@@ -218,7 +244,11 @@ fn solve_lsa<'py, T: lap::Cost + numpy::Element>(
         Sense::Minimize
     };
     let view = cost.as_array();
-    let a = run_detached(py, |_| lap::linear_sum_assignment(view, sense))?;
+    let (n, m) = view.dim();
+    let steps = n.min(m).saturating_mul(n.min(m)).saturating_mul(n.max(m));
+    let a = run_sized(py, steps, |cancel| {
+        lap::linear_sum_assignment_cancellable(view, sense, cancel)
+    })?;
     let to_i64 = |v: Vec<usize>| v.into_iter().map(|k| k as i64).collect::<Vec<_>>();
     Ok((
         to_i64(a.rows).into_pyarray(py),
@@ -254,6 +284,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MATCHERS", Matcher::NAMES.to_vec())?;
+    let options = pyo3::types::PyDict::new(py);
+    for name in Matcher::NAMES {
+        options.set_item(name, Matcher::option_names(name).unwrap_or_default())?;
+    }
+    m.add("MATCHER_OPTIONS", options)?;
     m.add("SemrsmError", py.get_type::<SemrsmError>())?;
     m.add("ShapeError", py.get_type::<ShapeError>())?;
     m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;

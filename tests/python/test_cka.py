@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semrsm._errors import SemrsmError
+from semrsm._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
 from semrsm.cka import center_gram, cka, hsic
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -494,10 +494,98 @@ def test_constant_off_diagonal_debiased_raises(n):
         cka(K, L, debiased=True)
 
 
-def test_negative_self_hsic_raises():
-    # an antisymmetric matrix has tr(K H K H) < 0
+def test_non_symmetric_matrices_are_rejected_by_cka():
+    # An antisymmetric matrix has tr(K H K H) < 0; a CKA of it once gave 2.66. CKA needs kernels.
     A = np.random.default_rng(5).normal(size=(6, 6))
     K = A - A.T
-    assert hsic(K, K) < 0
-    with pytest.raises(SemrsmError, match=r"not positive"):
-        cka(K, np.eye(6) + 1.0)
+    assert hsic(K, K) < 0  # hsic and center_gram still take non-symmetric matrices
+    for M in (K, A, np.triu(A)):
+        with pytest.raises(ShapeError, match=r"must be symmetric"):
+            cka(M, np.eye(6) + 1.0)
+        with pytest.raises(ShapeError, match=r"L must be symmetric"):
+            cka(np.eye(6) + 1.0, M, debiased=True)
+
+
+def test_cka_symmetrises_matrices_symmetric_up_to_rounding():
+    x = np.random.default_rng(6).normal(size=(8, 5))
+    K = x @ x.T
+    K_noisy = K + np.triu(np.full_like(K, 1e-13 * np.abs(K).max()), 1)  # asymmetric at 1e-13
+    L = np.tanh(x) @ np.tanh(x).T
+    for debiased in (False, True):
+        got = cka(K_noisy, L, debiased=debiased)
+        want = cka((K_noisy + K_noisy.T) / 2, L, debiased=debiased)
+        assert got == pytest.approx(want, rel=1e-14)
+        assert got <= 1.0 + 1e-12
+
+
+def _kernel_pair(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    y = x + 0.8 * rng.normal(size=(n, 4))
+    return x @ x.T, np.exp(-0.5 * ((y[:, None] - y[None]) ** 2).sum(-1))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e-100, 1e100, 1e155, 1e160, 1e200, 1e300])
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_is_scale_invariant_over_the_float_range(scale, debiased):
+    """Regression (issue 9.3): cka(1e155 K, L) was 0.0, debiased at 1e160 raised OverflowError,
+    1e-170 and 1e200 were reported as "no variance"."""
+    K, L = _kernel_pair()
+    reference = cka(K, L, debiased=debiased)
+    assert 0.05 < abs(reference) < 0.95
+    assert cka(scale * K, L, debiased=debiased) == pytest.approx(reference, rel=1e-12)
+    assert cka(K, scale * L, debiased=debiased) == pytest.approx(reference, rel=1e-12)
+    assert cka(scale * K, scale * L, debiased=debiased) == pytest.approx(reference, rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300])
+def test_constant_matrix_still_has_no_variance_at_any_scale(scale):
+    K, L = _kernel_pair()
+    with pytest.raises(SemrsmError, match="no variance"):
+        cka(np.full((12, 12), scale), L)
+    with pytest.raises(SemrsmError, match="no variance"):
+        cka(L, np.full((12, 12), scale), debiased=True)
+
+
+@pytest.mark.parametrize("estimator", ["gretton", "song"])
+def test_hsic_scales_exactly_or_raises(estimator):
+    K, L = _kernel_pair(1)
+    base = hsic(K, L, estimator)
+    # powers of two: the scaling is exact, so the results must agree to rounding
+    assert hsic(2.0**600 * K, 2.0**-500 * L, estimator) == pytest.approx(base * 2.0**100, rel=1e-13)
+    assert hsic(1e-170 * K, L, estimator) == pytest.approx(1e-170 * base, rel=1e-13)
+    with pytest.raises(NonFiniteError, match="float64 range"):
+        hsic(1e200 * K, 1e200 * K, estimator)
+
+
+def test_center_gram_is_scale_equivariant_and_never_overflows():
+    K, _ = _kernel_pair(2)
+    for unbiased in (False, True):
+        base = center_gram(K, unbiased=unbiased)
+        np.testing.assert_array_equal(center_gram(2.0**900 * K, unbiased=unbiased), 2.0**900 * base)
+        np.testing.assert_allclose(center_gram(1e-300 * K, unbiased=unbiased), 1e-300 * base, rtol=1e-12, atol=0)
+    with pytest.raises(NonFiniteError, match="float64 range"):
+        center_gram(1.5e308 * np.array([[-1.0, -1.0, 1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, -1.0]]))
+
+
+@pytest.mark.parametrize(
+    "call,error",
+    [
+        (lambda: cka(np.full((3, 3), np.nan), np.eye(3)), NonFiniteError),
+        (lambda: hsic(np.eye(3), np.full((3, 3), np.inf)), NonFiniteError),
+        (lambda: center_gram(np.array([[1.0, np.nan], [0.0, 1.0]])), NonFiniteError),
+        (lambda: cka(np.ones((3, 4)), np.ones((3, 4))), ShapeError),
+        (lambda: hsic(np.ones((2, 2, 2)), np.ones((2, 2, 2))), ShapeError),
+        (lambda: center_gram(np.ones(3)), ShapeError),
+        (lambda: cka(np.eye(3), np.eye(4)), ShapeError),
+        (lambda: cka(np.eye(3), np.eye(3), debiased=True), ShapeError),
+        (lambda: center_gram(np.zeros((0, 0))), ShapeError),
+        (lambda: hsic(np.eye(4), np.eye(4), estimator="unbiased"), OptionError),
+        (lambda: cka(np.eye(4), np.eye(4), debiased="yes"), OptionError),
+        (lambda: center_gram(np.eye(4), unbiased=1), OptionError),
+    ],
+)
+def test_cka_functions_raise_the_specific_error(call, error):
+    """Regression (issue 9.7): these raised only the base SemrsmError."""
+    with pytest.raises(error):
+        call()
