@@ -60,7 +60,9 @@ fn within_limit<T: Send + 'static>(what: String, work: impl FnOnce() -> T + Send
     });
     match receive.recv_timeout(case_limit()) {
         Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no result within {:?}: {what}", case_limit()),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("no result within {:?}: {what}", case_limit())
+        }
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("panicked: {what}"),
     }
 }
@@ -74,7 +76,8 @@ struct IntProblem {
 
 impl IntProblem {
     fn costs(&self) -> Array2<f64> {
-        let scale = 2.0_f64.powi(self.exponent.max(-1022)) * 2.0_f64.powi((self.exponent + 1022).min(0));
+        let scale =
+            2.0_f64.powi(self.exponent.max(-1022)) * 2.0_f64.powi((self.exponent + 1022).min(0));
         self.ints.mapv(|k| k as f64 * scale)
     }
 }
@@ -95,8 +98,13 @@ fn int_problem() -> impl Strategy<Value = IntProblem> {
         Just(500),
         Just(980),
     ];
-    (shape, exponent, prop_oneof![Just(1_i64), Just(3), Just(1000)], any::<u64>()).prop_map(
-        |((n, m), exponent, spread, seed)| {
+    (
+        shape,
+        exponent,
+        prop_oneof![Just(1_i64), Just(3), Just(1000)],
+        any::<u64>(),
+    )
+        .prop_map(|((n, m), exponent, spread, seed)| {
             let mut x = seed | 1;
             let ints = Array2::from_shape_fn((n, m), |_| {
                 x ^= x << 13;
@@ -105,8 +113,7 @@ fn int_problem() -> impl Strategy<Value = IntProblem> {
                 (x % (2 * spread as u64 + 1)) as i64 - spread
             });
             IntProblem { ints, exponent }
-        },
-    )
+        })
 }
 
 /// Real costs with per-row and per-column scales 10^±`decades`, small `min(n, m)` (brute force).
@@ -120,8 +127,12 @@ fn real_problem() -> impl Strategy<Value = Array2<f64>> {
             (x >> 11) as f64 / (1_u64 << 53) as f64
         };
         let half = f64::from(decades) / 2.0;
-        let rows: Vec<f64> = (0..n).map(|_| 10f64.powf((next() * 2.0 - 1.0) * half)).collect();
-        let cols: Vec<f64> = (0..m).map(|_| 10f64.powf((next() * 2.0 - 1.0) * half)).collect();
+        let rows: Vec<f64> = (0..n)
+            .map(|_| 10f64.powf((next() * 2.0 - 1.0) * half))
+            .collect();
+        let cols: Vec<f64> = (0..m)
+            .map(|_| 10f64.powf((next() * 2.0 - 1.0) * half))
+            .collect();
         Array2::from_shape_fn((n, m), |(i, j)| (next() * 2.0 - 1.0) * rows[i] * cols[j])
     })
 }
@@ -144,8 +155,16 @@ fn fuzz_exact_solver_integer_costs_vs_kuhn_munkres() {
     TestRunner::new(config())
         .run(&(int_problem(), any::<bool>()), |(problem, maximize)| {
             let cost = problem.costs();
-            let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
-            let what = format!("linear_sum_assignment {:?} 2^{}", cost.dim(), problem.exponent);
+            let sense = if maximize {
+                Sense::Maximize
+            } else {
+                Sense::Minimize
+            };
+            let what = format!(
+                "linear_sum_assignment {:?} 2^{}",
+                cost.dim(),
+                problem.exponent
+            );
             let c = cost.clone();
             let a = within_limit(what, move || linear_sum_assignment(c.view(), sense))
                 .expect("valid input must solve");
@@ -157,10 +176,16 @@ fn fuzz_exact_solver_integer_costs_vs_kuhn_munkres() {
             } else {
                 problem.ints.t().mapv(|k| sign * k)
             };
-            let matrix = Matrix::from_vec(ints.nrows(), ints.ncols(), ints.iter().copied().collect())
-                .unwrap();
+            let matrix =
+                Matrix::from_vec(ints.nrows(), ints.ncols(), ints.iter().copied().collect())
+                    .unwrap();
             let (best, _) = kuhn_munkres(&matrix);
-            let ours: i64 = a.rows.iter().zip(&a.cols).map(|(&r, &c)| problem.ints[[r, c]]).sum();
+            let ours: i64 = a
+                .rows
+                .iter()
+                .zip(&a.cols)
+                .map(|(&r, &c)| problem.ints[[r, c]])
+                .sum();
             prop_assert_eq!(sign * ours, best);
             Ok(())
         })
@@ -171,7 +196,11 @@ fn fuzz_exact_solver_integer_costs_vs_kuhn_munkres() {
 fn fuzz_exact_solver_real_costs_of_any_range_vs_brute_force() {
     TestRunner::new(config())
         .run(&(real_problem(), any::<bool>()), |(cost, maximize)| {
-            let sense = if maximize { Sense::Maximize } else { Sense::Minimize };
+            let sense = if maximize {
+                Sense::Maximize
+            } else {
+                Sense::Minimize
+            };
             let c = cost.clone();
             let a = within_limit(format!("real {:?}", cost.dim()), move || {
                 linear_sum_assignment(c.view(), sense)
@@ -182,8 +211,12 @@ fn fuzz_exact_solver_real_costs_of_any_range_vs_brute_force() {
             // Sums of a handful of terms: rounding at most a few ulps of the largest entry.
             let tol = 8.0 * f64::EPSILON * cost.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
             match sense {
-                Sense::Minimize => prop_assert!(a.objective <= best + tol, "{} > {best}", a.objective),
-                Sense::Maximize => prop_assert!(a.objective >= best - tol, "{} < {best}", a.objective),
+                Sense::Minimize => {
+                    prop_assert!(a.objective <= best + tol, "{} > {best}", a.objective)
+                }
+                Sense::Maximize => {
+                    prop_assert!(a.objective >= best - tol, "{} < {best}", a.objective)
+                }
             }
             Ok(())
         })
@@ -208,8 +241,8 @@ fn matcher() -> impl Strategy<Value = Matcher> {
 /// An affinity `x yᵀ` of `s` positions with per-position scales 10^±`decades`/2, or integer
 /// affinities `k · 2^e` (ties, subnormals).
 fn affinity_problem() -> impl Strategy<Value = (Array2<f64>, Vec<f64>, Vec<f64>)> {
-    let scaled = (1_usize..=48, 1_usize..=4, 0_i32..=120, any::<u64>()).prop_map(
-        |(s, c, decades, seed)| {
+    let scaled =
+        (1_usize..=48, 1_usize..=4, 0_i32..=120, any::<u64>()).prop_map(|(s, c, decades, seed)| {
             let mut x = seed | 1;
             let mut next = move || {
                 x ^= x << 13;
@@ -219,17 +252,19 @@ fn affinity_problem() -> impl Strategy<Value = (Array2<f64>, Vec<f64>, Vec<f64>)
             };
             let half = f64::from(decades) / 2.0;
             let mut side = || {
-                let scales: Vec<f64> =
-                    (0..s).map(|_| 10f64.powf((next() * 2.0 - 1.0) * half)).collect();
+                let scales: Vec<f64> = (0..s)
+                    .map(|_| 10f64.powf((next() * 2.0 - 1.0) * half))
+                    .collect();
                 Array2::from_shape_fn((s, c), |(i, _)| (next() * 2.0 - 1.0) * scales[i])
             };
             let (xs, ys) = (side(), side());
             let norms = |a: &Array2<f64>| -> Vec<f64> {
-                a.outer_iter().map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).collect()
+                a.outer_iter()
+                    .map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt())
+                    .collect()
             };
             (xs.dot(&ys.t()), norms(&xs), norms(&ys))
-        },
-    );
+        });
     let integer = int_problem().prop_map(|p| {
         let s = p.ints.nrows().min(p.ints.ncols());
         let a = p.costs().slice(ndarray::s![..s, ..s]).to_owned();
@@ -242,47 +277,65 @@ fn affinity_problem() -> impl Strategy<Value = (Array2<f64>, Vec<f64>, Vec<f64>)
 #[test]
 fn fuzz_every_matcher_is_valid_below_exact_below_bound() {
     TestRunner::new(config())
-        .run(&(affinity_problem(), matcher()), |((a, nx, ny), matcher)| {
-            if a.iter().any(|v| !v.is_finite() || v.abs() > semrsm::lap::MAX_ABS_COST) {
-                return Ok(()); // outside the documented input range (rejected with an error)
-            }
-            let s = a.nrows();
-            let what = format!("{matcher:?} S={s}");
-            let (a2, nx2, ny2) = (a.clone(), nx.clone(), ny.clone());
-            let (got, exact) = within_limit(what, move || {
-                (
-                    match_affinity(a2.view(), &nx2, &ny2, matcher, true),
-                    match_affinity(a2.view(), &nx2, &ny2, Matcher::Exact, false),
-                )
-            });
-            let (got, exact) = (got.expect("valid input"), exact.expect("valid input"));
-            let mut seen = vec![false; s];
-            for &j in &got.perm {
-                prop_assert!(j < s && !seen[j], "invalid permutation {:?}", got.perm);
-                seen[j] = true;
-            }
-            let bound = got.bound.unwrap();
-            let max_abs = a.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-            #[allow(clippy::cast_precision_loss)]
-            let tol = 4.0 * (s * s) as f64 * f64::EPSILON * max_abs;
-            prop_assert!(got.value <= exact.value + tol, "{} above exact {}", got.value, exact.value);
-            prop_assert!(exact.value <= bound + tol, "exact {} above bound {bound}", exact.value);
-            prop_assert!(got.value <= bound);
-            if s <= 7 {
-                let best = brute_force(&a, Sense::Maximize);
-                prop_assert!((exact.value - best).abs() <= tol, "exact {} vs brute {best}", exact.value);
-            }
-            if let Matcher::Auction { gap_ppm } = matcher {
-                let target = f64::from(gap_ppm) * 1e-6;
-                let scale = got.value.abs().min(bound.abs());
-                let reachable = tol < 0.1 * target * scale;
+        .run(
+            &(affinity_problem(), matcher()),
+            |((a, nx, ny), matcher)| {
+                if a.iter()
+                    .any(|v| !v.is_finite() || v.abs() > semrsm::lap::MAX_ABS_COST)
+                {
+                    return Ok(()); // outside the documented input range (rejected with an error)
+                }
+                let s = a.nrows();
+                let what = format!("{matcher:?} S={s}");
+                let (a2, nx2, ny2) = (a.clone(), nx.clone(), ny.clone());
+                let (got, exact) = within_limit(what, move || {
+                    (
+                        match_affinity(a2.view(), &nx2, &ny2, matcher, true),
+                        match_affinity(a2.view(), &nx2, &ny2, Matcher::Exact, false),
+                    )
+                });
+                let (got, exact) = (got.expect("valid input"), exact.expect("valid input"));
+                let mut seen = vec![false; s];
+                for &j in &got.perm {
+                    prop_assert!(j < s && !seen[j], "invalid permutation {:?}", got.perm);
+                    seen[j] = true;
+                }
+                let bound = got.bound.unwrap();
+                let max_abs = a.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+                #[allow(clippy::cast_precision_loss)]
+                let tol = 4.0 * (s * s) as f64 * f64::EPSILON * max_abs;
                 prop_assert!(
-                    !reachable || bound - got.value <= target * scale,
-                    "auction gap {} above target {target}",
-                    (bound - got.value) / scale
+                    got.value <= exact.value + tol,
+                    "{} above exact {}",
+                    got.value,
+                    exact.value
                 );
-            }
-            Ok(())
-        })
+                prop_assert!(
+                    exact.value <= bound + tol,
+                    "exact {} above bound {bound}",
+                    exact.value
+                );
+                prop_assert!(got.value <= bound);
+                if s <= 7 {
+                    let best = brute_force(&a, Sense::Maximize);
+                    prop_assert!(
+                        (exact.value - best).abs() <= tol,
+                        "exact {} vs brute {best}",
+                        exact.value
+                    );
+                }
+                if let Matcher::Auction { gap_ppm } = matcher {
+                    let target = f64::from(gap_ppm) * 1e-6;
+                    let scale = got.value.abs().min(bound.abs());
+                    let reachable = tol < 0.1 * target * scale;
+                    prop_assert!(
+                        !reachable || bound - got.value <= target * scale,
+                        "auction gap {} above target {target}",
+                        (bound - got.value) / scale
+                    );
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -388,3 +388,49 @@ fn tiny_and_subnormal_costs_terminate_and_stay_exact() {
         }
     }
 }
+
+/// `c[i, j] = i·j`: long augmenting paths (O(n³) for the search).
+fn slow_square(n: usize) -> Array2<f64> {
+    Array2::from_shape_fn((n, n), |(i, j)| (i * j) as f64)
+}
+
+#[test]
+fn a_set_cancel_flag_interrupts_the_solver_and_a_clear_one_changes_nothing() {
+    use semrsm::lap::linear_sum_assignment_cancellable;
+    use std::sync::atomic::AtomicBool;
+    for (n, m) in [(40, 40), (64, 64), (10, 30), (30, 10)] {
+        let cost = slow_square(n.max(m))
+            .slice(ndarray::s![..n, ..m])
+            .to_owned();
+        for sense in [Sense::Minimize, Sense::Maximize] {
+            let set = AtomicBool::new(true);
+            assert_eq!(
+                linear_sum_assignment_cancellable(cost.view(), sense, &set),
+                Err(Error::Interrupted)
+            );
+            let clear = AtomicBool::new(false);
+            assert_eq!(
+                linear_sum_assignment_cancellable(cost.view(), sense, &clear),
+                linear_sum_assignment(cost.view(), sense)
+            );
+        }
+    }
+}
+
+#[test]
+fn cancelling_from_another_thread_stops_one_long_solve() {
+    use semrsm::lap::linear_sum_assignment_cancellable;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Uninterrupted this takes seconds (minutes in a debug build); the flag is set after 20 ms
+    // and the solver polls it once per augmenting row.
+    let cost = slow_square(1500);
+    let flag = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            flag.store(true, Ordering::Relaxed);
+        });
+        linear_sum_assignment_cancellable(cost.view(), Sense::Maximize, &flag)
+    });
+    assert_eq!(result, Err(Error::Interrupted));
+}

@@ -446,3 +446,30 @@ fn match_affinity_validates_its_input() {
         match_affinity(transposed, &norms(&x), &norms(&y), Matcher::Exact, false).unwrap();
     assert!((direct.value - via_view.value).abs() <= 1e-12 * direct.value.abs().max(1.0));
 }
+
+#[test]
+fn a_set_cancel_flag_interrupts_every_matcher_and_a_clear_one_changes_nothing() {
+    use semrsm::matching::match_affinity_cancellable;
+    let (x, y) = sample_pair(48, 6, 0, 77);
+    let a = affinity_of(&x, &y);
+    let (nx, ny) = (norms(&x), norms(&y));
+    for matcher in matchers().into_iter().chain([
+        Matcher::BatchOptimal { b: 40 },
+        Matcher::TopkGreedy { k: 40 },
+    ]) {
+        for with_bound in [false, true] {
+            let set = AtomicBool::new(true);
+            assert_eq!(
+                match_affinity_cancellable(a.view(), &nx, &ny, matcher, with_bound, &set),
+                Err(Error::Interrupted),
+                "{matcher:?}"
+            );
+            let clear = AtomicBool::new(false);
+            assert_eq!(
+                match_affinity_cancellable(a.view(), &nx, &ny, matcher, with_bound, &clear),
+                match_affinity(a.view(), &nx, &ny, matcher, with_bound),
+                "{matcher:?}"
+            );
+        }
+    }
+}

@@ -138,7 +138,11 @@ def rbf(
         sigma = median_sigma(d2, square=square)
     else:
         sigma = check_sigma(sigma)
-    return np.exp(-d2 / (2.0 * sigma * sigma))
+    # (d / σ)² / 2 rather than d² / (2σ²): σ² under- or overflows for σ below 1e-154 or above
+    # 1e154 (σ = 1e-170 once gave 0/0 = NaN on the diagonal). A ratio beyond the float range
+    # squares to inf and gives exactly 0, the true value's rounding.
+    with np.errstate(over="ignore"):
+        return np.exp(-0.5 * np.square(np.sqrt(d2) / sigma))
 
 
 def check_sigma(sigma: object) -> float:

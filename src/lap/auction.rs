@@ -125,7 +125,8 @@ impl Auction {
         self.free.extend((0..n as u32).rev());
         let mut budget = BID_BUDGET * n;
         while let Some(i) = self.free.pop() {
-            if budget == 0 || (budget % CANCEL_POLL == 0 && cancel.load(Ordering::Relaxed)) {
+            if budget == 0 || (budget.is_multiple_of(CANCEL_POLL) && cancel.load(Ordering::Relaxed))
+            {
                 return;
             }
             budget -= 1;

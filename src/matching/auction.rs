@@ -146,9 +146,27 @@ fn auction_with<T: Cost>(
         // Rounding to f32 moves an entry by at most 2⁻²⁴ of the largest magnitude (plus the
         // smallest subnormal): decisions use the copy, the certificate adds that slack.
         let slack = magnitude * f64::from(f32::EPSILON) * 0.5 + f64::from(f32::MIN_POSITIVE);
-        run(&compact_rows, slack, affinity, range, gap, state, perm, cancel)
+        run(
+            &compact_rows,
+            slack,
+            affinity,
+            range,
+            gap,
+            state,
+            perm,
+            cancel,
+        )
     } else {
-        run(affinity.values(), 0.0, affinity, range, gap, state, perm, cancel)
+        run(
+            affinity.values(),
+            0.0,
+            affinity,
+            range,
+            gap,
+            state,
+            perm,
+            cancel,
+        )
     };
     state.compact = compact_rows;
     value
@@ -199,7 +217,7 @@ fn run<U: Cost, T: Cost>(
             if budget == 0 {
                 break;
             }
-            if budget % CANCEL_POLL == 0 && cancel.load(Ordering::Relaxed) {
+            if budget.is_multiple_of(CANCEL_POLL) && cancel.load(Ordering::Relaxed) {
                 budget = 0;
                 break;
             }
@@ -502,7 +520,14 @@ mod tests {
             let affinity = Affinity::new(&a, s, &norms, &norms).unwrap();
             let mut perm = vec![0; s];
             let mut state = AuctionState::default();
-            let bound = auction_with(&affinity, 0.0, &mut state, &mut perm, 0, &AtomicBool::new(false));
+            let bound = auction_with(
+                &affinity,
+                0.0,
+                &mut state,
+                &mut perm,
+                0,
+                &AtomicBool::new(false),
+            );
             let mut seen = vec![false; s];
             for &j in &perm {
                 assert!(!seen[j]);

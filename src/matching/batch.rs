@@ -41,7 +41,15 @@ pub(crate) fn batch_optimal<T: Cost>(
     descending_norm_order(affinity.norms_x(), &mut ws.order_x);
     descending_norm_order(affinity.norms_y(), &mut ws.order_y);
     for (rows, cols) in ws.order_x.chunks(b).zip(ws.order_y.chunks(b)) {
-        solve_block(affinity, rows, cols, &mut ws.solver, &mut ws.block, perm, cancel)?;
+        solve_block(
+            affinity,
+            rows,
+            cols,
+            &mut ws.solver,
+            &mut ws.block,
+            perm,
+            cancel,
+        )?;
     }
     Ok(())
 }

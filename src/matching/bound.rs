@@ -120,7 +120,7 @@ pub(crate) fn from_optimal_permutation<T: Cost>(
         queued[i] = false;
         // Out of budget, or cancelled (polled every S relaxations, O(S²) work): stop; the
         // `tighten` below keeps the dual feasible from any `v`.
-        if budget == 0 || (budget % s == 0 && cancel.load(Ordering::Relaxed)) {
+        if budget == 0 || (budget.is_multiple_of(s) && cancel.load(Ordering::Relaxed)) {
             break;
         }
         budget -= 1;

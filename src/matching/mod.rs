@@ -623,7 +623,14 @@ pub fn match_affinity<T: Cost>(
     matcher: Matcher,
     with_bound: bool,
 ) -> Result<Matched> {
-    match_affinity_cancellable(affinity, norms_x, norms_y, matcher, with_bound, &NEVER_CANCELLED)
+    match_affinity_cancellable(
+        affinity,
+        norms_x,
+        norms_y,
+        matcher,
+        with_bound,
+        &NEVER_CANCELLED,
+    )
 }
 
 /// [`match_affinity`] that stops with [`Error::Interrupted`] soon after `cancel` is set (see
