@@ -230,6 +230,7 @@ fn matcher() -> impl Strategy<Value = Matcher> {
         Just(Matcher::None),
         Just(Matcher::Exact),
         Just(Matcher::Greedy),
+        Just(Matcher::Shift { w: 1 }),
         (0_usize..=48).prop_map(|k| Matcher::TopkGreedy { k }),
         (1_usize..=48).prop_map(|b| Matcher::BatchOptimal { b }),
         (32_usize..=40).prop_map(|b| Matcher::BatchOptimal { b }),
