@@ -43,6 +43,30 @@ pub enum Error {
         detail: String,
     },
 
+    /// A cost matrix entry that is neither finite nor the infinity that forbids an assignment:
+    /// NaN, `−∞` when minimising or `+∞` when maximising. The message starts with scipy's.
+    #[error(
+        "matrix contains invalid numeric entries: {what} has {value} at index {}; entries must be \
+         finite, or {} to forbid an assignment",
+        format_index(.index),
+        if *.forbidden > 0.0 { "+inf" } else { "-inf" }
+    )]
+    InvalidCost {
+        /// Which input.
+        what: &'static str,
+        /// Multi-index of the first offending element.
+        index: Vec<usize>,
+        /// The offending value.
+        value: f64,
+        /// The infinity that marks a forbidden assignment in this problem (`+∞` or `−∞`).
+        forbidden: f64,
+    },
+
+    /// No assignment avoids the forbidden (infinite) entries of a cost matrix. The message starts
+    /// with scipy's.
+    #[error("cost matrix is infeasible: {0}")]
+    Infeasible(String),
+
     /// An option had a value that makes no sense (for instance `threads = 0`).
     #[error("{0}")]
     InvalidOption(String),

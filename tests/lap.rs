@@ -195,15 +195,27 @@ fn empty_matrix_gives_empty_assignment() {
 }
 
 #[test]
-fn non_finite_entries_are_errors_not_hangs() {
-    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+fn invalid_entries_are_errors_not_hangs() {
+    // NaN, and the infinity that cannot mean "forbidden" in this sense (scipy's rule).
+    for (bad, sense) in [
+        (f64::NAN, Sense::Minimize),
+        (f64::NAN, Sense::Maximize),
+        (f64::NEG_INFINITY, Sense::Minimize),
+        (f64::INFINITY, Sense::Maximize),
+    ] {
         let mut cost = Array2::from_shape_fn((6, 6), |(i, j)| (i * j) as f64);
         cost[[2, 3]] = bad;
-        for sense in [Sense::Minimize, Sense::Maximize] {
-            match linear_sum_assignment(cost.view(), sense) {
-                Err(Error::NonFinite { index, .. }) => assert_eq!(index, vec![2, 3]),
-                other => panic!("expected NonFinite for {bad}, got {other:?}"),
+        match linear_sum_assignment(cost.view(), sense) {
+            Err(e @ Error::InvalidCost { .. }) => {
+                let Error::InvalidCost { ref index, .. } = e else {
+                    unreachable!()
+                };
+                assert_eq!(index, &vec![2, 3]);
+                assert!(e
+                    .to_string()
+                    .starts_with("matrix contains invalid numeric entries"));
             }
+            other => panic!("expected InvalidCost for {bad} ({sense:?}), got {other:?}"),
         }
     }
     let mut cost = Array2::<f64>::zeros((3, 3));
@@ -212,6 +224,115 @@ fn non_finite_entries_are_errors_not_hangs() {
         linear_sum_assignment(cost.view(), Sense::Minimize),
         Err(Error::Range { .. })
     ));
+    // Finite entries too spread out to leave room for a stand-in of the forbidden ones.
+    let cost = array![[-1e300, 1e300], [f64::INFINITY, 0.0]];
+    assert!(matches!(
+        linear_sum_assignment(cost.view(), Sense::Minimize),
+        Err(Error::Range { .. })
+    ));
+}
+
+/// `+inf` (minimising) / `-inf` (maximising) entries are forbidden assignments, as in scipy:
+/// against brute force (which sums the infinities, so an infinite best means infeasible) on
+/// every shape up to 7 × 7, sparse to dense, both senses, square problems included (they take
+/// the padded route), and `f32` costs.
+#[test]
+fn forbidden_entries_match_brute_force() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (mut feasible, mut infeasible) = (0, 0);
+    for n in 1..=7 {
+        for m in 1..=7 {
+            for &density in &[0.15, 0.4, 0.7, 0.95] {
+                for sense in [Sense::Minimize, Sense::Maximize] {
+                    let forbidden = match sense {
+                        Sense::Minimize => f64::INFINITY,
+                        Sense::Maximize => f64::NEG_INFINITY,
+                    };
+                    let cost = Array2::from_shape_fn((n, m), |_| {
+                        if rng.random::<f64>() < density {
+                            rng.random_range(-20_i32..=20).into()
+                        } else {
+                            forbidden
+                        }
+                    });
+                    let best = brute_force(&cost, sense);
+                    let got = linear_sum_assignment(cost.view(), sense);
+                    let got32 = linear_sum_assignment(cost.mapv(|c| c as f32).view(), sense);
+                    if best.is_finite() {
+                        feasible += 1;
+                        let a = got.unwrap();
+                        assert_valid(&cost, &a);
+                        assert_eq!(a.objective, best, "{n}x{m} {sense:?}\n{cost}");
+                        assert_eq!(got32.unwrap().objective, best);
+                    } else {
+                        infeasible += 1;
+                        for r in [got.map(|_| ()), got32.map(|_| ())] {
+                            match r {
+                                Err(e @ Error::Infeasible(_)) => {
+                                    assert!(e.to_string().starts_with("cost matrix is infeasible"))
+                                }
+                                other => panic!("expected Infeasible, got {other:?}\n{cost}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(feasible > 200 && infeasible > 80, "{feasible} {infeasible}");
+}
+
+/// Forbidden entries in problems large enough for the warm start, with costs far from zero
+/// (the stand-in must leave their differences intact): against the same problem where the
+/// forbidden entries are replaced by a cost so large that no optimum uses them (checked).
+#[test]
+fn forbidden_entries_at_scale_and_offset() {
+    let mut rng = StdRng::seed_from_u64(3);
+    for &(n, m, offset) in &[(40, 40, 0.0), (64, 64, 1e9), (50, 80, -1e6), (90, 60, 1e12)] {
+        let mut cost = Array2::from_shape_fn((n, m), |_| {
+            offset + f64::from(rng.random_range(0_i32..1000))
+        });
+        // Forbid ~60 % of the entries off the (always allowed) diagonal.
+        for i in 0..n {
+            for j in 0..m {
+                if i != j && rng.random::<f64>() < 0.6 {
+                    cost[[i, j]] = f64::INFINITY;
+                }
+            }
+        }
+        let a = linear_sum_assignment(cost.view(), Sense::Minimize).unwrap();
+        assert_valid(&cost, &a);
+        let huge = 1e15 + offset.abs() * 1e3;
+        let finite = cost.mapv(|c| if c.is_finite() { c } else { huge });
+        let b = linear_sum_assignment(finite.view(), Sense::Minimize).unwrap();
+        assert!(b.objective < huge);
+        assert_eq!(a.objective, b.objective, "{n}x{m} offset {offset}");
+    }
+}
+
+#[test]
+fn infeasible_problems_name_a_reason() {
+    let inf = f64::INFINITY;
+    // An all-forbidden row of a wide matrix, an all-forbidden column of a square one.
+    let wide = array![[1.0, 2.0, 3.0], [inf, inf, inf]];
+    let square = array![[inf, 1.0], [inf, 2.0]];
+    let tall = array![[inf, inf], [1.0, inf], [2.0, inf]]; // both columns are needed
+    for (cost, reason) in [
+        (wide, "row 1 has no finite entry"),
+        (square, "column 0 has no finite entry"),
+        (tall, "column 1 has no finite entry"),
+    ] {
+        let e = linear_sum_assignment(cost.view(), Sense::Minimize).unwrap_err();
+        assert!(matches!(e, Error::Infeasible(_)), "{e:?}");
+        assert!(e.to_string().contains(reason), "{e}");
+    }
+    // Hall's condition fails although every line has a finite entry: found by the solver.
+    let hall = array![[1.0, inf, inf], [2.0, inf, inf], [3.0, 4.0, 5.0]];
+    let e = linear_sum_assignment(hall.view(), Sense::Minimize).unwrap_err();
+    assert!(
+        e.to_string().contains("every assignment uses at least one"),
+        "{e}"
+    );
 }
 
 #[test]

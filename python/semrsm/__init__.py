@@ -18,7 +18,7 @@ from . import analysis, kernels
 from ._api import MATCHERS, PRECISIONS, build, certified_gap, gram, match_affinity
 from ._core import __version__
 from ._example import load_example
-from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
+from ._errors import DTypeError, NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 from ._validation import LAYOUTS
 from .cka import center_gram, cka, hsic
 from .lap import linear_sum_assignment
@@ -44,4 +44,5 @@ __all__ = [
     "NonFiniteError",
     "OptionError",
     "TooLargeError",
+    "DTypeError",
 ]

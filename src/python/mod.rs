@@ -59,7 +59,10 @@ fn to_py_err(error: Error) -> PyErr {
     let message = error.to_string();
     match error {
         Error::Shape(_) | Error::Empty { .. } => ShapeError::new_err(message),
-        Error::NonFinite { .. } | Error::Range { .. } => NonFiniteError::new_err(message),
+        Error::NonFinite { .. } | Error::Range { .. } | Error::InvalidCost { .. } => {
+            NonFiniteError::new_err(message)
+        }
+        Error::Infeasible(_) => SemrsmError::new_err(message),
         Error::InvalidOption(_) => OptionError::new_err(message),
         Error::TooLarge(_) => TooLargeError::new_err(message),
         Error::ThreadPool(_) => PyRuntimeError::new_err(message),

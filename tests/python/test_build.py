@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
 from conftest import SEEDS as seeds, make, ref_gram
-from semrsm import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
+from semrsm import DTypeError, NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 
 kinds = st.sampled_from(["normal", "ties", "offset"])
 
@@ -362,13 +362,14 @@ BAD_CALLS = [
     ("overflow", lambda: semrsm.gram(X * 1e200, center=False), NonFiniteError, r"are too large"),
     ("overflow_y", lambda: semrsm.build(X, X * 1e299, center=False), NonFiniteError, r"are too large"),
     ("overflow_float32", lambda: semrsm.gram(X * 1e20, center=False, precision="float32"), NonFiniteError, r"are too large"),
-    ("lsa_1d", lambda: semrsm.linear_sum_assignment(np.zeros(3)), ShapeError, r"cost_matrix must be 2-D, got shape \(3,\)"),
-    ("lsa_3d", lambda: semrsm.linear_sum_assignment(np.zeros((2, 2, 2))), ShapeError, r"must be 2-D"),
-    ("lsa_nan", lambda: semrsm.linear_sum_assignment(np.array([[1.0, np.nan], [0.0, 1.0]])), NonFiniteError, r"non-finite value \(nan\) at index \(0, 1\)"),
-    ("lsa_inf", lambda: semrsm.linear_sum_assignment(np.array([[1.0, 0.0], [np.inf, 1.0]])), NonFiniteError, r"non-finite value \(inf\)"),
-    ("lsa_inf_float32", lambda: semrsm.linear_sum_assignment(np.array([[1, -np.inf], [0, 1]], dtype=np.float32)), NonFiniteError, r"non-finite value \(-inf\)"),
+    ("lsa_1d", lambda: semrsm.linear_sum_assignment(np.zeros(3)), ShapeError, r"expected a matrix \(2-D array\), got a 1-D array: cost_matrix has shape \(3,\)"),
+    ("lsa_3d", lambda: semrsm.linear_sum_assignment(np.zeros((2, 2, 2))), ShapeError, r"expected a matrix .* got a 3-D"),
+    ("lsa_nan", lambda: semrsm.linear_sum_assignment(np.array([[1.0, np.nan], [0.0, 1.0]])), NonFiniteError, r"matrix contains invalid numeric entries: cost matrix has NaN at index \(0, 1\)"),
+    ("lsa_neginf", lambda: semrsm.linear_sum_assignment(np.array([[1.0, 0.0], [-np.inf, 1.0]])), NonFiniteError, r"invalid numeric entries: .* -inf at index \(1, 0\); entries must be finite, or \+inf"),
+    ("lsa_inf_maximize_float32", lambda: semrsm.linear_sum_assignment(np.array([[1, np.inf], [0, 1]], dtype=np.float32), maximize=True), NonFiniteError, r"invalid numeric entries: .* inf at index \(0, 1\); .* or -inf to forbid"),
     ("lsa_huge", lambda: semrsm.linear_sum_assignment(np.array([[1.0, 1e301], [0.0, 1.0]])), NonFiniteError, r"are too large"),
-    ("lsa_complex", lambda: semrsm.linear_sum_assignment(np.eye(2) + 0j), SemrsmError, r"real numbers"),
+    ("lsa_infeasible", lambda: semrsm.linear_sum_assignment(np.array([[np.inf, 1.0], [np.inf, 2.0]])), SemrsmError, r"^cost matrix is infeasible: .*column 0 has no finite entry"),
+    ("lsa_complex", lambda: semrsm.linear_sum_assignment(np.eye(2) + 0j), DTypeError, r"Cannot cast array data from dtype\('complex128'\)"),
 ]
 
 
