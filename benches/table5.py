@@ -273,29 +273,9 @@ def markdown(size: int, rows: list[dict], affinity: dict) -> str:
 
 
 def plot(all_rows: dict[int, list[dict]], path: Path) -> None:
-    import matplotlib
+    from semrsm.plots import quality_time_frontier
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(all_rows), figsize=(5.5 * len(all_rows), 4.5), squeeze=False)
-    for ax, (size, rows) in zip(axes[0], sorted(all_rows.items())):
-        for r in rows:
-            if r["label"] == "no match":
-                continue
-            quality = float(np.mean(list(r["quality"].values())))
-            marker = "*" if r["label"].startswith("auction") else ("s" if "exact" in r["label"] or r["label"] in PAPER and "batch" not in r["label"] else "o")
-            ax.scatter(r["time"] * 1e3, quality, marker=marker, s=70 if marker == "*" else 35)
-            ax.annotate(r["label"].replace("batch_optimal ", "batch ").replace(" (default, 3 %)", ""), (r["time"] * 1e3, quality),
-                        fontsize=7, xytext=(4, 2), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("median time per pair [ms], 1 thread")
-        ax.set_ylabel("mean k / k_opt [%]")
-        ax.set_title(f"s = {size}")
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("Matching quality vs time per pair, EfficientNet-Lite0 affinities\n(up and left is better; ★ auction, ■ exact solvers)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    quality_time_frontier(all_rows).savefig(path, dpi=120)
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -17,22 +17,10 @@ from . import __version__, build
 from ._example import load_example
 from ._errors import OptionError, SemrsmError
 from ._validation import LAYOUTS
+from .analysis import translation
 from .kernels import KERNELS
 
 EXAMPLE_LAYERS = ("block10", "block15")
-
-
-def shift_margins(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per photo i (rows 0..n-1, shifted crops n..2n-1): similarity to its own shifted crop, mean
-    and standard deviation of its similarities to the other 2n-2 inputs, and whether the shifted
-    crop is its nearest neighbour."""
-    n = K.shape[0] // 2
-    own = np.array([K[i, i + n] for i in range(n)])
-    rest = [np.array([K[i, j] for j in range(2 * n) if j not in (i, i + n)]) for i in range(n)]
-    mean = np.array([r.mean() for r in rest])
-    std = np.array([r.std() for r in rest])
-    nearest = own > np.array([r.max() for r in rest])
-    return own, mean, std, nearest
 
 
 def demo(kernel: str, threads: Optional[int]) -> None:
@@ -46,11 +34,10 @@ def demo(kernel: str, threads: Optional[int]) -> None:
         z = data[layer]
         n, c, h, w = z.shape
         print(f"## {layer}: {n} inputs, C={c}, S={h}x{w}={h * w}")
-        results = []
-        for label, matcher in (("spatio-semantic", "none"), ("semantic", "exact")):
-            start = time.perf_counter()
-            K = build(z, kernel=kernel, matcher=matcher, threads=threads)
-            results.append((label, *shift_margins(K), time.perf_counter() - start))
+        results = [
+            (label, r["partner"], r["others_mean"], r["others_std"], r["nearest"], r["seconds"])
+            for label, r in translation(z, kernel=kernel, threads=threads).items()
+        ]
         header = "".join(f"{label + ': own  others     z':>36}" for label, *_ in results)
         print(f"{'photo':<12}{header}")
         for i, photo in enumerate(photos):
@@ -223,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--kernel", choices=KERNELS, default="cosine")
     p_demo.add_argument("--threads", type=int, default=None)
 
+    p_report = sub.add_parser("report", help="the paper's analyses on the bundled example: Markdown + PNG plots")
+    p_report.add_argument("-o", "--output", default="semrsm-report", help="output folder (default semrsm-report)")
+    p_report.add_argument("--kernel", choices=KERNELS, default="cosine")
+    p_report.add_argument("--threads", type=int, default=None)
+
     p_build = sub.add_parser("build", help="compute an RSM from a .npy/.npz file and save it as .npy")
     p_build.add_argument("input", help=".npy or .npz file of representations")
     p_build.add_argument(
@@ -254,6 +246,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "demo":
             demo(args.kernel, args.threads)
+        elif args.command == "report":
+            from .report import write_report
+
+            print(f"wrote {write_report(args.output, kernel=args.kernel, threads=args.threads)[0]}")
         else:
             build_command(args)
     except SemrsmError as exc:
