@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ._example import load_example
 from ._errors import OptionError, SemrsmError
 from ._validation import LAYOUTS
 from .analysis import translation
-from .kernels import KERNELS
+from .kernels import KERNELS, SIGMA_RULES
 
 EXAMPLE_LAYERS = ("block10", "block15")
 
@@ -87,9 +87,22 @@ def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], o
         layout=args.layout,
         center=not args.no_center,
         sigma=args.sigma,
+        sigma_scale=args.sigma_scale,
         threads=args.threads,
         **options,
     )
+
+
+def _sigma_arg(text: str) -> Union[float, str]:
+    """``--sigma``: a rule's name or a number (argparse reports anything else)."""
+    if text in SIGMA_RULES:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or one of {', '.join(SIGMA_RULES)}, got {text!r}"
+        ) from None
 
 
 def _matcher_options(pairs: Sequence[str]) -> dict[str, int]:
@@ -234,7 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_build.add_argument("--layout", choices=LAYOUTS, default="auto")
     p_build.add_argument("--no-center", action="store_true", help="do not subtract the mean representation")
-    p_build.add_argument("--sigma", type=float, default=None, help="RBF bandwidth (default: median distance)")
+    p_build.add_argument(
+        "--sigma",
+        type=_sigma_arg,
+        default=None,
+        help="RBF bandwidth: a number, 'median' (default: median non-zero distance) or 'kornblith' (sqrt of the "
+        "median squared distance, diagonal included)",
+    )
+    p_build.add_argument("--sigma-scale", type=float, default=1.0, help="multiplies the RBF bandwidth (Kornblith's threshold)")
     p_build.add_argument("--threads", type=int, default=None)
     return parser
 

@@ -36,7 +36,10 @@ PRECISIONS = ("float64", "float32")
 
 # Keyword arguments of the public functions (for the unknown-keyword error message).
 _GRAM_KEYWORDS = ("matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound")
-_BUILD_KEYWORDS = ("kernel", "matcher", "layout", "center", "sigma", "threads", "precision", "return_bound")
+_BUILD_KEYWORDS = (
+    "kernel", "matcher", "layout", "center", "sigma", "sigma_scale", "threads", "precision", "return_bound",
+    "return_sigma",
+)
 _MATCH_KEYWORDS = ("matcher", "return_bound")
 
 
@@ -206,12 +209,14 @@ def build(
     matcher: str = "exact",
     layout: str = "auto",
     center: bool = True,
-    sigma: Optional[float] = None,
+    sigma: kernels.Sigma = None,
+    sigma_scale: float = 1.0,
     threads: Optional[int] = None,
     precision: str = "float64",
     return_bound: bool = False,
+    return_sigma: bool = False,
     **matcher_options: int,
-) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray, float]]:
     """Semantic (or, with ``matcher="none"``, spatio-semantic) RSM of representations.
 
     Parameters
@@ -221,21 +226,33 @@ def build(
     kernel : {"linear", "cosine", "rbf"}
         ``linear``: ``G``; ``cosine``: ``G / (||x_i|| ||y_j||)``; ``rbf``:
         ``exp(-d² / (2σ²))`` with ``d² = ||x_i||² + ||y_j||² - 2G`` (norms after centering).
-    sigma : float, optional
-        RBF bandwidth. Default: the median of the non-zero off-diagonal distances of the whole
-        matrix (all entries when ``y`` is given); see :func:`semrsm.kernels.median_sigma`.
-        Only valid with ``kernel="rbf"``.
+    sigma : float, {"median", "kornblith"} or callable, optional
+        RBF bandwidth σ, or the rule that gives it from the squared distances ``d²`` of the whole
+        matrix (only with ``kernel="rbf"``). ``None``/``"median"`` (default): the median of the
+        non-zero off-diagonal distances (all entries when ``y`` is given), see
+        :func:`semrsm.kernels.median_sigma`. ``"kornblith"``: ``sqrt(median(d²))`` over all
+        entries, diagonal included, the rule of Kornblith et al.'s ``gram_rbf``. A callable gets the
+        read-only ``d²`` matrix and returns σ. The README's "RBF bandwidth" table says which
+        published code uses which rule.
+    sigma_scale : float
+        Multiplies σ (Kornblith et al.'s ``threshold``): ``sigma="kornblith", sigma_scale=t``
+        gives ``gram_rbf(x, t)``.
     return_bound : bool
         Also return ``K_bound``: the kernel applied to the certified upper bound of :func:`gram`
         (same norms, same σ). All three kernels increase with ``G``, so ``K_bound`` bounds the
         kernel of the exact matching from above: ``K <= K_exact <= K_bound`` (for ``rbf`` at the
         σ used for ``K``).
 
+    return_sigma : bool
+        Also return the σ used (``kernel="rbf"`` only), last in the returned tuple.
+
     Returns
     -------
     K : ndarray of float64, shape (N, N) or (N, M)
     K_bound : ndarray of float64, shape (N, N) or (N, M)
         Only with ``return_bound=True``.
+    sigma : float
+        Only with ``return_sigma=True``.
 
     Examples
     --------
@@ -249,10 +266,13 @@ def build(
     check_keywords(matcher_options, "build", _BUILD_KEYWORDS)
     if kernel not in kernels.KERNELS:
         raise OptionError(f"unknown kernel {kernel!r}; choose one of {', '.join(kernels.KERNELS)}")
-    if sigma is not None and kernel != "rbf":
-        raise OptionError(f"sigma only applies to kernel='rbf', not kernel={kernel!r}")
-    if sigma is not None:
-        sigma = kernels.check_sigma(sigma)
+    sigma = kernels.check_sigma_rule(sigma)
+    sigma_scale = kernels.check_sigma_scale(sigma_scale)
+    want_sigma = check_flag(return_sigma, "return_sigma")
+    if kernel != "rbf":
+        for name, given in (("sigma", sigma is not None), ("sigma_scale", sigma_scale != 1.0), ("return_sigma", want_sigma)):
+            if given:
+                raise OptionError(f"{name} only applies to kernel='rbf', not kernel={kernel!r}")
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     xs, ys = _prepare(x, y, layout, center)
     G, _, bound = _matched(xs, ys, matcher, threads, False, precision, matcher_options, return_bound)
@@ -264,11 +284,14 @@ def build(
     if kernel == "cosine":
         K = kernels.cosine(G, sq_x, sq_y, square=square)
         return (K, kernels.cosine(bound, sq_x, sq_y, square=square)) if return_bound else K
+    d2 = kernels.squared_distances(G, sq_x, sq_y, square=square)
+    used = kernels.resolve_sigma(sigma, d2, square=square, sigma_scale=sigma_scale)
+    K = kernels.gaussian(d2, used)
     if not return_bound:
-        return kernels.rbf(G, sq_x, sq_y, sigma, square=square)
-    if sigma is None:  # the bound uses the σ of K, not one of its own
-        sigma = kernels.median_sigma(kernels.squared_distances(G, sq_x, sq_y, square=square), square=square)
-    return kernels.rbf(G, sq_x, sq_y, sigma, square=square), kernels.rbf(bound, sq_x, sq_y, sigma, square=square)
+        return (K, used) if want_sigma else K
+    # The bound uses the σ of K, not one of its own.
+    K_bound = kernels.gaussian(kernels.squared_distances(bound, sq_x, sq_y, square=square), used)
+    return (K, K_bound, used) if want_sigma else (K, K_bound)
 
 
 def match_affinity(

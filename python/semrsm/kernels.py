@@ -11,20 +11,43 @@ samples, which no permutation changes:
 With the identity matcher (``matcher="none"``) these are the classic spatio-semantic kernels of
 Kornblith et al. (2019); with ``matcher="exact"`` they are the semantic kernels of the paper
 (Appendix A).
+
+The RBF bandwidth σ is a number or a rule applied to the matrix of squared distances
+(:func:`resolve_sigma`): ``"median"`` (default, :func:`median_sigma`), ``"kornblith"``
+(:func:`kornblith_sigma`, the rule of Kornblith et al.'s ``gram_rbf``) or any callable; a
+``sigma_scale`` multiplies the result (``gram_rbf``'s ``threshold``). The README's "RBF bandwidth"
+table says which published code uses which rule and how to reproduce its numbers.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import numbers
+from typing import Callable, Optional, Union
 
 import numpy as np
 
 from ._errors import OptionError, SemrsmError
 
-__all__ = ["KERNELS", "linear", "cosine", "rbf", "squared_distances", "median_sigma"]
+__all__ = [
+    "KERNELS",
+    "SIGMA_RULES",
+    "linear",
+    "cosine",
+    "rbf",
+    "squared_distances",
+    "median_sigma",
+    "kornblith_sigma",
+    "resolve_sigma",
+]
 
 #: Names accepted by ``semrsm.build(kernel=...)``.
 KERNELS = ("linear", "cosine", "rbf")
+
+#: Named bandwidth rules accepted by ``sigma=`` (besides numbers and callables).
+SIGMA_RULES = ("median", "kornblith")
+
+#: What ``sigma=`` accepts: a bandwidth, a rule's name, or a rule ``d2 -> σ``.
+Sigma = Union[None, float, str, Callable[[np.ndarray], float]]
 
 
 def linear(G: np.ndarray) -> np.ndarray:
@@ -107,13 +130,125 @@ def median_sigma(d2: np.ndarray, *, square: bool = False) -> float:
     return float(np.median(np.sqrt(values)))
 
 
+def kornblith_sigma(d2: np.ndarray) -> float:
+    """Bandwidth of Kornblith et al.'s ``gram_rbf``: ``σ = sqrt(median(d²))`` over *all* entries.
+
+    ``gram_rbf(x, threshold)`` (Kornblith et al., 2019, the paper's public demo code) uses
+    ``σ² = threshold² · median(d²)``, the median taken over the whole ``N × N`` matrix of squared
+    distances, its zero diagonal included; ``sigma_scale`` plays the role of ``threshold``. For a
+    rectangular ``d2`` all its entries are used.
+
+    Parameters
+    ----------
+    d2 : ndarray, shape (N, M)
+        Squared distances, e.g. from :func:`squared_distances`.
+
+    Raises
+    ------
+    SemrsmError
+        If that median is 0 (at least half of the distances are 0, e.g. duplicated samples):
+        ``gram_rbf`` would divide by zero.
+    """
+    median = float(np.median(np.asarray(d2, dtype=np.float64)))
+    if not median > 0:
+        raise SemrsmError(
+            "sigma='kornblith' is 0: the median of all squared distances (diagonal included) is 0, "
+            "as when most samples are duplicates; use sigma='median' or a number"
+        )
+    return float(np.sqrt(median))
+
+
+def check_sigma_rule(sigma: object) -> Sigma:
+    """``None``, a rule of :data:`SIGMA_RULES`, a callable or a positive finite number; else
+    :class:`OptionError`. Numbers come back as ``float``."""
+    if sigma is None or callable(sigma) or (isinstance(sigma, str) and sigma in SIGMA_RULES):
+        return sigma  # type: ignore[return-value]
+    if isinstance(sigma, (str, bool)) or not isinstance(sigma, (numbers.Real, np.ndarray)):
+        raise OptionError(
+            f"sigma must be a positive number, one of {', '.join(map(repr, SIGMA_RULES))} or a "
+            f"callable of the squared-distance matrix; got {sigma!r}"
+        )
+    return check_sigma(sigma)
+
+
+def check_sigma_scale(sigma_scale: object) -> float:
+    """A positive finite multiplier of σ, else :class:`OptionError`."""
+    if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, numbers.Real):
+        raise OptionError(f"sigma_scale must be a positive number, got {sigma_scale!r}")
+    value = float(sigma_scale)
+    if not np.isfinite(value) or value <= 0:
+        raise OptionError(f"sigma_scale must be a positive finite number, got {sigma_scale!r}")
+    return value
+
+
+def resolve_sigma(sigma: Sigma, d2: np.ndarray, *, square: bool = False, sigma_scale: float = 1.0) -> float:
+    """The bandwidth σ that ``sigma`` names, for the squared distances ``d2``, times ``sigma_scale``.
+
+    Parameters
+    ----------
+    sigma : float, {"median", "kornblith"}, callable or None
+        A number: σ itself. ``None`` or ``"median"``: :func:`median_sigma` (the median of the
+        non-zero distances). ``"kornblith"``: :func:`kornblith_sigma`. A callable: called with a
+        read-only view of ``d2`` (the whole matrix, exact zeros on the diagonal of a square one),
+        it returns σ.
+    d2 : ndarray, shape (N, M)
+        Squared distances, e.g. from :func:`squared_distances`.
+    square : bool
+        ``d2`` compares a set with itself.
+    sigma_scale : float
+        Multiplies σ (Kornblith et al.'s ``threshold``).
+
+    Returns
+    -------
+    float
+        σ, positive and finite.
+
+    Raises
+    ------
+    OptionError
+        For an unknown rule, a bad ``sigma_scale``, or a callable that does not return a positive
+        finite number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrsm.kernels import resolve_sigma
+    >>> d2 = np.array([[0.0, 4.0, 16.0], [4.0, 0.0, 9.0], [16.0, 9.0, 0.0]])
+    >>> resolve_sigma("median", d2, square=True), resolve_sigma("kornblith", d2, square=True)
+    (3.0, 2.0)
+    >>> resolve_sigma(lambda d2: float(np.sqrt(d2.max())), d2, sigma_scale=0.5)
+    2.0
+    """
+    sigma = check_sigma_rule(sigma)
+    scale = check_sigma_scale(sigma_scale)
+    d2 = np.asarray(d2, dtype=np.float64)
+    if sigma is None or sigma == "median":
+        value = median_sigma(d2, square=square)
+    elif sigma == "kornblith":
+        value = kornblith_sigma(d2)
+    elif callable(sigma):
+        view = d2.view()
+        view.flags.writeable = False
+        returned = sigma(view)
+        try:
+            value = check_sigma(returned)
+        except OptionError:
+            raise OptionError(
+                f"the sigma callable must return a positive finite number, got {returned!r}"
+            ) from None
+    else:
+        value = float(sigma)  # type: ignore[arg-type]
+    return check_sigma(value * scale)
+
+
 def rbf(
     G: np.ndarray,
     sq_norms_x: np.ndarray,
     sq_norms_y: np.ndarray,
-    sigma: Optional[float] = None,
+    sigma: Sigma = None,
     *,
     square: bool = False,
+    sigma_scale: float = 1.0,
 ) -> np.ndarray:
     """RBF kernel ``exp(-d² / (2 σ²))`` from matched inner products.
 
@@ -123,10 +258,12 @@ def rbf(
         Matched inner products.
     sq_norms_x, sq_norms_y : ndarray, shapes (N,) and (M,)
         Squared L2 norms of the samples.
-    sigma : float, optional
-        Bandwidth; default :func:`median_sigma` of the distances.
+    sigma : float, {"median", "kornblith"}, callable or None
+        Bandwidth or the rule that gives it (:func:`resolve_sigma`); default ``"median"``.
     square : bool
         ``G`` compares ``x`` with itself (exact zero distance on the diagonal).
+    sigma_scale : float
+        Multiplies σ.
 
     Returns
     -------
@@ -134,10 +271,11 @@ def rbf(
         Values in (0, 1].
     """
     d2 = squared_distances(G, sq_norms_x, sq_norms_y, square=square)
-    if sigma is None:
-        sigma = median_sigma(d2, square=square)
-    else:
-        sigma = check_sigma(sigma)
+    return gaussian(d2, resolve_sigma(sigma, d2, square=square, sigma_scale=sigma_scale))
+
+
+def gaussian(d2: np.ndarray, sigma: float) -> np.ndarray:
+    """``exp(-d² / (2 σ²))`` for squared distances ``d2`` and a positive finite ``sigma``."""
     # (d / σ)² / 2 rather than d² / (2σ²): σ² under- or overflows for σ below 1e-154 or above
     # 1e154 (σ = 1e-170 once gave 0/0 = NaN on the diagonal). A ratio beyond the float range
     # squares to inf and gives exactly 0, the true value's rounding.
