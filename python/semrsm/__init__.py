@@ -18,6 +18,7 @@ from . import analysis, kernels
 from ._api import MATCHERS, PRECISIONS, build, certified_gap, gram, match_affinity
 from ._core import __version__
 from ._example import load_example
+from ._layer_cka import minibatch_cka
 from ._errors import DTypeError, NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 from ._validation import LAYOUTS
 from .cka import center_gram, cka, hsic
@@ -34,6 +35,7 @@ __all__ = [
     "center_gram",
     "hsic",
     "cka",
+    "minibatch_cka",
     "linear_sum_assignment",
     "load_example",
     "MATCHERS",
