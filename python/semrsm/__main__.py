@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -79,6 +79,7 @@ def build_command(args: argparse.Namespace) -> None:
 
 def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], options: dict[str, int]) -> np.ndarray:
     """The RSM the ``build`` arguments ask for."""
+    matcher_options: dict[str, Any] = dict(options)
     return build(
         x,
         y,
@@ -89,7 +90,7 @@ def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], o
         sigma=args.sigma,
         sigma_scale=args.sigma_scale,
         threads=args.threads,
-        **options,
+        **matcher_options,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union, overload
 
 import numpy as np
 
@@ -103,6 +103,81 @@ def _matched(
     )
 
 
+_Array = np.ndarray
+
+
+@overload
+def gram(
+    x: Any,
+    y: Any = ...,
+    *,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    threads: Optional[int] = ...,
+    return_permutations: Literal[False] = ...,
+    precision: str = ...,
+    return_bound: Literal[False] = ...,
+    **matcher_options: int,
+) -> _Array: ...
+@overload
+def gram(
+    x: Any,
+    y: Any = ...,
+    *,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    threads: Optional[int] = ...,
+    return_permutations: Literal[True],
+    precision: str = ...,
+    return_bound: Literal[False] = ...,
+    **matcher_options: int,
+) -> tuple[_Array, _Array]: ...
+@overload
+def gram(
+    x: Any,
+    y: Any = ...,
+    *,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    threads: Optional[int] = ...,
+    return_permutations: Literal[False] = ...,
+    precision: str = ...,
+    return_bound: Literal[True],
+    **matcher_options: int,
+) -> tuple[_Array, _Array]: ...
+@overload
+def gram(
+    x: Any,
+    y: Any = ...,
+    *,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    threads: Optional[int] = ...,
+    return_permutations: Literal[True],
+    precision: str = ...,
+    return_bound: Literal[True],
+    **matcher_options: int,
+) -> tuple[_Array, _Array, _Array]: ...
+@overload
+def gram(
+    x: Any,
+    y: Any = ...,
+    *,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    threads: Optional[int] = ...,
+    return_permutations: bool = ...,
+    precision: str = ...,
+    return_bound: bool = ...,
+    **matcher_options: int,
+) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, _Array, _Array]]: ...
+
+
 def gram(
     x: Any,
     y: Any = None,
@@ -201,6 +276,93 @@ def gram(
     return G
 
 
+@overload
+def build(
+    x: Any,
+    y: Any = ...,
+    *,
+    kernel: str = ...,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    sigma: kernels.Sigma = ...,
+    sigma_scale: float = ...,
+    threads: Optional[int] = ...,
+    precision: str = ...,
+    return_bound: Literal[False] = ...,
+    return_sigma: Literal[False] = ...,
+    **matcher_options: int,
+) -> _Array: ...
+@overload
+def build(
+    x: Any,
+    y: Any = ...,
+    *,
+    kernel: str = ...,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    sigma: kernels.Sigma = ...,
+    sigma_scale: float = ...,
+    threads: Optional[int] = ...,
+    precision: str = ...,
+    return_bound: Literal[True],
+    return_sigma: Literal[False] = ...,
+    **matcher_options: int,
+) -> tuple[_Array, _Array]: ...
+@overload
+def build(
+    x: Any,
+    y: Any = ...,
+    *,
+    kernel: str = ...,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    sigma: kernels.Sigma = ...,
+    sigma_scale: float = ...,
+    threads: Optional[int] = ...,
+    precision: str = ...,
+    return_bound: Literal[False] = ...,
+    return_sigma: Literal[True],
+    **matcher_options: int,
+) -> tuple[_Array, float]: ...
+@overload
+def build(
+    x: Any,
+    y: Any = ...,
+    *,
+    kernel: str = ...,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    sigma: kernels.Sigma = ...,
+    sigma_scale: float = ...,
+    threads: Optional[int] = ...,
+    precision: str = ...,
+    return_bound: Literal[True],
+    return_sigma: Literal[True],
+    **matcher_options: int,
+) -> tuple[_Array, _Array, float]: ...
+@overload
+def build(
+    x: Any,
+    y: Any = ...,
+    *,
+    kernel: str = ...,
+    matcher: str = ...,
+    layout: str = ...,
+    center: bool = ...,
+    sigma: kernels.Sigma = ...,
+    sigma_scale: float = ...,
+    threads: Optional[int] = ...,
+    precision: str = ...,
+    return_bound: bool = ...,
+    return_sigma: bool = ...,
+    **matcher_options: int,
+) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, float], tuple[_Array, _Array, float]]: ...
+
+
 def build(
     x: Any,
     y: Any = None,
@@ -277,21 +439,53 @@ def build(
     xs, ys = _prepare(x, y, layout, center)
     G, _, bound = _matched(xs, ys, matcher, threads, False, precision, matcher_options, return_bound)
     if kernel == "linear":
-        return (G, bound) if return_bound else G
+        return G if bound is None else (G, bound)
     square = ys is None
     sq_x = np.einsum("nsc,nsc->n", xs, xs)
     sq_y = sq_x if ys is None else np.einsum("nsc,nsc->n", ys, ys)
     if kernel == "cosine":
         K = kernels.cosine(G, sq_x, sq_y, square=square)
-        return (K, kernels.cosine(bound, sq_x, sq_y, square=square)) if return_bound else K
+        return K if bound is None else (K, kernels.cosine(bound, sq_x, sq_y, square=square))
     d2 = kernels.squared_distances(G, sq_x, sq_y, square=square)
     used = kernels.resolve_sigma(sigma, d2, square=square, sigma_scale=sigma_scale)
     K = kernels.gaussian(d2, used)
-    if not return_bound:
+    if bound is None:
         return (K, used) if want_sigma else K
     # The bound uses the σ of K, not one of its own.
     K_bound = kernels.gaussian(kernels.squared_distances(bound, sq_x, sq_y, square=square), used)
     return (K, K_bound, used) if want_sigma else (K, K_bound)
+
+
+@overload
+def match_affinity(
+    affinity: Any,
+    norms_x: Any = ...,
+    norms_y: Any = ...,
+    *,
+    matcher: str = ...,
+    return_bound: Literal[False] = ...,
+    **matcher_options: int,
+) -> tuple[_Array, float]: ...
+@overload
+def match_affinity(
+    affinity: Any,
+    norms_x: Any = ...,
+    norms_y: Any = ...,
+    *,
+    matcher: str = ...,
+    return_bound: Literal[True],
+    **matcher_options: int,
+) -> tuple[_Array, float, float]: ...
+@overload
+def match_affinity(
+    affinity: Any,
+    norms_x: Any = ...,
+    norms_y: Any = ...,
+    *,
+    matcher: str = ...,
+    return_bound: bool = ...,
+    **matcher_options: int,
+) -> Union[tuple[_Array, float], tuple[_Array, float, float]]: ...
 
 
 def match_affinity(
@@ -379,7 +573,7 @@ def match_affinity(
             raise ShapeError(f"{name} must have shape ({s},) (one norm per position), got {arr.shape}")
         check_finite(arr, name)
         if (arr < 0).any():
-            raise SemrsmError(f"{name} must hold L2 norms (>= 0), got {arr[arr < 0][0]!r}")
+            raise SemrsmError(f"{name} must hold L2 norms (>= 0), got {float(arr[arr < 0][0])!r}")
         norms.append(np.ascontiguousarray(arr, dtype=np.float64))
     perm, value, bound = _core.match_affinity(
         np.ascontiguousarray(a, dtype=np.float64),

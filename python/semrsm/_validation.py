@@ -132,7 +132,7 @@ def check_threads(threads: Any) -> Optional[int]:
     if (
         isinstance(threads, bool)
         or not isinstance(threads, numbers.Integral)
-        or not 1 <= threads <= MAX_THREADS
+        or not 1 <= int(threads) <= MAX_THREADS
     ):
         raise OptionError(
             f"threads must be an integer from 1 to {MAX_THREADS}, or None for all cores; got {threads!r}"
@@ -147,7 +147,7 @@ def check_matcher_options(options: dict[str, Any]) -> dict[str, int]:
         if (
             isinstance(value, bool)
             or not isinstance(value, numbers.Integral)
-            or not _I64[0] <= value <= _I64[1]
+            or not _I64[0] <= int(value) <= _I64[1]
         ):
             raise OptionError(f"matcher option {key}= must be an integer (64-bit), got {value!r}")
         checked[key] = int(value)

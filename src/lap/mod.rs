@@ -6,7 +6,7 @@
 //! `min(n, m)` (row, column) pairs in increasing row order.
 //!
 //! The solver is a shortest-augmenting-path method of the Jonker–Volgenant family (see
-//! [`sap`]): `min(n, m)` Dijkstra searches on reduced costs, `O(min(n, m)² · max(n, m))` time in the
+//! [`SapSolver`]): `min(n, m)` Dijkstra searches on reduced costs, `O(min(n, m)² · max(n, m))` time in the
 //! worst case and `O(n + m)` extra memory beyond the cost matrix (copied only when it must be transposed).
 //!
 //! Costs may be `f64` or `f32` ([`Cost`]); potentials and sums are always accumulated in `f64`.

@@ -1,6 +1,7 @@
 """Shared pytest configuration for the semrsm Python tests.
 
-- Hypothesis profiles: ``ci`` (default; few, derandomised examples) and ``dev`` (more examples).
+- Hypothesis profiles: ``ci`` (default; few, derandomised examples), ``dev`` (more examples) and
+  ``fuzz`` (``SEMRSM_FUZZ_CASES`` examples, default 2000, for long runs of ``test_fuzz.py``).
   Select one with the environment variable ``HYPOTHESIS_PROFILE``.
 - ``shifted_pairs``: the example data bundled with semrsm (real EfficientNet-Lite0 maps).
 - Shared test data and oracles: ``SEEDS``, ``make`` (random arrays of several kinds) and
@@ -35,6 +36,15 @@ settings.register_profile(
 settings.register_profile(
     "dev",
     max_examples=60,
+    deadline=None,
+    suppress_health_check=_SUPPRESSED,
+    print_blob=True,
+)
+# Long fuzzing runs (tests/python/test_fuzz.py): HYPOTHESIS_PROFILE=fuzz, SEMRSM_FUZZ_CASES
+# examples per test (default 2000).
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("SEMRSM_FUZZ_CASES", "2000")),
     deadline=None,
     suppress_health_check=_SUPPRESSED,
     print_blob=True,
