@@ -28,7 +28,7 @@ LAYERS = ("block10", "block15")
 #: The RSMs compared: (label, matcher).
 RSM_KINDS = (("spatio-semantic", "none"), ("shift", "shift"), ("semantic", "exact"))
 #: Matchers of the quality/time frontier, as (label, matcher, options).
-_FRONTIER = (
+_FRONTIER: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("semrsm exact", "exact", {}),
     ("auction (default, 3 %)", "auction", {}),
     ("auction gap 0.1 %", "auction", {"gap_ppm": 1000}),

@@ -146,7 +146,7 @@ fn row_is_clean<T: Cost>(row: &[T]) -> bool {
 ///
 /// Forbidden assignments are written as scipy writes them: `+∞` when minimising, `−∞` when
 /// maximising. The result then avoids every forbidden entry; if no assignment of `min(n, m)`
-/// pairs can, the problem is infeasible (see [`forbidden_stand_in`] for how this is solved).
+/// pairs can, the problem is infeasible (see `forbidden_stand_in` in the source for how this is solved).
 ///
 /// # Errors
 /// [`Error::InvalidCost`] for NaN or the other infinity (`−∞` when minimising, `+∞` when

@@ -39,7 +39,8 @@ X = "np.random.default_rng(0).normal(size=(4, 3, 2, 2))"
 ROWS = [
     # --- linear_sum_assignment
     Row("NaN entry", "semrsm.linear_sum_assignment([[0.0, np.nan], [1.0, 2.0]])", NonFiniteError),
-    Row("infinite entry", "semrsm.linear_sum_assignment([[0.0, np.inf], [1.0, 2.0]])", NonFiniteError),
+    Row("no assignment avoids the +inf entries", "semrsm.linear_sum_assignment([[np.inf, np.inf], [1.0, 2.0]])", SemrsmError),
+    Row("-inf when minimising", "semrsm.linear_sum_assignment([[0.0, -np.inf], [1.0, 2.0]])", SemrsmError),
     Row("entry beyond 1e300", "semrsm.linear_sum_assignment([[0.0, 1e301], [1.0, 2.0]])", NonFiniteError),
     Row("3-D costs", "semrsm.linear_sum_assignment(np.zeros((2, 2, 2)))", ShapeError),
     Row("complex costs", "semrsm.linear_sum_assignment(np.zeros((2, 2), complex))", SemrsmError),
