@@ -272,3 +272,102 @@ fn a_set_cancel_flag_interrupts() {
         ));
     }
 }
+
+/// `G` (and permutations, bounds) assembled from tiles of `t` rows, as the Python tile engine
+/// does: diagonal tiles from `x[I]` alone, upper tiles from `x[I]`, `x[J]`, mirrored.
+fn assembled<T: semrsm::rsm::Real>(x: &Array3<T>, t: usize, o: &GramOptions) -> semrsm::rsm::Gram {
+    use semrsm::rsm::{gram_tile, tile_pairs};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (n, s, _) = x.dim();
+    let mut values = ndarray::Array2::<f64>::zeros((n, n));
+    let mut perms = ndarray::Array3::<i64>::zeros((n, n, s));
+    let mut bounds = ndarray::Array2::<f64>::zeros((n, n));
+    for r0 in (0..n).step_by(t) {
+        let r1 = (r0 + t).min(n);
+        for c0 in (r0..n).step_by(t) {
+            let c1 = (c0 + t).min(n);
+            let diagonal = c0 == r0;
+            let xi = x.slice(s![r0..r1, .., ..]);
+            let yj = (!diagonal).then(|| x.slice(s![c0..c1, .., ..]));
+            let progress = AtomicU64::new(0);
+            let g = gram_tile(xi, yj, o, &no_cancel(), &progress).unwrap();
+            let expected = tile_pairs(r1 - r0, (!diagonal).then_some(c1 - c0));
+            assert_eq!(progress.load(Ordering::Relaxed), expected);
+            values.slice_mut(s![r0..r1, c0..c1]).assign(&g.values);
+            values.slice_mut(s![c0..c1, r0..r1]).assign(&g.values.t());
+            if let Some(b) = &g.bounds {
+                bounds.slice_mut(s![r0..r1, c0..c1]).assign(b);
+                bounds.slice_mut(s![c0..c1, r0..r1]).assign(&b.t());
+            }
+            if let Some(p) = &g.permutations {
+                for (a, i) in (r0..r1).enumerate() {
+                    for (b, j) in (c0..c1).enumerate() {
+                        for k in 0..s {
+                            let target = p[[a, b, k]];
+                            perms[[i, j, k]] = target;
+                            perms[[j, i, target as usize]] = k as i64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    semrsm::rsm::Gram {
+        values,
+        permutations: o.return_permutations.then_some(perms),
+        bounds: o.return_bound.then_some(bounds),
+    }
+}
+
+#[test]
+fn tiles_of_any_size_assemble_to_bit_identical_gram() {
+    let x = random(23, 9, 70, 11);
+    let x32 = x.mapv(|v| v as f32);
+    for matcher in [Matcher::None, Matcher::Exact, Matcher::Greedy] {
+        for (perm, bound) in [(false, false), (true, true)] {
+            let o = GramOptions {
+                matcher,
+                threads: Some(3),
+                return_permutations: perm,
+                return_bound: bound,
+            };
+            let whole = gram(x.view(), None, &o, &no_cancel()).unwrap();
+            let whole32 = gram(x32.view(), None, &o, &no_cancel()).unwrap();
+            for t in [1, 2, 5, 16, 17, 23] {
+                let tiled = assembled(&x, t, &o);
+                let bits = |a: &ndarray::Array2<f64>| a.mapv(f64::to_bits);
+                assert_eq!(
+                    bits(&tiled.values),
+                    bits(&whole.values),
+                    "{matcher:?} t={t}"
+                );
+                assert_eq!(tiled.permutations, whole.permutations, "{matcher:?} t={t}");
+                assert_eq!(
+                    tiled.bounds.as_ref().map(bits),
+                    whole.bounds.as_ref().map(bits)
+                );
+                let tiled32 = assembled(&x32, t, &o);
+                assert_eq!(
+                    bits(&tiled32.values),
+                    bits(&whole32.values),
+                    "f32 {matcher:?} t={t}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn none_in_f32_checks_whole_sample_norms() {
+    // Issue 9.2: every position is below the per-position limit, the sums over S·C are not.
+    let x = Array3::from_shape_fn((2, 4, 8), |(i, _, _)| if i == 0 { 3e18_f32 } else { -3e18 });
+    let o = opts(Matcher::None, None);
+    assert!(matches!(
+        gram(x.view(), None, &o, &no_cancel()),
+        Err(Error::Range { .. })
+    ));
+    let x64 = x.mapv(f64::from);
+    let g = gram(x64.view(), None, &o, &no_cancel()).unwrap().values;
+    assert!(g.iter().all(|v| v.is_finite()));
+    assert_eq!(g[[0, 1]], -(3e18_f32 as f64).powi(2) * 32.0);
+}

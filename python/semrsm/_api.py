@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Literal, Optional, Union, overload
 
 import numpy as np
 
-from . import _core, kernels
-from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
-from ._validation import (
-    as_real_array,
-    as_samples,
-    check_finite,
-    center as _center,
-    check_compatible,
-    check_flag,
-    check_keywords,
-    check_matcher_options,
-    check_threads,
-)
+from . import _core, _tiles, kernels
+from ._errors import OptionError, SemrsmError, ShapeError
+from ._validation import as_real_array, check_finite, check_flag, check_keywords, check_matcher_options
 
 __all__ = ["build", "gram", "match_affinity", "certified_gap", "MATCHERS", "PRECISIONS"]
 
@@ -32,30 +24,22 @@ MATCHERS: tuple[str, ...] = tuple(_core.MATCHERS)
 #: :func:`match_affinity`.
 _NORM_MATCHERS = ("greedy", "topk_greedy", "batch_optimal")
 #: Names accepted by ``precision=``.
-PRECISIONS = ("float64", "float32")
+PRECISIONS = _tiles.PRECISIONS
 
 # Keyword arguments of the public functions (for the unknown-keyword error message).
-_GRAM_KEYWORDS = ("matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound")
+_RUN_KEYWORDS = ("out", "resume", "progress", "client", "tile")
+_GRAM_KEYWORDS = ("matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound", *_RUN_KEYWORDS)
 _BUILD_KEYWORDS = (
     "kernel", "matcher", "layout", "center", "sigma", "sigma_scale", "threads", "precision", "return_bound",
-    "return_sigma",
+    "return_sigma", *_RUN_KEYWORDS,
 )
 _MATCH_KEYWORDS = ("matcher", "return_bound")
-
-
-def _prepare(x: Any, y: Any, layout: str, center: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    xs = as_samples(x, layout, "x")
-    ys = None if y is None else as_samples(y, layout, "y")
-    check_compatible(xs, ys)
-    if check_flag(center, "center"):
-        xs, ys = _center(xs, ys)
-    return xs, ys
 
 
 def _with_grid_width(x: Any, layout: str, matcher: Any, options: dict[str, Any]) -> dict[str, Any]:
     """``matcher="shift"`` needs the grid width ``w``: take it from (N, C, H, W) / (N, H, W, C)
     input unless given (3-D input keeps the core's default, a square grid)."""
-    shape = getattr(x, "shape", None)
+    shape = _tiles.peek_shape(x)
     if matcher != "shift" or "w" in options or shape is None or len(shape) != 4:
         return options
     if layout == "nhwc":
@@ -69,38 +53,6 @@ def _check_matcher(matcher: Any) -> str:
     if not isinstance(matcher, str):
         raise OptionError(f"matcher must be a string, one of {', '.join(MATCHERS)}; got {matcher!r}")
     return matcher
-
-
-def _matched(
-    xs: np.ndarray,
-    ys: Optional[np.ndarray],
-    matcher: str,
-    threads: Any,
-    return_permutations: bool,
-    precision: str,
-    matcher_options: dict[str, Any],
-    return_bound: bool = False,
-) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
-    _check_matcher(matcher)
-    if precision not in PRECISIONS:
-        raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "float32":
-        limit = float(np.finfo(np.float32).max)
-        for name, a in (("x", xs), ("y", ys)):
-            if a is not None and float(np.abs(a).max()) > limit:
-                raise NonFiniteError(
-                    f"{name} has values beyond the float32 range (after centering); use precision='float64'"
-                )
-    return _core.gram(
-        xs,
-        ys,
-        matcher=matcher,
-        options=check_matcher_options(matcher_options),
-        threads=check_threads(threads),
-        return_permutations=check_flag(return_permutations, "return_permutations"),
-        precision=precision,
-        return_bound=check_flag(return_bound, "return_bound"),
-    )
 
 
 _Array = np.ndarray
@@ -118,6 +70,11 @@ def gram(
     return_permutations: Literal[False] = ...,
     precision: str = ...,
     return_bound: Literal[False] = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> _Array: ...
 @overload
@@ -132,6 +89,11 @@ def gram(
     return_permutations: Literal[True],
     precision: str = ...,
     return_bound: Literal[False] = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -146,6 +108,11 @@ def gram(
     return_permutations: Literal[False] = ...,
     precision: str = ...,
     return_bound: Literal[True],
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -160,6 +127,11 @@ def gram(
     return_permutations: Literal[True],
     precision: str = ...,
     return_bound: Literal[True],
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array, _Array]: ...
 @overload
@@ -174,6 +146,11 @@ def gram(
     return_permutations: bool = ...,
     precision: str = ...,
     return_bound: bool = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, _Array, _Array]]: ...
 
@@ -189,6 +166,11 @@ def gram(
     return_permutations: bool = False,
     precision: str = "float64",
     return_bound: bool = False,
+    out: Any = None,
+    resume: bool = False,
+    progress: Optional[bool] = None,
+    client: Any = None,
+    tile: Optional[int] = None,
     **matcher_options: int,
 ) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Matched inner products ``G[i, j] = max_P <x_i, P y_j>`` of all pairs of samples.
@@ -199,9 +181,11 @@ def gram(
 
     Parameters
     ----------
-    x : array_like, shape (N, C, H, W), (N, S, C) or as ``layout`` says
-        Representations of N inputs. Anything ``np.asarray`` accepts (numpy arrays, memory-mapped
-        ``.npy`` files, CPU torch tensors); real dtypes only, converted to float64.
+    x : array_like, path, zarr or dask array; shape (N, C, H, W), (N, S, C) or as ``layout`` says
+        Representations of N inputs: anything ``np.asarray`` accepts (numpy arrays, CPU torch
+        tensors), a ``np.memmap``, a path to a ``.npy`` file, or a zarr/dask/h5py array. Real
+        dtypes only. Inputs are read in row blocks (never copied whole; float32 stays float32
+        until a block is widened for its tile), so they may be larger than memory.
     y : array_like, optional, shape (M, ...)
         Second set with the same S and C. Without it, ``x`` is compared with itself.
     matcher : {"exact", "none", "greedy", "topk_greedy", "batch_optimal", "auction", "shift"}
@@ -238,6 +222,29 @@ def gram(
         scale of the largest affinity exceeds ``gap_ppm`` of ``|G|`` can the certified gap, which
         :func:`certified_gap` reports, stay above it); for the
         other matchers it costs about one auction run per pair. See :func:`certified_gap`.
+    out : str or path, optional
+        Write ``G`` to this ``.npy`` file tile by tile (memory-mapped) and return it opened
+        read-only with ``mmap_mode="r"``. The run writes ``out + ".partial"`` and a small sidecar
+        of finished tiles, and renames onto ``out`` only when complete: a crash never leaves a
+        truncated ``out`` nor destroys an existing one. Not with ``return_permutations`` or
+        ``return_bound``.
+    resume : bool
+        With ``out``: continue an unfinished run (killed, power loss) from its finished tiles.
+        The inputs (shape, dtype, a hash of their bytes), options and tile size must be those of
+        the unfinished run (else :class:`OptionError`); the result is bit-identical to an
+        uninterrupted run. Without an unfinished run it simply computes.
+    progress : bool, optional
+        ``None`` (default): a tqdm bar on stderr if it is a terminal and the run takes more
+        than 2 s. ``True``: always (``tqdm.auto``, a widget in notebooks). ``False``: never.
+        Counts pairs: ``N(N+1)/2`` (square) or ``N·M``.
+    client : dask.distributed.Client, optional
+        Compute the tiles on this Dask cluster (``pip install 'semrsm[dask]'``). Workers read
+        their rows themselves (from the ``.npy`` path, zarr or dask array; an in-memory array is
+        scattered once) and run the same Rust tile function with all their cores; the result
+        is bit-identical to a local run and streams into memory or ``out``.
+    tile : int, optional
+        Rows (and columns) per tile; default: as many as keep one row block near 64 MiB (the
+        whole input in one tile when it fits). The result does not depend on it.
     **matcher_options : int
         Options of the chosen matcher: ``k`` (topk_greedy, >= 0), ``b`` (batch_optimal, >= 1),
         ``gap_ppm`` (auction, 0..1e6), ``w`` (shift: grid width; 0 = square). Other matchers take
@@ -260,10 +267,11 @@ def gram(
     """
     check_keywords(matcher_options, "gram", _GRAM_KEYWORDS)
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
-    xs, ys = _prepare(x, y, layout, center)
-    G, perm, bound = _matched(
-        xs, ys, matcher, threads, return_permutations, precision, matcher_options, return_bound
+    options = _tiles.check_options(
+        matcher, matcher_options, center, precision, return_permutations, return_bound, threads
     )
+    engine = _tiles.Engine.create(x, y, layout, options, tile)
+    G, perm, bound = _tiles.run(engine, out, resume, progress, client)
     if return_permutations and return_bound:
         assert perm is not None and bound is not None
         return G, perm, bound
@@ -377,14 +385,23 @@ def build(
     precision: str = "float64",
     return_bound: bool = False,
     return_sigma: bool = False,
+    out: Any = None,
+    resume: bool = False,
+    progress: Optional[bool] = None,
+    client: Any = None,
+    tile: Optional[int] = None,
     **matcher_options: int,
 ) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray, float]]:
     """Semantic (or, with ``matcher="none"``, spatio-semantic) RSM of representations.
 
     Parameters
     ----------
-    x, y, matcher, layout, center, threads, precision, **matcher_options
+    x, y, matcher, layout, center, threads, precision, progress, client, tile, **matcher_options
         As for :func:`gram`, e.g. ``build(z, matcher="batch_optimal", b=512)``.
+    out, resume
+        As for :func:`gram`: ``K`` is written to ``out`` (``G`` first goes to
+        ``out + ".gram.npy.partial"``, resumable, then the kernel is applied in row blocks).
+        ``kernel="rbf"`` without ``sigma`` needs the median of all distances in memory.
     kernel : {"linear", "cosine", "rbf"}
         ``linear``: ``G``; ``cosine``: ``G / (||x_i|| ||y_j||)``; ``rbf``:
         ``exp(-d² / (2σ²))`` with ``d² = ||x_i||² + ||y_j||² - 2G`` (norms after centering).
@@ -436,13 +453,15 @@ def build(
             if given:
                 raise OptionError(f"{name} only applies to kernel='rbf', not kernel={kernel!r}")
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
-    xs, ys = _prepare(x, y, layout, center)
-    G, _, bound = _matched(xs, ys, matcher, threads, False, precision, matcher_options, return_bound)
+    options = _tiles.check_options(matcher, matcher_options, center, precision, False, return_bound, threads)
+    engine = _tiles.Engine.create(x, y, layout, options, tile)
+    square = engine.square
+    if out is not None and kernel != "linear":
+        return _build_to_file(engine, kernel, sigma, sigma_scale, want_sigma, out, resume, progress, client)
+    G, _, bound = _tiles.run(engine, out, resume, progress, client, what="build")
     if kernel == "linear":
         return G if bound is None else (G, bound)
-    square = ys is None
-    sq_x = np.einsum("nsc,nsc->n", xs, xs)
-    sq_y = sq_x if ys is None else np.einsum("nsc,nsc->n", ys, ys)
+    sq_x, sq_y = engine.sq_norms()
     if kernel == "cosine":
         K = kernels.cosine(G, sq_x, sq_y, square=square)
         return K if bound is None else (K, kernels.cosine(bound, sq_x, sq_y, square=square))
@@ -454,6 +473,62 @@ def build(
     # The bound uses the σ of K, not one of its own.
     K_bound = kernels.gaussian(kernels.squared_distances(bound, sq_x, sq_y, square=square), used)
     return (K, K_bound, used) if want_sigma else (K, K_bound)
+
+
+def _build_to_file(
+    engine: "_tiles.Engine",
+    kernel: str,
+    sigma: kernels.Sigma,
+    sigma_scale: float,
+    want_sigma: bool,
+    out: Any,
+    resume: Any,
+    progress: Any,
+    client: Any,
+) -> Any:
+    """``build(..., out=)`` with a non-linear kernel: ``G`` into a resumable partial file, then
+    ``K`` in row blocks into ``out`` (atomic rename), elementwise as the in-memory path. A σ
+    rule (not a number) needs the whole matrix of squared distances in memory."""
+    final = Path(out)
+    gram_out = final.with_name(final.name + ".gram.npy")
+    G, sink, _ = _tiles.run(engine, gram_out, resume, progress, client, what="build", rename=False)
+    sq_x, sq_y = engine.sq_norms()
+    square = engine.square
+    n, m = engine.shape
+    used = None
+    if kernel == "rbf":
+        if isinstance(sigma, float):
+            used = kernels.resolve_sigma(sigma, np.zeros((1, 1)), sigma_scale=sigma_scale)
+        else:
+            d2 = kernels.squared_distances(np.asarray(G), sq_x, sq_y, square=square)
+            used = kernels.resolve_sigma(sigma, d2, square=square, sigma_scale=sigma_scale)
+            del d2
+    rows = max(1, _tiles.BLOCK_BYTES // (8 * m))
+    partial = final.with_name(final.name + ".partial")
+    K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(n, m))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        if kernel == "cosine":
+            block = kernels.cosine(G[r0:r1], sq_x[r0:r1], sq_y)
+        else:
+            d2 = kernels.squared_distances(G[r0:r1], sq_x[r0:r1], sq_y)
+            if square:  # the exact zero distance on the diagonal, as square=True sets it
+                idx = np.arange(r0, r1)
+                d2[idx - r0, idx] = 0.0
+            assert used is not None
+            block = kernels.gaussian(d2, used)
+        if square:  # the exact diagonal, as square=True sets it
+            idx = np.arange(r0, r1)
+            block[idx - r0, idx] = 1.0
+        K[r0:r1] = block
+    K.flush()
+    del K, G
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    sink.discard()
+    result = np.load(final, mmap_mode="r")
+    return (result, used) if want_sigma else result
 
 
 @overload

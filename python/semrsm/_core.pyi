@@ -1,4 +1,4 @@
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ __all__ = [
     "linear_sum_assignment",
     "match_affinity",
     "linear_sum_assignment_f32",
+    "scratch_bytes",
 ]
 __version__: str
 MATCHERS: list[str]
@@ -28,15 +29,15 @@ class OptionError(SemrsmError): ...
 class TooLargeError(SemrsmError): ...
 
 def gram(
-    x: npt.NDArray[np.float64],
-    y: Optional[npt.NDArray[np.float64]] = None,
+    x: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
+    y: Union[npt.NDArray[np.float64], npt.NDArray[np.float32], None] = None,
     *,
     matcher: str = "exact",
     options: Optional[dict[str, int]] = None,
     threads: Optional[int] = None,
     return_permutations: bool = False,
-    precision: str = "float64",
     return_bound: bool = False,
+    progress: Optional[Callable[[int], object]] = None,
 ) -> tuple[
     npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]], Optional[npt.NDArray[np.float64]]
 ]: ...
@@ -55,3 +56,4 @@ def linear_sum_assignment(
 def linear_sum_assignment_f32(
     cost: npt.NDArray[np.float32], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]: ...
+def scratch_bytes(s: int, elem_bytes: int, needs_affinity: bool) -> int: ...

@@ -1,4 +1,5 @@
-"""Input normalisation: the only module that turns user arrays into what ``_core`` accepts."""
+"""Input and option checks shared by the public functions. Inputs of ``gram``/``build`` are read,
+widened and centred in row blocks by :mod:`semrsm._tiles` (``Engine.block``)."""
 
 from __future__ import annotations
 
@@ -55,67 +56,6 @@ def resolve_layout(ndim: int, layout: str, name: str) -> str:
     if ndim != _NDIM[layout]:
         raise ShapeError(f"layout {layout!r} needs a {_NDIM[layout]}-D {name}, got {ndim}-D")
     return layout
-
-
-def as_samples(a: Any, layout: str, name: str) -> np.ndarray:
-    """Convert a batch of representations to a C-contiguous float64 ``(N, S, C)`` array.
-
-    Layouts: ``"nchw"`` (CNN maps ``N×C×H×W``, ``S = H·W``), ``"nhwc"`` (channels last),
-    ``"nsc"`` (``N×S×C``, e.g. ViT tokens ``N×T×D``), ``"ncs"`` (``N×C×S``). ``"auto"``
-    treats 4-D input as ``nchw`` and 3-D input as ``nsc``.
-    """
-    arr = as_real_array(a, name)
-    concrete = resolve_layout(arr.ndim, layout, name)
-    if arr.size == 0:
-        raise ShapeError(
-            f"{name} is empty: shape {arr.shape} (layout {concrete}); every dimension must be at least 1"
-        )
-    check_finite(arr, name)
-    if concrete == "nchw":
-        n, c, h, w = arr.shape
-        arr = arr.reshape(n, c, h * w).transpose(0, 2, 1)
-    elif concrete == "nhwc":
-        n, h, w, c = arr.shape
-        arr = arr.reshape(n, h * w, c)
-    elif concrete == "ncs":
-        arr = arr.transpose(0, 2, 1)
-    out = np.ascontiguousarray(arr, dtype=np.float64)
-    # Values in range for float32/int inputs can still overflow in float64 products; the core
-    # checks that. Converting from float128 could create infinities, so check again cheaply.
-    if arr.dtype.itemsize > 8:
-        check_finite(out, name)
-    return out
-
-
-def check_compatible(x: np.ndarray, y: Optional[np.ndarray]) -> None:
-    """``x`` and ``y`` (both ``(N, S, C)``) must agree in ``S`` and ``C``."""
-    if y is None:
-        return
-    if x.shape[2] != y.shape[2]:
-        raise ShapeError(
-            f"x and y must have the same number of channels C, got {x.shape[2]} and {y.shape[2]}"
-        )
-    if x.shape[1] != y.shape[1]:
-        raise ShapeError(
-            f"x and y must have the same number of spatial positions S, got {x.shape[1]} and {y.shape[1]}"
-        )
-
-
-def center(x: np.ndarray, y: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Subtract the mean representation (per position and channel) over samples.
-
-    Without ``y`` the mean of ``x`` is used; with ``y``, the mean of ``y`` is subtracted from both
-    (query/database protocol). Returns new arrays.
-    """
-    reference = x if y is None else y
-    if reference.shape[0] < 2:
-        which = "x" if y is None else "y"
-        raise ShapeError(
-            f"center=True needs at least 2 samples in {which} (got 1): centering one sample "
-            "leaves only zeros; pass center=False"
-        )
-    mean = reference.mean(axis=0)
-    return x - mean, (None if y is None else y - mean)
 
 
 #: Upper limit of ``threads`` (far above any machine; guards against typos such as 10**6).

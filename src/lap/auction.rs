@@ -55,6 +55,14 @@ pub(super) struct Auction {
 }
 
 impl Auction {
+    /// Reserve the `f32` cost copy of an `n × n` problem fallibly.
+    pub(super) fn try_reserve(
+        &mut self,
+        n: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        self.cost.try_reserve_exact(n.saturating_mul(n))
+    }
+
     /// Column duals for the `n × n` minimisation of `signed(cost)`, written to `v`.
     ///
     /// Leaves `v` untouched when all costs are equal (every assignment is then optimal) or when

@@ -41,6 +41,15 @@ pub struct SapSolver {
 }
 
 impl SapSolver {
+    /// Reserve, fallibly, the `f32` cost copy of the warm start for an `n × n` problem (the one
+    /// buffer of the solver that grows with `n²`).
+    ///
+    /// # Errors
+    /// When the allocation fails.
+    pub fn try_reserve(&mut self, n: usize) -> Result<(), std::collections::TryReserveError> {
+        self.auction.try_reserve(n)
+    }
+
     /// An empty workspace; buffers grow on first use.
     #[must_use]
     pub fn new() -> Self {

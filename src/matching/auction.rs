@@ -90,6 +90,16 @@ pub(crate) struct AuctionState {
     compact: Vec<f32>,
 }
 
+impl AuctionState {
+    /// Reserve the `f32` copy of an `s × s` affinity fallibly.
+    pub(crate) fn try_reserve(
+        &mut self,
+        s: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        self.compact.try_reserve_exact(s.saturating_mul(s))
+    }
+}
+
 /// Run the auction into `perm` and return its dual bound `D ≥ optimum`. `gap` is the relative
 /// target (`1e-3` = 0.1 %).
 /// Once `cancel` is set (polled every [`CANCEL_POLL`] bids) it stops as if out of budget: the

@@ -580,6 +580,36 @@ pub struct Workspace {
     scores: Vec<f64>,
 }
 
+impl Workspace {
+    /// Reserve, fallibly, the large (`O(S²)`) buffers `matcher` uses on pairs of `s` positions,
+    /// so that matching allocates nothing big later (and running out of memory is an error, not
+    /// an abort).
+    ///
+    /// # Errors
+    /// [`std::collections::TryReserveError`] if an allocation fails (or its size overflows).
+    pub fn try_reserve(
+        &mut self,
+        s: usize,
+        matcher: Matcher,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        let block = match matcher {
+            Matcher::TopkGreedy { k } => k.min(s),
+            Matcher::BatchOptimal { b } => b.min(s),
+            Matcher::Exact => s,
+            _ => 0,
+        };
+        if matches!(
+            matcher,
+            Matcher::TopkGreedy { .. } | Matcher::BatchOptimal { .. }
+        ) {
+            // saturating: an overflowing size fails as a capacity overflow
+            self.block.try_reserve_exact(block.saturating_mul(block))?;
+        }
+        self.solver.try_reserve(block)?;
+        self.auction.try_reserve(s)
+    }
+}
+
 /// The workspace [`match_affinity`] keeps between calls (taken while in use; a concurrent call
 /// makes its own).
 static SHARED_WORKSPACE: std::sync::Mutex<Option<Workspace>> = std::sync::Mutex::new(None);

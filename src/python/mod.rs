@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
@@ -83,12 +83,40 @@ where
     T: Send,
     F: FnOnce(&AtomicBool) -> crate::Result<T> + Send,
 {
+    run_detached_with_progress(py, None, |cancel, _| work(cancel))
+}
+
+/// [`run_detached`] with a progress counter: `work` increments it, and every poll (50 ms) plus
+/// once at the end, `report(delta)` is called with what was added since the last report (with
+/// the GIL, never per pair). An exception raised by `report` cancels the work and is raised.
+fn run_detached_with_progress<T, F>(
+    py: Python<'_>,
+    report: Option<&Bound<'_, PyAny>>,
+    work: F,
+) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&AtomicBool, &AtomicU64) -> crate::Result<T> + Send,
+{
     let cancel = AtomicBool::new(false);
+    let counter = AtomicU64::new(0);
+    let mut reported = 0_u64;
+    let flush = |reported: &mut u64| -> PyResult<()> {
+        let now = counter.load(Ordering::Relaxed);
+        if let Some(report) = report {
+            if now > *reported {
+                report.call1((now - *reported,))?;
+            }
+        }
+        *reported = now;
+        Ok(())
+    };
     std::thread::scope(|scope| {
         let (sender, mut receiver) = mpsc::channel();
         let flag = &cancel;
+        let count = &counter;
         scope.spawn(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(|| work(flag)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| work(flag, count)));
             let _ = sender.send(outcome);
         });
         loop {
@@ -98,14 +126,18 @@ where
             });
             receiver = back;
             match received {
-                Ok(Ok(result)) => return result.map_err(to_py_err),
+                Ok(Ok(result)) => {
+                    let value = result.map_err(to_py_err)?;
+                    flush(&mut reported)?;
+                    return Ok(value);
+                }
                 Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(PyRuntimeError::new_err(
                         "semrsm internal error: a worker thread panicked; please report this",
                     ))
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Err(signal) = py.check_signals() {
+                    if let Err(signal) = py.check_signals().and_then(|()| flush(&mut reported)) {
                         cancel.store(true, Ordering::Relaxed);
                         let _ = py.detach(move || receiver.recv());
                         return Err(signal);
@@ -152,53 +184,79 @@ fn parse_matcher(name: &str, options: Option<BTreeMap<String, i64>>) -> PyResult
     Matcher::from_name(name, &options).map_err(to_py_err)
 }
 
-/// Matched inner products of all pairs; see `semrsm.gram` for the documented Python API.
+/// An input block in the working precision.
+#[derive(FromPyObject)]
+enum Samples<'py> {
+    F64(PyReadonlyArray3<'py, f64>),
+    F32(PyReadonlyArray3<'py, f32>),
+}
+
+/// One tile of matched inner products (or the whole matrix as one tile); see `semrsm.gram` for
+/// the documented Python API and `semrsm._tiles` for the tiling. `x` (and `y`) are float64 or
+/// float32 `(n, S, C)` blocks, already centred; `y=None` is a diagonal tile. `progress`, if
+/// given, is called with the number of pairs finished since its last call (every 50 ms).
 #[pyfunction]
-#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, precision="float64", return_bound=false))]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn gram<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray3<'py, f64>,
-    y: Option<PyReadonlyArray3<'py, f64>>,
+    x: Samples<'py>,
+    y: Option<Samples<'py>>,
     matcher: &str,
     options: Option<BTreeMap<String, i64>>,
     threads: Option<usize>,
     return_permutations: bool,
-    precision: &str,
     return_bound: bool,
+    progress: Option<Bound<'py, PyAny>>,
 ) -> PyResult<GramResult<'py>> {
     let matcher = parse_matcher(matcher, options)?;
-    let use_f32 = match precision {
-        "float64" => false,
-        "float32" => true,
-        other => {
-            return Err(OptionError::new_err(format!(
-                "unknown precision {other:?}; choose \"float64\" or \"float32\""
-            )))
-        }
-    };
     let opts = GramOptions {
         matcher,
         threads,
         return_permutations,
         return_bound,
     };
-    let xv = x.as_array();
-    let yv = y.as_ref().map(PyReadonlyArray3::as_array);
-    let out = run_detached(py, |cancel| {
-        if use_f32 {
-            let x32 = xv.mapv(|v| v as f32);
-            let y32 = yv.map(|y| y.mapv(|v| v as f32));
-            rsm::gram(x32.view(), y32.as_ref().map(|y| y.view()), &opts, cancel)
-        } else {
-            rsm::gram(xv, yv, &opts, cancel)
+    let out = match (&x, &y) {
+        (Samples::F64(x), None) => {
+            let xv = x.as_array();
+            run_detached_with_progress(py, progress.as_ref(), |c, p| {
+                rsm::gram_tile(xv, None, &opts, c, p)
+            })
         }
-    })?;
+        (Samples::F64(x), Some(Samples::F64(y))) => {
+            let (xv, yv) = (x.as_array(), y.as_array());
+            run_detached_with_progress(py, progress.as_ref(), |c, p| {
+                rsm::gram_tile(xv, Some(yv), &opts, c, p)
+            })
+        }
+        (Samples::F32(x), None) => {
+            let xv = x.as_array();
+            run_detached_with_progress(py, progress.as_ref(), |c, p| {
+                rsm::gram_tile(xv, None, &opts, c, p)
+            })
+        }
+        (Samples::F32(x), Some(Samples::F32(y))) => {
+            let (xv, yv) = (x.as_array(), y.as_array());
+            run_detached_with_progress(py, progress.as_ref(), |c, p| {
+                rsm::gram_tile(xv, Some(yv), &opts, c, p)
+            })
+        }
+        _ => Err(OptionError::new_err(
+            "internal: x and y must have the same dtype (float64 or float32)",
+        )),
+    }?;
     Ok((
         out.values.into_pyarray(py),
         out.permutations.map(|p| p.into_pyarray(py)),
         out.bounds.map(|b| b.into_pyarray(py)),
     ))
+}
+
+/// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the
+/// memory estimate made before a run.
+#[pyfunction]
+fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
+    rsm::scratch_bytes(s, elem_bytes, needs_affinity)
 }
 
 /// One pair from its affinity: `(perm, value, bound or None)`; see `semrsm.match_affinity`.
@@ -298,6 +356,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OptionError", py.get_type::<OptionError>())?;
     m.add("TooLargeError", py.get_type::<TooLargeError>())?;
     m.add_function(wrap_pyfunction!(gram, m)?)?;
+    m.add_function(wrap_pyfunction!(scratch_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(match_affinity, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment_f32, m)?)?;

@@ -19,8 +19,19 @@
 //!
 //! With [`GramOptions::return_bound`] every pair also gets a certified upper bound on its exact
 //! matched inner product ([`Matcher::assign_with_bound`]).
+//!
+//! # Tiles
+//! [`gram_tile`] is the unit of work of large runs: it computes one tile of `G` (rows `I`,
+//! columns `J`) from the rows `x[I]` and `y[J]` alone (a *diagonal* tile, `I = J` of the square
+//! case, from `x[I]` only). Every entry depends only on the two samples it compares (affinity,
+//! matching and the [`Matcher::None`] GEMM are computed per pair or per row block of fixed size),
+//! so a tile is bit-identical whatever the tile size, thread count or machine run order; the
+//! Python layer (`semrsm._tiles`) plans the tiles, reads and centres the row blocks and writes
+//! the results to memory or to a file. [`gram`] is the one-tile case. Memory: the tile's output
+//! (and permutations), plus [`scratch_bytes`] per thread; every large buffer is allocated
+//! fallibly, so running out of memory is [`Error::TooLarge`], never an abort.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayView2, ArrayView3, Axis};
@@ -53,8 +64,50 @@ pub const MAX_AFFINITY_BYTES: usize = 1 << 32;
 /// Largest output matrix, in entries (2³¹: 16 GiB of `f64`).
 pub const MAX_OUTPUT_ENTRIES: usize = 1 << 31;
 
-/// Rows of `x` per block in the GEMM of the spatio-semantic baseline.
-const NONE_BLOCK_ROWS: usize = 32;
+/// Rows of `x` per block in the GEMM of the spatio-semantic baseline (parallel tasks; each
+/// entry's value does not depend on it).
+const NONE_BLOCK_ROWS: usize = 16;
+
+/// Bytes of scratch one thread of the pairwise fill needs for samples of `s` positions whose
+/// affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus the matchers'
+/// largest workspace (an `S × S` `f64` block copy, or the exact solver's and the auction's
+/// `f32` copies), and `O(S)` vectors. Zero when no affinity is needed
+/// ([`Matcher::None`] without bounds). An upper bound, used for the memory estimate before a run.
+#[must_use]
+pub fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
+    if !needs_affinity {
+        return 0;
+    }
+    s.saturating_mul(s)
+        .saturating_mul(elem_bytes.saturating_add(8))
+        .saturating_add(s.saturating_mul(256))
+}
+
+/// A `rows × cols` array filled with `value`, allocated fallibly: [`Error::TooLarge`] instead of
+/// an abort when the memory is not there.
+fn try_array2<A: Clone>(rows: usize, cols: usize, value: A, what: &str) -> Result<Array2<A>> {
+    let v = try_filled(rows.checked_mul(cols), value, what)?;
+    Array2::from_shape_vec((rows, cols), v).map_err(|e| Error::Shape(e.to_string()))
+}
+
+/// A vector of `len` copies of `value`, allocated fallibly.
+fn try_filled<A: Clone>(len: Option<usize>, value: A, what: &str) -> Result<Vec<A>> {
+    let too_large = |len: Option<usize>| {
+        Error::TooLarge(format!(
+            "could not allocate {what} ({} bytes): not enough memory; lower `threads`, use \
+             `out=` (a file) or smaller tiles, or precision=\"float32\"",
+            len.map_or_else(
+                || "too many".to_string(),
+                |l| l.saturating_mul(std::mem::size_of::<A>()).to_string()
+            )
+        ))
+    };
+    let len = len.ok_or_else(|| too_large(None))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_large(Some(len)))?;
+    v.resize(len, value);
+    Ok(v)
+}
 
 /// Options of [`gram`].
 #[derive(Debug, Clone)]
@@ -100,7 +153,8 @@ pub struct Gram {
 /// Compute the matched inner products of all pairs of samples.
 ///
 /// `x` is `(N, S, C)`; `y`, if given, `(M, S, C)` with the same `S` and `C`. `cancel` is polled
-/// between pairs: once it is set the function returns [`Error::Interrupted`] promptly.
+/// between pairs: once it is set the function returns [`Error::Interrupted`] promptly. This is
+/// [`gram_tile`] on the whole input (one tile).
 ///
 /// Complexity: `N(N+1)/2` (or `N·M`) pairs, each `O(S²·C)` for the affinity plus the matcher's
 /// cost (`O(S³)` worst case for [`Matcher::Exact`]); [`Matcher::None`] is one `O(N·M·S·C)` GEMM.
@@ -109,8 +163,8 @@ pub struct Gram {
 /// [`Error::Empty`] for a zero-sized dimension, [`Error::Shape`] for mismatched `S` or `C`,
 /// [`Error::NonFinite`] for NaN/inf entries, [`Error::Range`] for values whose products would
 /// overflow, [`Error::TooLarge`] when the output, permutations or per-thread affinity exceed the
-/// limits above, [`Error::InvalidOption`] for `threads == Some(0)`, [`Error::ThreadPool`],
-/// [`Error::Interrupted`].
+/// limits above or cannot be allocated, [`Error::InvalidOption`] for `threads == Some(0)`,
+/// [`Error::ThreadPool`], [`Error::Interrupted`].
 ///
 /// # Example
 /// ```
@@ -128,8 +182,41 @@ pub fn gram<T: Real>(
     options: &GramOptions,
     cancel: &AtomicBool,
 ) -> Result<Gram> {
+    gram_tile(x, y, options, cancel, &AtomicU64::new(0))
+}
+
+/// Number of pairs a tile computes, as counted by the `progress` of [`gram_tile`]: `I·J`, or
+/// `n(n+1)/2` for a diagonal tile of `n` rows (its upper triangle with the diagonal). The tiles
+/// of a square `N × N` matrix add up to `N(N+1)/2`.
+#[must_use]
+pub fn tile_pairs(rows: usize, cols: Option<usize>) -> u64 {
+    match cols {
+        Some(m) => rows as u64 * m as u64,
+        None => rows as u64 * (rows as u64 + 1) / 2,
+    }
+}
+
+/// One tile of `G`: `x` holds the rows `I` (`(I, S, C)`), `y` the rows `J` (`(J, S, C)`), or is
+/// `None` for a diagonal tile (`I = J` of a square matrix: the pairs `i < j` are computed and
+/// mirrored, the diagonal is `‖x_i‖²`). The inputs are used as given (centre them first).
+///
+/// Each entry depends on its two samples only, so a matrix assembled from tiles of any size, in
+/// any order, on any number of threads is bit-identical to [`gram`] on the whole input (for an
+/// off-diagonal tile of the square case, `G[J, I]` is the transpose and `perm[j, i]` the inverse
+/// permutation of `perm[i, j]`). `progress` is incremented (relaxed) as pairs finish, by
+/// [`tile_pairs`] in total, so another thread can report progress without a callback per pair.
+///
+/// # Errors
+/// As [`gram`].
+pub fn gram_tile<T: Real>(
+    x: ArrayView3<'_, T>,
+    y: Option<ArrayView3<'_, T>>,
+    options: &GramOptions,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<Gram> {
     let norms = validate(&x, y.as_ref(), options)?;
-    pool::pool(options.threads)?.install(|| gram_in_pool(x, y, &norms, options, cancel))
+    pool::pool(options.threads)?.install(|| gram_in_pool(x, y, &norms, options, cancel, progress))
 }
 
 /// Whether the pairwise fill (one affinity per pair) is needed.
@@ -158,9 +245,9 @@ fn validate<T: Real>(
     let (n, s, c) = x.dim();
     check_nonempty(x, "x")?;
     let keep = needs_pairs(options);
-    let (max_x, norms_x) = vector_norms(x, "x", keep)?;
+    let ext_x = vector_norms(x, "x", keep)?;
     let mut norms_y = None;
-    let (m, max_y) = match y {
+    let (m, ext_y) = match y {
         Some(y) => {
             check_nonempty(y, "y")?;
             let (m, sy, cy) = y.dim();
@@ -174,25 +261,40 @@ fn validate<T: Real>(
                     "x and y must have the same number of spatial positions S, got {s} and {sy}"
                 )));
             }
-            let (max_y, ny) = vector_norms(y, "y", keep)?;
-            norms_y = Some(ny);
-            (m, max_y)
+            let ext_y = vector_norms(y, "y", keep)?;
+            (m, ext_y)
         }
-        None => (n, max_x),
+        None => (n, ext_x.clone_extremes()),
+    };
+    if let Some(ny) = ext_y.norms {
+        norms_y = Some(ny);
+    }
+    // The pairwise fill multiplies concept vectors (and sums the products in f64); the GEMM of
+    // the baseline sums all S·C products in T, so there the whole samples' norms count.
+    let (max_x, max_y, unit) = if keep {
+        (ext_x.max_position, ext_y.max_position, "concept-vector")
+    } else {
+        (ext_x.max_sample, ext_y.max_sample, "whole-sample")
     };
     if max_x * max_y > T::MAX_PRODUCT {
+        let hint = if std::mem::size_of::<T>() < 8 {
+            " (beyond what precision=\"float32\" can sum; use precision=\"float64\")"
+        } else {
+            ""
+        };
         return Err(Error::Range {
             what: if y.is_some() { "x and y" } else { "x" },
             detail: format!(
-                "largest concept-vector norms {max_x:.3e} and {max_y:.3e} (inf: beyond the float \
-                 range); affinities need their product below {:e}",
+                "largest {unit} norms {max_x:.3e} and {max_y:.3e} (inf: beyond the float \
+                 range); their products must stay below {:e}{hint}",
                 T::MAX_PRODUCT
             ),
         });
     }
     if n.checked_mul(m).is_none_or(|e| e > MAX_OUTPUT_ENTRIES) {
         return Err(Error::TooLarge(format!(
-            "the {n} x {m} output would exceed {MAX_OUTPUT_ENTRIES} entries"
+            "the {n} x {m} output would exceed {MAX_OUTPUT_ENTRIES} entries; write it to a file \
+             with out= (tiles of at most that size)"
         )));
     }
     if options.return_permutations
@@ -216,7 +318,7 @@ fn validate<T: Real>(
         )));
     }
     Ok(Norms {
-        x: norms_x,
+        x: ext_x.norms.unwrap_or_default(),
         y: norms_y,
     })
 }
@@ -234,19 +336,41 @@ fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Largest L2 norm of a concept vector, after checking every entry is finite; with `keep`, also
-/// the norm of every position (`N × S`, else an empty array). One serial pass (deterministic).
+/// What [`vector_norms`] finds: the largest concept-vector and whole-sample norms, and the
+/// per-position norms when asked for.
+struct Extremes {
+    max_position: f64,
+    max_sample: f64,
+    norms: Option<Array2<f64>>,
+}
+
+impl Extremes {
+    fn clone_extremes(&self) -> Self {
+        Self {
+            max_position: self.max_position,
+            max_sample: self.max_sample,
+            norms: None,
+        }
+    }
+}
+
+/// Largest L2 norms of a concept vector and of a whole sample, after checking every entry is
+/// finite; with `keep`, also the norm of every position (`N × S`). One serial pass
+/// (deterministic). Squares are scaled by the largest magnitude so that they cannot overflow.
 fn vector_norms<T: Real>(
     a: &ArrayView3<'_, T>,
     what: &'static str,
     keep: bool,
-) -> Result<(f64, Array2<f64>)> {
+) -> Result<Extremes> {
     let (n, s, _) = a.dim();
-    let mut norms = Array2::<f64>::zeros(if keep { (n, s) } else { (0, 0) });
-    let mut max_sq = 0.0_f64;
+    let mut norms = if keep {
+        Some(try_array2(n, s, 0.0_f64, "the per-position norms")?)
+    } else {
+        None
+    };
+    let mut max_abs = 0.0_f64;
     for (i, sample) in a.outer_iter().enumerate() {
         for (p, v) in sample.outer_iter().enumerate() {
-            let mut sq = 0.0_f64;
             for (k, &e) in v.iter().enumerate() {
                 let e = e.to_f64();
                 if !e.is_finite() {
@@ -256,15 +380,35 @@ fn vector_norms<T: Real>(
                         value: e,
                     });
                 }
-                sq += e * e;
-            }
-            max_sq = max_sq.max(sq);
-            if keep {
-                norms[[i, p]] = sq.sqrt();
+                max_abs = max_abs.max(e.abs());
             }
         }
     }
-    Ok((max_sq.sqrt(), norms))
+    // Norms relative to the largest magnitude (exact powers of two keep them bit-reproducible).
+    #[allow(clippy::cast_possible_truncation)]
+    let scale = if max_abs > 1e150 {
+        2f64.powi(max_abs.log2().floor() as i32)
+    } else {
+        1.0
+    };
+    let (mut max_pos_sq, mut max_sample_sq) = (0.0_f64, 0.0_f64);
+    for (i, sample) in a.outer_iter().enumerate() {
+        let mut sample_sq = 0.0_f64;
+        for (p, v) in sample.outer_iter().enumerate() {
+            let sq: f64 = v.iter().map(|&e| (e.to_f64() / scale).powi(2)).sum();
+            sample_sq += sq;
+            max_pos_sq = max_pos_sq.max(sq);
+            if let Some(norms) = norms.as_mut() {
+                norms[[i, p]] = sq.sqrt() * scale;
+            }
+        }
+        max_sample_sq = max_sample_sq.max(sample_sq);
+    }
+    Ok(Extremes {
+        max_position: max_pos_sq.sqrt() * scale,
+        max_sample: max_sample_sq.sqrt() * scale,
+        norms,
+    })
 }
 
 fn gram_in_pool<T: Real>(
@@ -273,20 +417,24 @@ fn gram_in_pool<T: Real>(
     norms: &Norms,
     options: &GramOptions,
     cancel: &AtomicBool,
+    progress: &AtomicU64,
 ) -> Result<Gram> {
     let (n, s, _) = x.dim();
     let m = y.map_or(n, |y| y.dim().0);
     if needs_pairs(options) {
-        return pairwise(x, y, norms, options, cancel);
+        return pairwise(x, y, norms, options, cancel, progress);
     }
-    let values = spatio_semantic(x, y, cancel)?;
-    let permutations = options.return_permutations.then(|| {
-        let identity = ndarray::Array1::from_iter(0..s as i64);
-        identity
-            .broadcast((n, m, s))
-            .map(|b| b.to_owned())
-            .unwrap_or_default()
-    });
+    let values = spatio_semantic(x, y, cancel, progress)?;
+    let permutations = if options.return_permutations {
+        let len = n.checked_mul(m).and_then(|e| e.checked_mul(s));
+        let mut p = try_filled(len, 0_i64, "the permutations")?;
+        for (k, e) in p.iter_mut().enumerate() {
+            *e = (k % s) as i64;
+        }
+        Some(Array3::from_shape_vec((n, m, s), p).map_err(|e| Error::Shape(e.to_string()))?)
+    } else {
+        None
+    };
     Ok(Gram {
         values,
         permutations,
@@ -299,6 +447,7 @@ fn spatio_semantic<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
     cancel: &AtomicBool,
+    progress: &AtomicU64,
 ) -> Result<Array2<f64>> {
     let x = x.as_standard_layout();
     let (n, s, c) = x.dim();
@@ -317,22 +466,35 @@ fn spatio_semantic<T: Real>(
         None => xf,
     };
     let m = yf.nrows();
-    let mut g = Array2::<T>::zeros((n, m));
+    let square = y.is_none();
+    let mut g = try_array2(n, m, T::zero(), "the output tile")?;
     g.axis_chunks_iter_mut(Axis(0), NONE_BLOCK_ROWS)
         .into_par_iter()
         .zip(
             xf.axis_chunks_iter(Axis(0), NONE_BLOCK_ROWS)
                 .into_par_iter(),
         )
-        .try_for_each(|(mut block, xs)| {
+        .enumerate()
+        .try_for_each(|(b, (mut block, xs))| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted);
             }
             general_mat_mul(T::one(), &xs, &yf.t(), T::zero(), &mut block);
+            let first = b * NONE_BLOCK_ROWS;
+            let rows = block.nrows();
+            let done = if square {
+                // Upper triangle with the diagonal of these rows: Σ (n − i).
+                (first..first + rows).map(|i| (n - i) as u64).sum()
+            } else {
+                (rows * m) as u64
+            };
+            progress.fetch_add(done, Ordering::Relaxed);
             Ok(())
         })?;
-    let mut values = g.mapv(Cost::to_f64);
-    if y.is_none() {
+    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
+    values.zip_mut_with(&g, |v, &e| *v = e.to_f64());
+    drop(g);
+    if square {
         mirror_upper(&mut values);
     }
     Ok(values)
@@ -348,100 +510,138 @@ fn mirror_upper(g: &mut Array2<f64>) {
     }
 }
 
-/// The affinity-based matchers: one task per pair, per-thread workspaces.
+/// One row of a tile being filled: its index, values, permutations and bounds.
+type TileRow<'a> = (
+    usize,
+    ndarray::ArrayViewMut1<'a, f64>,
+    Option<ndarray::ArrayViewMut2<'a, i64>>,
+    Option<ndarray::ArrayViewMut1<'a, f64>>,
+);
+
+/// The affinity-based matchers: one task per row of the tile (its pairs in column order),
+/// per-thread workspaces, results written in place (no list of pairs or results).
 fn pairwise<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
     norms: &Norms,
     options: &GramOptions,
     cancel: &AtomicBool,
+    progress: &AtomicU64,
 ) -> Result<Gram> {
     let (n, s, _) = x.dim();
     let square = y.is_none();
     let yv = y.unwrap_or(x);
     let norms_y = norms.y.as_ref().unwrap_or(&norms.x);
     let m = yv.dim().0;
+    let keep = options.return_permutations;
+    let with_bound = options.return_bound;
+    let threads = rayon::current_num_threads().max(1);
+    // Allocate everything big before the first pair, fallibly.
+    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
+    let mut bounds = if with_bound {
+        Some(try_array2(n, m, 0.0_f64, "the bounds")?)
+    } else {
+        None
+    };
+    let mut permutations = if keep {
+        let len = n.checked_mul(m).and_then(|e| e.checked_mul(s));
+        let p = try_filled(len, 0_i64, "the permutations")?;
+        Some(Array3::from_shape_vec((n, m, s), p).map_err(|e| Error::Shape(e.to_string()))?)
+    } else {
+        None
+    };
+    let slots = (0..threads)
+        .map(|_| PairScratch::<T>::try_new(s, options.matcher).map(Mutex::new))
+        .collect::<Result<Vec<_>>>()?;
+    let matcher = options.matcher;
+    let uses_norms = !norms.x.is_empty();
+
     // Square case: the diagonal needs no matching. max_P <x, P x> = ||x||² (Cauchy–Schwarz),
     // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher
     // (the approximations are exact there: none can exceed the optimum, and the identity reaches
     // it). The bound is ||x_i||² as well.
-    let pairs: Vec<(usize, usize)> = if square {
-        (0..n)
-            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
-            .collect()
-    } else {
-        (0..n).flat_map(|i| (0..m).map(move |j| (i, j))).collect()
-    };
-    let slots: Vec<Mutex<PairScratch<T>>> = (0..rayon::current_num_threads().max(1))
-        .map(|_| Mutex::new(PairScratch::default()))
+    let mut perm_rows = permutations.as_mut().map(|p| p.outer_iter_mut());
+    let mut bound_rows = bounds.as_mut().map(|b| b.outer_iter_mut());
+    let mut rows: Vec<TileRow<'_>> = values
+        .outer_iter_mut()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                i,
+                v,
+                perm_rows.as_mut().and_then(Iterator::next),
+                bound_rows.as_mut().and_then(Iterator::next),
+            )
+        })
         .collect();
-    let matcher = options.matcher;
-    let keep = options.return_permutations;
-    let with_bound = options.return_bound;
-    let uses_norms = !norms.x.is_empty();
-
-    let results: Vec<(f64, Vec<usize>, f64)> = pairs
-        .par_iter()
-        .map(|&(i, j)| {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
+    rows.par_iter_mut()
+        .with_max_len(1)
+        .try_for_each(|(i, vrow, prow, brow)| -> Result<()> {
+            let i = *i;
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
             let mut scratch = slots[slot]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (nx, ny) = if uses_norms {
-                (
-                    norms.x.row(i).to_slice().unwrap_or(&[]),
-                    norms_y.row(j).to_slice().unwrap_or(&[]),
-                )
-            } else {
-                (&[][..], &[][..])
-            };
-            scratch.match_pair(
-                matcher,
-                x.index_axis(Axis(0), i),
-                yv.index_axis(Axis(0), j),
-                (nx, ny),
-                keep,
-                with_bound,
-            )
-        })
-        .collect::<Result<_>>()?;
-
-    let mut values = Array2::<f64>::zeros((n, m));
-    let mut permutations = keep.then(|| Array3::<i64>::zeros((n, m, s)));
-    let mut bounds = with_bound.then(|| Array2::<f64>::zeros((n, m)));
-    if square {
-        for (i, sample) in x.outer_iter().enumerate() {
-            values[[i, i]] = sample.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
-            if let Some(b) = bounds.as_mut() {
-                b[[i, i]] = values[[i, i]];
-            }
-            if let Some(p) = permutations.as_mut() {
-                for k in 0..s {
-                    p[[i, i, k]] = k as i64;
+            let xi = x.index_axis(Axis(0), i);
+            let first = if square { i + 1 } else { 0 };
+            if square {
+                vrow[i] = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+                if let Some(b) = brow.as_mut() {
+                    b[i] = vrow[i];
                 }
+                if let Some(p) = prow.as_mut() {
+                    for k in 0..s {
+                        p[[i, k]] = k as i64;
+                    }
+                }
+                progress.fetch_add(1, Ordering::Relaxed);
             }
-        }
-    }
-    for (&(i, j), (g, perm, bound)) in pairs.iter().zip(results) {
-        values[[i, j]] = g;
-        if square {
-            values[[j, i]] = g;
-        }
+            for j in first..m {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                let (nx, ny) = if uses_norms {
+                    (
+                        norms.x.row(i).to_slice().unwrap_or(&[]),
+                        norms_y.row(j).to_slice().unwrap_or(&[]),
+                    )
+                } else {
+                    (&[][..], &[][..])
+                };
+                let (g, bound) = scratch.match_pair(
+                    matcher,
+                    xi,
+                    yv.index_axis(Axis(0), j),
+                    (nx, ny),
+                    with_bound,
+                )?;
+                vrow[j] = g;
+                if let Some(b) = brow.as_mut() {
+                    b[j] = bound;
+                }
+                if let Some(p) = prow.as_mut() {
+                    for (k, &t) in scratch.perm.iter().enumerate() {
+                        p[[j, k]] = t as i64;
+                    }
+                }
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })?;
+    drop(rows);
+    if square {
+        mirror_upper(&mut values);
         if let Some(b) = bounds.as_mut() {
             // The bound holds for (j, i) too: A_ji = A_ijᵀ has the same optimum.
-            b[[i, j]] = bound;
-            if square {
-                b[[j, i]] = bound;
-            }
+            mirror_upper(b);
         }
         if let Some(p) = permutations.as_mut() {
-            for (k, &t) in perm.iter().enumerate() {
-                p[[i, j, k]] = t as i64;
-                if square {
-                    p[[j, i, t]] = k as i64;
+            for i in 0..n {
+                for j in i + 1..n {
+                    for k in 0..s {
+                        let t = p[[i, j, k]] as usize;
+                        p[[j, i, t]] = k as i64;
+                    }
                 }
             }
         }
@@ -462,42 +662,44 @@ struct PairScratch<T> {
     zero_norms: Vec<f64>,
 }
 
-impl<T: Real> Default for PairScratch<T> {
-    fn default() -> Self {
-        Self {
-            affinity: Array2::zeros((0, 0)),
-            perm: Vec::new(),
-            workspace: Workspace::default(),
-            zero_norms: Vec::new(),
-        }
-    }
-}
-
 impl<T: Real> PairScratch<T> {
-    /// Matched inner product of one pair, its permutation when `keep` (else empty) and its
-    /// bound when `with_bound` (else NaN). `norms` are the pair's per-position norms, or empty
-    /// slices when the matcher does not use them.
+    /// Scratch for pairs of `s` positions, its large buffers reserved fallibly
+    /// ([`Error::TooLarge`] when the memory is not there).
+    fn try_new(s: usize, matcher: Matcher) -> Result<Self> {
+        let mut workspace = Workspace::default();
+        workspace.try_reserve(s, matcher).map_err(|_| {
+            Error::TooLarge(format!(
+                "could not allocate a matcher workspace for {s} positions ({} bytes per \
+                 thread): not enough memory; lower `threads`",
+                scratch_bytes(s, std::mem::size_of::<T>(), true)
+            ))
+        })?;
+        Ok(Self {
+            affinity: try_array2(s, s, T::zero(), "an affinity matrix")?,
+            perm: try_filled(Some(s), 0, "a permutation")?,
+            workspace,
+            zero_norms: try_filled(Some(s), 0.0, "the norms")?,
+        })
+    }
+
+    /// Matched inner product of one pair (its permutation is left in `self.perm`) and its bound
+    /// when `with_bound` (else NaN). `norms` are the pair's per-position norms, or empty slices
+    /// when the matcher does not use them.
     fn match_pair(
         &mut self,
         matcher: Matcher,
         xi: ArrayView2<'_, T>,
         yj: ArrayView2<'_, T>,
         norms: (&[f64], &[f64]),
-        keep: bool,
         with_bound: bool,
-    ) -> Result<(f64, Vec<usize>, f64)> {
+    ) -> Result<(f64, f64)> {
         let s = xi.nrows();
-        if self.affinity.dim() != (s, s) {
-            self.affinity = Array2::zeros((s, s));
-        }
         general_mat_mul(T::one(), &xi, &yj.t(), T::zero(), &mut self.affinity);
-        self.perm.resize(s, 0);
         let a = self
             .affinity
             .as_slice()
             .ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
         let (nx, ny) = if norms.0.is_empty() {
-            self.zero_norms.resize(s, 0.0);
             (&self.zero_norms[..], &self.zero_norms[..])
         } else {
             norms
@@ -509,7 +711,6 @@ impl<T: Real> PairScratch<T> {
             matcher.assign(&problem, &mut self.workspace, &mut self.perm)?;
             f64::NAN
         };
-        let g = matched_sum(a, s, &self.perm);
-        Ok((g, if keep { self.perm.clone() } else { Vec::new() }, bound))
+        Ok((matched_sum(a, s, &self.perm), bound))
     }
 }

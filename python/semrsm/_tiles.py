@@ -1,0 +1,899 @@
+"""The tile engine: inputs read in row blocks, one streaming pass, tiles of ``G`` computed in Rust.
+
+Everything :func:`semrsm.gram` and :func:`semrsm.build` compute goes through here:
+
+- :func:`open_input` wraps what the user passed (ndarray, ``np.memmap``, a path to a ``.npy``,
+  a zarr/dask/h5py array) in a :class:`Source` that reads *row blocks* in the user's layout
+  without materialising the whole input (a ``.npy`` file is read with ``pread``, so its pages do
+  not stay in this process's memory).
+- :func:`scan` is the one streaming pass over an input: it finds the first NaN/inf (reported in
+  the user's own index), computes the centring mean (as ``Σ x_i / N``, row by row in a fixed
+  order, so it cannot overflow and does not depend on any block size) and a content hash.
+- :class:`Engine` plans the tiles (fixed order: rows of tiles top to bottom, in each the
+  columns left to right; the square case only the upper triangle), reads, widens and centres
+  the row blocks (:meth:`Engine.block`, the single place inputs are read for computing) and
+  calls the Rust tile function ``_core.gram``. :meth:`Engine.tiles` yields
+  ``(tile, G, perm, bound)`` for each tile; sinks (memory, a ``.npy`` file with resume) and the
+  Dask driver consume them.
+
+Each tile is bit-identical whatever the tile size, thread count, resume history or worker that
+computed it (each entry depends only on its two samples), so all these ways of running agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
+from ._validation import as_real_array, check_flag, check_matcher_options, check_threads, resolve_layout
+
+#: Working-precision bytes of one row block of an input (the rows of a tile); the default tile
+#: has as many rows as fit (at least one).
+BLOCK_BYTES = 64 << 20
+#: Raw bytes read at a time by the streaming pass.
+SCAN_BYTES = 32 << 20
+#: Largest output held in memory, in entries (as the core's limit; a file via ``out=`` is not
+#: limited).
+MAX_OUTPUT_ENTRIES = 1 << 31
+#: Largest number of permutation entries returned (``N·M·S``).
+MAX_PERMUTATION_ENTRIES = 1 << 30
+#: Names accepted by ``precision=``.
+PRECISIONS = ("float64", "float32")
+
+ProgressFn = Callable[[int], Any]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class Source:
+    """Row blocks of one input in the user's layout. Subclasses are picklable (Dask workers
+    receive the source, not the data, and read their rows themselves)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    description: str
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` as a numpy array in the user's layout and dtype."""
+        raise NotImplementedError
+
+
+class NpyFile(Source):
+    """A C-ordered ``.npy`` file (or a whole-file ``np.memmap``), read with ``os.pread``."""
+
+    def __init__(self, path: str, offset: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.path = os.path.abspath(path)
+        self.offset = int(offset)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.description = f"{self.path} ({'x'.join(map(str, self.shape))} {self.dtype})"
+        self._fd: Optional[int] = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fd"], state["_pid"] = None, -1
+        return state
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        out = np.empty((r1 - r0,) + self.shape[1:], dtype=self.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        fd, pos, done = self._file(), self.offset + r0 * row, 0
+        while done < len(view):
+            got = os.preadv(fd, [view[done:]], pos + done) if hasattr(os, "preadv") else _pread_into(fd, view[done:], pos + done)
+            if got <= 0:
+                raise SemrsmError(f"{self.path} is truncated: rows {r0}..{r1} could not be read")
+            done += got
+        return out
+
+
+def _pread_into(fd: int, view: memoryview, pos: int) -> int:
+    data = os.pread(fd, len(view), pos)
+    view[: len(data)] = data
+    return len(data)
+
+
+class ArraySource(Source):
+    """Any array with numpy-style slicing: ndarray, zarr, h5py, dask (blocks are computed)."""
+
+    def __init__(self, array: Any, description: str):
+        self.array = array
+        self.shape = tuple(int(d) for d in array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.description = description
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        block = self.array[r0:r1]
+        if hasattr(block, "compute"):  # dask
+            block = block.compute()
+        return np.asarray(block)
+
+
+def _npy_file(path: Path, name: str) -> Source:
+    """A ``.npy`` path as a source: its header is parsed (by numpy), its data not read."""
+    try:
+        mapped = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise SemrsmError(f"{name}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise SemrsmError(f"{name}: {path} is a directory, not a .npy file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        detail = "truncated or " if "length" in str(exc) or "size" in str(exc) else ""
+        raise SemrsmError(f"{name}: {path} is not a readable .npy file ({detail}{exc})") from None
+    if not isinstance(mapped, np.memmap):  # object arrays cannot be mapped
+        raise SemrsmError(f"{name} must hold real numbers (float or int), got dtype {mapped.dtype} in {path}")
+    if mapped.dtype.kind not in "fiu":
+        raise SemrsmError(f"{name} must hold real numbers (float or int), got dtype {mapped.dtype} in {path}")
+    if not mapped.flags.c_contiguous:  # Fortran order: read through the map
+        return ArraySource(mapped, str(path))
+    return NpyFile(str(path), mapped.offset, mapped.shape, mapped.dtype)
+
+
+def open_input(a: Any, name: str) -> Source:
+    """Wrap a user input as a :class:`Source` (nothing is read yet, except a ``.npy`` header)."""
+    if isinstance(a, (str, os.PathLike)):
+        path = Path(a)
+        if path.suffix != ".npy":
+            raise SemrsmError(f"{name}: a path must name a .npy file, got {str(path)!r}")
+        return _npy_file(path, name)
+    if isinstance(a, np.memmap) and a.flags.c_contiguous and isinstance(getattr(a, "filename", None), (str, os.PathLike)):
+        # A whole-file memory map (np.load(mmap_mode="r")): read it with pread instead, so that
+        # its pages do not accumulate in this process's resident memory.
+        try:
+            whole = os.path.getsize(a.filename) == a.offset + a.nbytes
+        except OSError:
+            whole = False
+        if whole and a.dtype.kind in "fiu":
+            return NpyFile(os.fspath(a.filename), a.offset, a.shape, a.dtype)
+    if not isinstance(a, np.ndarray) and hasattr(a, "shape") and hasattr(a, "__getitem__"):
+        dtype = getattr(a, "dtype", None)
+        if isinstance(dtype, np.dtype) and len(getattr(a, "shape", ())) >= 1:
+            if dtype.kind not in "fiu":
+                raise SemrsmError(f"{name} must hold real numbers (float or int), got dtype {dtype}")
+            return ArraySource(a, f"{type(a).__module__}.{type(a).__name__}")
+    arr = as_real_array(a, name)
+    return ArraySource(arr, "array")
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass
+class Input:
+    """One input: its source, concrete layout and ``(N, S, C)`` sizes."""
+
+    source: Source
+    name: str
+    layout: str
+    n: int
+    s: int
+    c: int
+
+    def to_nsc(self, block: np.ndarray) -> np.ndarray:
+        """A view of a block (user layout) as ``(n, S, C)``."""
+        if self.layout == "nchw":
+            n, c, h, w = block.shape
+            return block.reshape(n, c, h * w).transpose(0, 2, 1)
+        if self.layout == "nhwc":
+            n, h, w, c = block.shape
+            return block.reshape(n, h * w, c)
+        if self.layout == "ncs":
+            return block.transpose(0, 2, 1)
+        return block
+
+    def user_index(self, i: int, s: int, c: int) -> tuple[int, ...]:
+        """The user's index of entry ``(i, s, c)`` of the ``(N, S, C)`` view."""
+        shape = self.source.shape
+        if self.layout == "nchw":
+            return (i, c, s // shape[3], s % shape[3])
+        if self.layout == "nhwc":
+            return (i, s // shape[2], s % shape[2], c)
+        if self.layout == "ncs":
+            return (i, c, s)
+        return (i, s, c)
+
+
+def peek_shape(a: Any) -> Optional[tuple[int, ...]]:
+    """The shape of an input without reading it (None if it has none)."""
+    if isinstance(a, (str, os.PathLike)):
+        try:
+            return tuple(np.load(a, mmap_mode="r").shape)
+        except Exception:  # reported properly when the input is opened
+            return None
+    shape = getattr(a, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def prepare_input(a: Any, layout: str, name: str) -> Input:
+    """Open ``a`` and check its layout and size (no data read)."""
+    source = open_input(a, name)
+    concrete = resolve_layout(len(source.shape), layout, name)
+    if int(np.prod(source.shape, dtype=np.int64)) == 0:
+        raise ShapeError(
+            f"{name} is empty: shape {source.shape} (layout {concrete}); every dimension must be at least 1"
+        )
+    shape = source.shape
+    if concrete == "nchw":
+        n, c, s = shape[0], shape[1], shape[2] * shape[3]
+    elif concrete == "nhwc":
+        n, s, c = shape[0], shape[1] * shape[2], shape[3]
+    elif concrete == "ncs":
+        n, c, s = shape
+    else:
+        n, s, c = shape
+    return Input(source, name, concrete, int(n), int(s), int(c))
+
+
+# --------------------------------------------------------------------------- the streaming pass
+
+
+def _first_nonfinite(block: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(block))[0])
+
+
+@dataclass
+class Scan:
+    """What the streaming pass found: the mean of the samples (``(S, C)`` float64, if asked
+    for) and a content hash."""
+
+    mean: Optional[np.ndarray]
+    digest: str
+
+
+def scan(inp: Input, want_mean: bool) -> Scan:
+    """One pass over ``inp`` in row blocks: first NaN/inf (in the user's index), the mean
+    ``Σ x_i / N`` (row by row, in order: it cannot overflow for finite input, and the result
+    does not depend on a block size) and a BLAKE2 hash of the bytes."""
+    src = inp.source
+    row_bytes = max(1, int(np.prod(src.shape[1:], dtype=np.int64)) * src.dtype.itemsize)
+    step = max(1, SCAN_BYTES // row_bytes)
+    digest = hashlib.blake2b(digest_size=16)
+    acc = np.zeros(src.shape[1:], dtype=np.float64) if want_mean else None
+    row = np.empty(src.shape[1:], dtype=np.float64) if want_mean else None
+    for r0 in range(0, inp.n, step):
+        r1 = min(inp.n, r0 + step)
+        raw = np.ascontiguousarray(src.read(r0, r1))
+        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+            index = _first_nonfinite(raw)
+            value = raw[index]
+            index = (index[0] + r0,) + index[1:]
+            raise NonFiniteError(
+                f"{inp.name} contains a non-finite value ({value}) at index {index}; "
+                "semrsm needs finite numbers"
+            )
+        digest.update(raw.reshape(-1).view(np.uint8).data)
+        if acc is not None and row is not None:
+            for k in range(r1 - r0):
+                np.divide(raw[k], inp.n, out=row, dtype=np.float64, casting="unsafe")
+                acc += row
+    mean = None
+    if acc is not None:
+        mean = np.ascontiguousarray(inp.to_nsc(acc[None])[0])
+        if not np.isfinite(mean).all():  # float128 input beyond float64
+            raise NonFiniteError(f"values of {inp.name} are beyond the float64 range; rescale the data")
+    return Scan(mean, digest.hexdigest())
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Tile ``index`` of the plan: rows ``r0:r1`` and columns ``c0:c1`` of ``G``. A diagonal
+    tile (square case, ``r0:r1 == c0:c1``) is computed from ``x[r0:r1]`` alone."""
+
+    index: int
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    diagonal: bool
+
+    @property
+    def pairs(self) -> int:
+        """Pairs the tile computes (its upper triangle with the diagonal when diagonal)."""
+        rows, cols = self.r1 - self.r0, self.c1 - self.c0
+        return rows * (rows + 1) // 2 if self.diagonal else rows * cols
+
+
+def plan_tiles(n: int, m: int, square: bool, rows: int) -> list[Tile]:
+    """The fixed tile order: tile rows top to bottom, columns left to right (from the diagonal
+    in the square case)."""
+    tiles = []
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        for c0 in range(r0 if square else 0, m, rows):
+            c1 = min(m, c0 + rows)
+            tiles.append(Tile(len(tiles), r0, r1, c0, c1, square and c0 == r0))
+    return tiles
+
+
+def available_memory() -> Optional[int]:
+    """Bytes this process may still allocate: the smaller of the memory the OS reports as
+    available and what ``RLIMIT_AS``/``RLIMIT_DATA`` leave; None when unknown."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        import resource
+
+        used = 0
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        for which in (resource.RLIMIT_AS, getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS)):
+            soft, _ = resource.getrlimit(which)
+            if soft != resource.RLIM_INFINITY:
+                limits.append(max(0, soft - used))
+    except ImportError:  # pragma: no cover - not on POSIX
+        pass
+    return min(limits) if limits else None
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB"
+
+
+def default_threads() -> int:
+    """Threads of the default pool (the core uses the machine's available parallelism)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Options:
+    """Checked options of a run (what the result depends on, plus ``threads``)."""
+
+    matcher: str
+    matcher_options: dict[str, int]
+    center: bool
+    precision: str
+    return_permutations: bool
+    return_bound: bool
+    threads: Optional[int]
+
+    def key(self) -> dict[str, Any]:
+        """Everything the values depend on (not ``threads``: results are identical for any)."""
+        return {
+            "matcher": self.matcher,
+            "matcher_options": dict(sorted(self.matcher_options.items())),
+            "center": self.center,
+            "precision": self.precision,
+            "return_permutations": self.return_permutations,
+            "return_bound": self.return_bound,
+        }
+
+
+def check_options(
+    matcher: Any,
+    matcher_options: dict[str, Any],
+    center: Any,
+    precision: Any,
+    return_permutations: Any,
+    return_bound: Any,
+    threads: Any,
+) -> Options:
+    """Validate the options shared by :func:`semrsm.gram` and :func:`semrsm.build`."""
+    names = tuple(_core.MATCHERS)
+    if not isinstance(matcher, str):
+        raise OptionError(f"matcher must be a string, one of {', '.join(names)}; got {matcher!r}")
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return Options(
+        matcher=matcher,
+        matcher_options=check_matcher_options(matcher_options),
+        center=check_flag(center, "center"),
+        precision=precision,
+        return_permutations=check_flag(return_permutations, "return_permutations"),
+        return_bound=check_flag(return_bound, "return_bound"),
+        threads=check_threads(threads),
+    )
+
+
+def check_tile(tile: Any) -> Optional[int]:
+    """``tile=``: None (automatic) or a number of rows >= 1."""
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1:
+        raise OptionError(f"tile must be a number of rows >= 1, or None (automatic); got {tile!r}")
+    return int(tile)
+
+
+@dataclass
+class Engine:
+    """A planned run: inputs opened and scanned, options checked, tiles planned.
+
+    Build it with :meth:`Engine.create`; iterate :meth:`tiles`. Picklable (without the norms
+    gathered so far): the Dask driver sends it to the workers, which read their own rows.
+    """
+
+    x: Input
+    y: Optional[Input]
+    options: Options
+    mean: Optional[np.ndarray]
+    digests: tuple[str, ...]
+    rows: int
+    plan: list[Tile]
+    sq_x: np.ndarray = field(repr=False)
+    sq_y: Optional[np.ndarray] = field(repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        x: Any,
+        y: Any,
+        layout: str,
+        options: Options,
+        tile: Optional[int] = None,
+    ) -> "Engine":
+        """Open and check the inputs (shapes first, then the one streaming pass)."""
+        xi = prepare_input(x, layout, "x")
+        yi = None if y is None else prepare_input(y, layout, "y")
+        if yi is not None:
+            if xi.c != yi.c:
+                raise ShapeError(f"x and y must have the same number of channels C, got {xi.c} and {yi.c}")
+            if xi.s != yi.s:
+                raise ShapeError(
+                    f"x and y must have the same number of spatial positions S, got {xi.s} and {yi.s}"
+                )
+        reference = xi if yi is None else yi
+        if options.center and reference.n < 2:
+            raise ShapeError(
+                f"center=True needs at least 2 samples in {reference.name} (got 1): centering one "
+                "sample leaves only zeros; pass center=False"
+            )
+        rows = check_tile(tile) or _default_rows(xi, yi, options)
+        n, m = xi.n, (xi.n if yi is None else yi.n)
+        plan = plan_tiles(n, m, yi is None, rows)
+        scans = [scan(xi, options.center and yi is None)]
+        if yi is not None:
+            scans.append(scan(yi, options.center))
+        mean = scans[-1].mean
+        sq_y = None if yi is None else np.full(yi.n, np.nan)
+        return cls(xi, yi, options, mean, tuple(s.digest for s in scans), rows, plan, np.full(xi.n, np.nan), sq_y)
+
+    # -- sizes
+    @property
+    def square(self) -> bool:
+        return self.y is None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.x.n, self.x.n if self.y is None else self.y.n)
+
+    @property
+    def total_pairs(self) -> int:
+        return sum(t.pairs for t in self.plan)
+
+    def fingerprint(self, what: str) -> dict[str, Any]:
+        """What a stored result depends on: inputs (shape, dtype, layout, content hash), options,
+        tile plan, semrsm version."""
+        inputs = [self.x] + ([] if self.y is None else [self.y])
+        return {
+            "semrsm": _core.__version__,
+            "what": what,
+            "inputs": [
+                {"shape": list(i.source.shape), "dtype": str(i.source.dtype), "layout": i.layout, "blake2b": d}
+                for i, d in zip(inputs, self.digests)
+            ],
+            "options": self.options.key(),
+            "tile_rows": self.rows,
+            "shape": list(self.shape),
+        }
+
+    # -- memory
+    def memory_estimate(self, output_in_memory: bool) -> dict[str, int]:
+        """Bytes the run needs at its peak, by part."""
+        o = self.options
+        n, m = self.shape
+        s, c = self.x.s, self.x.c
+        work = 4 if o.precision == "float32" else 8
+        t = self.rows
+        tr, tc = min(t, n), min(t, m)
+        needs_affinity = o.matcher != "none" or o.return_bound
+        threads = o.threads or default_threads()
+        raw = max(self.x.source.dtype.itemsize, 8)
+        parts = {
+            "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8),
+            "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 if o.return_permutations else 0)
+            + (tr * tc * work if not needs_affinity else 0),
+            "scratch": threads * _core.scratch_bytes(s, work, needs_affinity),
+        }
+        if output_in_memory:
+            parts["output"] = n * m * 8 * (1 + o.return_bound)
+            if o.return_permutations:
+                parts["permutations"] = n * m * s * 8
+        return parts
+
+    def check_memory(self, output_in_memory: bool) -> None:
+        """:class:`TooLargeError` before anything big is allocated, when the run cannot fit."""
+        n, m = self.shape
+        o = self.options
+        if output_in_memory and n * m > MAX_OUTPUT_ENTRIES:
+            raise TooLargeError(
+                f"the {n} x {m} output would exceed {MAX_OUTPUT_ENTRIES} entries in memory; "
+                "write it to a file with out='G.npy'"
+            )
+        if o.return_permutations and n * m * self.x.s > MAX_PERMUTATION_ENTRIES:
+            raise TooLargeError(
+                f"permutations for {n} x {m} pairs of {self.x.s} positions would exceed "
+                f"{MAX_PERMUTATION_ENTRIES} entries; compute them for fewer samples at a time"
+            )
+        parts = self.memory_estimate(output_in_memory)
+        budget = available_memory()
+        total = sum(parts.values())
+        if budget is None or total <= budget:
+            return
+        detail = ", ".join(f"{k} {_gib(v)}" for k, v in parts.items() if v)
+        hints = []
+        if output_in_memory:
+            hints.append("write the result to a file with out='G.npy'")
+        if parts["scratch"] > budget / 4:
+            threads = o.threads or default_threads()
+            fit = max(0, int(budget // 2 // max(1, parts["scratch"] // threads)))
+            hints.append(f"use fewer threads (threads={threads} need {_gib(parts['scratch'])} of scratch; about {fit} fit)")
+        hints.append("use smaller tiles (tile=)")
+        if o.precision == "float64":
+            hints.append("use precision='float32'")
+        raise TooLargeError(
+            f"this call needs about {_gib(total)} ({detail}) but only about {_gib(budget)} of memory "
+            f"are available; {'; '.join(hints)}"
+        )
+
+    # -- reading
+    def block(self, which: str, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` of ``x`` or ``y`` as a C-contiguous ``(n, S, C)`` block in the working
+        precision, centred; also records their squared norms (float64, before rounding to the
+        working precision). The one place inputs are read, widened and centred for computing."""
+        inp = self.x if which == "x" else self.y
+        assert inp is not None
+        # A copy, always: the block is centred in place and must never alias the user's array.
+        block = np.array(inp.to_nsc(inp.source.read(r0, r1)), dtype=np.float64, order="C", copy=True)
+        if self.mean is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.subtract(block, self.mean, out=block)
+            if not np.isfinite(block).all():
+                i, s, c = _first_nonfinite(block)
+                raw = float(np.asarray(inp.to_nsc(inp.source.read(r0 + i, r0 + i + 1)))[0, s, c])
+                index = inp.user_index(r0 + i, s, c)
+                raise NonFiniteError(
+                    f"values of {inp.name} are too large to centre: {inp.name}{list(index)} = {raw:.6g} "
+                    f"minus the mean {self.mean[s, c]:.6g} overflows float64; rescale the data"
+                )
+        sq = np.einsum("nsc,nsc->n", block, block)
+        (self.sq_x if which == "x" else self.sq_y)[r0:r1] = sq  # type: ignore[index]
+        if self.options.precision == "float32":
+            with np.errstate(over="ignore"):
+                work = block.astype(np.float32)
+            if not np.isfinite(work).all():
+                raise NonFiniteError(
+                    f"{inp.name} has values beyond the float32 range (after centering); use precision='float64'"
+                )
+            return work
+        return block
+
+    def compute(self, tile: Tile, xb: np.ndarray, yb: Optional[np.ndarray], progress: Optional[ProgressFn] = None):
+        """The Rust tile function on blocks from :meth:`block`."""
+        o = self.options
+        return _core.gram(
+            xb,
+            None if tile.diagonal else yb,
+            matcher=o.matcher,
+            options=o.matcher_options,
+            threads=o.threads,
+            return_permutations=o.return_permutations,
+            return_bound=o.return_bound,
+            progress=progress,
+        )
+
+    def tiles(
+        self, todo: Optional[Sequence[bool]] = None, progress: Optional[ProgressFn] = None
+    ) -> Iterator[tuple[Tile, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]]:
+        """Compute the tiles of the plan in order (those with ``todo[index]`` true, default all),
+        yielding ``(tile, G_tile, perm_tile, bound_tile)``. ``G_tile`` covers rows
+        ``r0:r1`` and columns ``c0:c1``; for an off-diagonal tile of the square case the
+        consumer mirrors it (:func:`write_tile`). Row blocks are read once per tile row."""
+        current: Optional[tuple[int, np.ndarray]] = None
+        other = "x" if self.y is None else "y"
+        for tile in self.plan:
+            if todo is not None and not todo[tile.index]:
+                continue
+            if current is None or current[0] != tile.r0:
+                current = (tile.r0, self.block("x", tile.r0, tile.r1))
+            xb = current[1]
+            yb = None if tile.diagonal else self.block(other, tile.c0, tile.c1)
+            G, perm, bound = self.compute(tile, xb, yb, progress)
+            yield tile, G, perm, bound
+
+    def sq_norms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Squared norms of the centred samples of ``x`` and ``y`` (reading rows no tile read)."""
+        for which, sq in (("x", self.sq_x), ("y", self.sq_y)):
+            if sq is None:
+                continue
+            for r0 in range(0, len(sq), self.rows):
+                r1 = min(len(sq), r0 + self.rows)
+                if np.isnan(sq[r0:r1]).any():
+                    self.block(which, r0, r1)
+        return self.sq_x, (self.sq_x if self.sq_y is None else self.sq_y)
+
+
+def _default_rows(x: Input, y: Optional[Input], o: Options) -> int:
+    """Rows per tile: as many as keep one block within :data:`BLOCK_BYTES` (the whole input in
+    one tile when it fits), fewer when permutations would make the tile large."""
+    work = 4 if o.precision == "float32" else 8
+    n = max(x.n, 0 if y is None else y.n)
+    rows = max(1, BLOCK_BYTES // max(1, x.s * x.c * work))
+    if o.return_permutations:
+        rows = min(rows, max(1, int((BLOCK_BYTES // (8 * x.s)) ** 0.5)))
+    return int(min(n, rows))
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+def write_tile(
+    square: bool,
+    tile: Tile,
+    G: np.ndarray,
+    perm: Optional[np.ndarray],
+    bound: Optional[np.ndarray],
+    out_g: np.ndarray,
+    out_perm: Optional[np.ndarray],
+    out_bound: Optional[np.ndarray],
+) -> None:
+    """Write one tile (and, off the diagonal of a square matrix, its mirror image)."""
+    rows, cols = slice(tile.r0, tile.r1), slice(tile.c0, tile.c1)
+    out_g[rows, cols] = G
+    if out_bound is not None and bound is not None:
+        out_bound[rows, cols] = bound
+    if out_perm is not None and perm is not None:
+        out_perm[rows, cols] = perm
+    if square and not tile.diagonal:
+        out_g[cols, rows] = G.T
+        if out_bound is not None and bound is not None:
+            out_bound[cols, rows] = bound.T
+        if out_perm is not None and perm is not None:
+            s = perm.shape[2]
+            inverse = np.empty_like(perm.transpose(1, 0, 2))
+            ks = np.broadcast_to(np.arange(s, dtype=np.int64), inverse.shape)
+            np.put_along_axis(inverse, perm.transpose(1, 0, 2), ks, axis=2)
+            out_perm[cols, rows] = inverse
+
+
+def _alloc(shape: tuple[int, ...], dtype: type, what: str) -> np.ndarray:
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise TooLargeError(
+            f"could not allocate {what} of shape {shape} ({_gib(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)}); "
+            "write the result to a file with out='G.npy'"
+        ) from None
+
+
+class MemorySink:
+    """Results in memory."""
+
+    def __init__(self, engine: Engine):
+        o = engine.options
+        shape = engine.shape
+        self.square = engine.square
+        self.G = _alloc(shape, np.float64, "the output")
+        self.perm = _alloc(shape + (engine.x.s,), np.int64, "the permutations") if o.return_permutations else None
+        self.bound = _alloc(shape, np.float64, "the bounds") if o.return_bound else None
+        self.todo: Optional[list[bool]] = None
+        self.done_pairs = 0
+
+    def write(self, tile: Tile, G: np.ndarray, perm: Optional[np.ndarray], bound: Optional[np.ndarray]) -> None:
+        write_tile(self.square, tile, G, perm, bound, self.G, self.perm, self.bound)
+
+    def finish(self) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        return self.G, self.perm, self.bound
+
+
+class FileSink:
+    """``G`` written tile by tile to a ``.npy`` memory map, with a sidecar of finished tiles.
+
+    The run writes ``<out>.partial`` (a valid ``.npy``) and ``<out>.partial.tiles`` (one JSON
+    line: the fingerprint; then one byte per tile, set once the tile's data are flushed to
+    disk). At the end the partial file is renamed onto ``out`` (atomic), the sidecar removed.
+    With ``resume=True`` an existing partial run with the same fingerprint is continued;
+    another fingerprint is an error. What is done is read from the sidecar, which is only ever
+    set after the data it describes are on disk.
+    """
+
+    def __init__(self, out: Any, engine: Engine, fingerprint: dict[str, Any], resume: bool):
+        self.final = Path(out)
+        if self.final.suffix != ".npy":
+            raise OptionError(f"out must be a path ending in .npy, got {str(self.final)!r}")
+        if self.final.is_dir():
+            raise OptionError(f"out={str(self.final)!r} is a directory; give a file name ending in .npy")
+        parent = self.final.parent
+        if not parent.is_dir():
+            raise OptionError(f"cannot write out={str(self.final)!r}: directory {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise OptionError(f"cannot write out={str(self.final)!r}: directory {str(parent)!r} is not writable")
+        self.partial = self.final.with_name(self.final.name + ".partial")
+        self.state = self.final.with_name(self.final.name + ".partial.tiles")
+        self.square = engine.square
+        self.plan_len = len(engine.plan)
+        header = (json.dumps(fingerprint, sort_keys=True) + "\n").encode()
+        self.header_len = len(header)
+        shape = engine.shape
+        done = None
+        if resume and self.partial.exists() and self.state.exists():
+            with open(self.state, "rb") as f:
+                stored_header = f.readline()
+                bitmap = f.read()
+            try:
+                stored = json.loads(stored_header)
+            except ValueError:
+                stored = None
+            if stored != fingerprint:
+                raise OptionError(
+                    f"cannot resume {str(self.final)!r}: the unfinished run in {str(self.partial)!r} was "
+                    f"made {_difference(stored, fingerprint)}; pass resume=False to start again"
+                )
+            done = [b == 1 for b in bitmap[: self.plan_len]] + [False] * max(0, self.plan_len - len(bitmap))
+            self.G = np.load(self.partial, mmap_mode="r+")
+            if self.G.shape != shape or self.G.dtype != np.float64:
+                raise OptionError(f"cannot resume: {str(self.partial)!r} has shape {self.G.shape}, expected {shape}")
+        if done is None:
+            self.G = np.lib.format.open_memmap(self.partial, mode="w+", dtype=np.float64, shape=shape)
+            with open(self.state, "wb") as f:
+                f.write(header + bytes(self.plan_len))
+                f.flush()
+                os.fsync(f.fileno())
+            done = [False] * self.plan_len
+        self.todo = [not d for d in done]
+        self.done_pairs = sum(t.pairs for t, d in zip(engine.plan, done) if d)
+        self._state_fd = os.open(self.state, os.O_WRONLY)
+
+    def write(self, tile: Tile, G: np.ndarray, perm: Optional[np.ndarray], bound: Optional[np.ndarray]) -> None:
+        write_tile(self.square, tile, G, None, None, self.G, None, None)
+        self.G.flush()  # msync: the data are on disk before the tile is marked done
+        os.pwrite(self._state_fd, b"\x01", self.header_len + tile.index)
+        os.fsync(self._state_fd)
+
+    def finish(self, rename: bool = True) -> tuple[np.ndarray, None, None]:
+        """Make the result durable; with ``rename`` move it onto ``out`` and return it opened
+        memory-mapped (read-only), else return the finished partial file (see :meth:`discard`)."""
+        self.G.flush()
+        self.close()
+        if not rename:
+            return self.G, None, None
+        del self.G
+        with open(self.partial, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.partial, self.final)
+        os.unlink(self.state)
+        _fsync_dir(self.final.parent)
+        return np.load(self.final, mmap_mode="r"), None, None
+
+    def discard(self) -> None:
+        """Delete the partial result and its sidecar (after it was used, see ``finish``)."""
+        if hasattr(self, "G"):
+            del self.G
+        for p in (self.partial, self.state):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        """Release the sidecar (an unfinished result stays for resume=True)."""
+        if self._state_fd >= 0:
+            os.close(self._state_fd)
+            self._state_fd = -1
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not on POSIX
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _difference(stored: Any, current: dict[str, Any]) -> str:
+    if not isinstance(stored, dict):
+        return "by an unreadable or foreign sidecar"
+    diffs = [k for k in current if stored.get(k) != current.get(k)]
+    return "with other " + ", ".join(diffs) if diffs else "differently"
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def make_bar(progress: Any, total: int, initial: int) -> Any:
+    """A tqdm bar for ``progress=`` (None: on a terminal, once the run has taken 2 s; True:
+    always, ``tqdm.auto`` so notebooks get a widget; False: none)."""
+    if progress is False:
+        return None
+    if progress is None:
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, unit="pair", unit_scale=True, desc="semrsm", disable=None, delay=2.0, file=sys.stderr)
+    if progress is True:
+        from tqdm.auto import tqdm as auto_tqdm
+
+        return auto_tqdm(total=total, initial=initial, unit="pair", unit_scale=True, desc="semrsm")
+    raise OptionError(f"progress must be None (automatic), True or False; got {progress!r}")
+
+
+def run(
+    engine: Engine, out: Any, resume: Any, progress: Any, client: Any = None, what: str = "gram", rename: bool = True
+) -> tuple[Any, Any, Any]:
+    """Run all tiles of ``engine`` into memory or ``out``; returns ``(G, perm, bound)``.
+
+    With ``rename=False`` (``out`` only) the finished partial file is not moved onto ``out``:
+    ``(G, sink, None)`` is returned, ``G`` the partial memory map, for :func:`semrsm.build` to
+    transform before calling ``sink.discard()``."""
+    resume = check_flag(resume, "resume")
+    if progress not in (None, True, False):
+        raise OptionError(f"progress must be None (automatic), True or False; got {progress!r}")
+    o = engine.options
+    if out is not None and (o.return_permutations or o.return_bound):
+        raise OptionError("out= writes G only; return_permutations and return_bound need the result in memory (out=None)")
+    if resume and out is None:
+        raise OptionError("resume=True continues a run written to a file: pass out='G.npy'")
+    engine.check_memory(output_in_memory=out is None)
+    sink: Any = MemorySink(engine) if out is None else FileSink(out, engine, engine.fingerprint(what), bool(resume))
+    bar = make_bar(progress, engine.total_pairs, sink.done_pairs)
+    try:
+        if client is not None:
+            from ._dask import run_on_cluster
+
+            run_on_cluster(client, engine, sink, bar)
+        else:
+            update = None if bar is None else bar.update
+            for tile, G, perm, bound in engine.tiles(sink.todo, update):
+                sink.write(tile, G, perm, bound)
+        if not rename:
+            return sink.finish(rename=False)[0], sink, None
+        return sink.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+        if isinstance(sink, FileSink):
+            sink.close()
