@@ -510,8 +510,10 @@ fn mirror_upper(g: &mut Array2<f64>) {
     }
 }
 
-/// One row of a tile being filled: its index, values, permutations and bounds.
-type TileRow<'a> = (
+/// A piece of a row of a tile being filled: row index, first column, values, permutations and
+/// bounds of its columns.
+type TilePiece<'a> = (
+    usize,
     usize,
     ndarray::ArrayViewMut1<'a, f64>,
     Option<ndarray::ArrayViewMut2<'a, i64>>,
@@ -560,43 +562,51 @@ fn pairwise<T: Real>(
     // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher
     // (the approximations are exact there: none can exceed the optimum, and the identity reaches
     // it). The bound is ||x_i||² as well.
+    // Tasks: pieces of rows of at most `width` columns (several per thread and row, so that
+    // a tile of few rows still keeps every thread busy), each writing its own entries.
+    let width = m.div_ceil(4 * threads).max(1);
     let mut perm_rows = permutations.as_mut().map(|p| p.outer_iter_mut());
     let mut bound_rows = bounds.as_mut().map(|b| b.outer_iter_mut());
-    let mut rows: Vec<TileRow<'_>> = values
-        .outer_iter_mut()
-        .enumerate()
-        .map(|(i, v)| {
-            (
-                i,
-                v,
-                perm_rows.as_mut().and_then(Iterator::next),
-                bound_rows.as_mut().and_then(Iterator::next),
-            )
-        })
-        .collect();
-    rows.par_iter_mut()
-        .with_max_len(1)
-        .try_for_each(|(i, vrow, prow, brow)| -> Result<()> {
-            let i = *i;
+    let mut pieces: Vec<TilePiece<'_>> = Vec::new();
+    for (i, vrow) in values.outer_iter_mut().enumerate() {
+        let prow = perm_rows.as_mut().and_then(Iterator::next);
+        let brow = bound_rows.as_mut().and_then(Iterator::next);
+        let mut pchunks = prow.map(|p| p.into_axis_chunks_iter_mut(Axis(0), width));
+        let mut bchunks = brow.map(|b| b.into_axis_chunks_iter_mut(Axis(0), width));
+        for (k, v) in vrow.into_axis_chunks_iter_mut(Axis(0), width).enumerate() {
+            let p = pchunks.as_mut().and_then(Iterator::next);
+            let b = bchunks.as_mut().and_then(Iterator::next);
+            if square && (k + 1) * width <= i {
+                continue; // strictly below the diagonal: mirrored afterwards
+            }
+            pieces.push((i, k * width, v, p, b));
+        }
+    }
+    pieces.par_iter_mut().with_max_len(1).try_for_each(
+        |(i, j0, vrow, prow, brow)| -> Result<()> {
+            let (i, j0) = (*i, *j0);
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
             let mut scratch = slots[slot]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let xi = x.index_axis(Axis(0), i);
-            let first = if square { i + 1 } else { 0 };
-            if square {
-                vrow[i] = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+            let j1 = j0 + vrow.len();
+            let mut first = j0;
+            if square && (j0..j1).contains(&i) {
+                let d = i - j0;
+                vrow[d] = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
                 if let Some(b) = brow.as_mut() {
-                    b[i] = vrow[i];
+                    b[d] = vrow[d];
                 }
                 if let Some(p) = prow.as_mut() {
                     for k in 0..s {
-                        p[[i, k]] = k as i64;
+                        p[[d, k]] = k as i64;
                     }
                 }
                 progress.fetch_add(1, Ordering::Relaxed);
+                first = i + 1;
             }
-            for j in first..m {
+            for j in first..j1 {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted);
                 }
@@ -615,20 +625,21 @@ fn pairwise<T: Real>(
                     (nx, ny),
                     with_bound,
                 )?;
-                vrow[j] = g;
+                vrow[j - j0] = g;
                 if let Some(b) = brow.as_mut() {
-                    b[j] = bound;
+                    b[j - j0] = bound;
                 }
                 if let Some(p) = prow.as_mut() {
                     for (k, &t) in scratch.perm.iter().enumerate() {
-                        p[[j, k]] = t as i64;
+                        p[[j - j0, k]] = t as i64;
                     }
                 }
                 progress.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
-        })?;
-    drop(rows);
+        },
+    )?;
+    drop(pieces);
     if square {
         mirror_upper(&mut values);
         if let Some(b) = bounds.as_mut() {
