@@ -299,6 +299,11 @@ def build(
     precision: str = ...,
     return_bound: Literal[False] = ...,
     return_sigma: Literal[False] = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> _Array: ...
 @overload
@@ -316,6 +321,11 @@ def build(
     precision: str = ...,
     return_bound: Literal[True],
     return_sigma: Literal[False] = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -333,6 +343,11 @@ def build(
     precision: str = ...,
     return_bound: Literal[False] = ...,
     return_sigma: Literal[True],
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, float]: ...
 @overload
@@ -350,6 +365,11 @@ def build(
     precision: str = ...,
     return_bound: Literal[True],
     return_sigma: Literal[True],
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array, float]: ...
 @overload
@@ -367,6 +387,11 @@ def build(
     precision: str = ...,
     return_bound: bool = ...,
     return_sigma: bool = ...,
+    out: Any = ...,
+    resume: bool = ...,
+    progress: Optional[bool] = ...,
+    client: Any = ...,
+    tile: Optional[int] = ...,
     **matcher_options: int,
 ) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, float], tuple[_Array, _Array, float]]: ...
 

@@ -102,7 +102,7 @@ class NpyFile(Source):
     def read(self, r0: int, r1: int) -> np.ndarray:
         row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         out = np.empty((r1 - r0,) + self.shape[1:], dtype=self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
         fd, pos, done = self._file(), self.offset + r0 * row, 0
         while done < len(view):
             got = os.preadv(fd, [view[done:]], pos + done) if hasattr(os, "preadv") else _pread_into(fd, view[done:], pos + done)
@@ -161,15 +161,16 @@ def open_input(a: Any, name: str) -> Source:
         if path.suffix != ".npy":
             raise SemrsmError(f"{name}: a path must name a .npy file, got {str(path)!r}")
         return _npy_file(path, name)
-    if isinstance(a, np.memmap) and a.flags.c_contiguous and isinstance(getattr(a, "filename", None), (str, os.PathLike)):
+    filename = getattr(a, "filename", None)
+    if isinstance(a, np.memmap) and a.flags.c_contiguous and isinstance(filename, (str, os.PathLike)):
         # A whole-file memory map (np.load(mmap_mode="r")): read it with pread instead, so that
         # its pages do not accumulate in this process's resident memory.
         try:
-            whole = os.path.getsize(a.filename) == a.offset + a.nbytes
+            whole = os.path.getsize(filename) == a.offset + a.nbytes
         except OSError:
             whole = False
         if whole and a.dtype.kind in "fiu":
-            return NpyFile(os.fspath(a.filename), a.offset, a.shape, a.dtype)
+            return NpyFile(os.fspath(filename), a.offset, a.shape, a.dtype)
     if not isinstance(a, np.ndarray) and hasattr(a, "shape") and hasattr(a, "__getitem__"):
         dtype = getattr(a, "dtype", None)
         if isinstance(dtype, np.dtype) and len(getattr(a, "shape", ())) >= 1:
@@ -324,7 +325,7 @@ class Tile:
 def plan_tiles(n: int, m: int, square: bool, rows: int) -> list[Tile]:
     """The fixed tile order: tile rows top to bottom, columns left to right (from the diagonal
     in the square case)."""
-    tiles = []
+    tiles: list[Tile] = []
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         for c0 in range(r0 if square else 0, m, rows):

@@ -416,3 +416,55 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path):
     subprocess.run([sys.executable, "-c", _LONG_RUN, str(out), "1"], check=True, timeout=300)
     x = np.random.default_rng(3).normal(size=(48, 16, 8, 8))
     assert np.array_equal(bits(np.load(out)), bits(semrsm.gram(x)))
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_dask_cluster_is_bit_identical_to_a_local_run(dask_client, tmp_path):
+    x = RNG.normal(size=(21, 8, 4, 4)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    local = semrsm.gram(x, tile=4)
+    # a path: workers read their rows from the file
+    assert np.array_equal(bits(semrsm.gram(path, tile=4, client=dask_client)), bits(local))
+    # an in-memory array (scattered once), rectangular, with permutations and bounds
+    G, P, B = semrsm.gram(x, x[:9], matcher="greedy", return_permutations=True, return_bound=True, tile=5)
+    g, p, b = semrsm.gram(
+        x, x[:9], matcher="greedy", return_permutations=True, return_bound=True, tile=5, client=dask_client
+    )
+    assert np.array_equal(bits(g), bits(G)) and np.array_equal(p, P) and np.array_equal(bits(b), bits(B))
+    # zarr, into out= with a kernel
+    zarr = pytest.importorskip("zarr")
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=x.shape, chunks=(4, 8, 4, 4), dtype="f4")
+    z[:] = x
+    K = semrsm.build(z, kernel="cosine", matcher="none", tile=4, client=dask_client, out=tmp_path / "K.npy")
+    assert np.array_equal(bits(K), bits(semrsm.build(x, kernel="cosine", matcher="none")))
+
+
+def test_dask_resume_skips_finished_tiles(dask_client, tmp_path, monkeypatch):
+    out = tmp_path / "G.npy"
+    _crash_after(monkeypatch, 3)
+    with pytest.raises(_Crash):
+        semrsm.gram(X, tile=3, out=out)
+    monkeypatch.undo()
+    from semrsm import _dask
+
+    sent = []
+    original = _dask._groups
+    monkeypatch.setattr(_dask, "_groups", lambda e, todo: sent.extend(original(e, todo)) or original(e, todo))
+    G = semrsm.gram(X, tile=3, out=out, resume=True, client=dask_client)
+    assert sorted(t.index for group in sent for t in group) == list(range(3, len(_tiles.plan_tiles(13, 13, True, 3))))
+    assert np.array_equal(bits(G), bits(semrsm.gram(X)))
