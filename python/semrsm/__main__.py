@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -60,27 +58,40 @@ class CliError(SemrsmError):
 
 
 def build_command(args: argparse.Namespace) -> None:
-    """``semrsm build``: check every path first, load, compute, then write atomically.
+    """``semrsm build``: check every path first, then compute tile by tile straight into the output.
 
     The phases are separate functions so flags can hook into each: :func:`_check_output` and
-    :func:`_load` run before any computation, :func:`_compute` does the work, :func:`_write_npy`
-    replaces the output only once the new file is complete.
+    :func:`_load` run before any computation, :func:`_compute` does the work. The output is
+    written by :func:`semrsm.build` with ``out=``: a ``.npy`` input is read in row blocks, the
+    result goes to ``<output>.partial`` (with a sidecar of finished tiles, so ``--resume``
+    continues a killed run) and replaces the output atomically only once complete.
     """
     output = _check_output(args.output)
     x = _load(args.input, args.key, "input")
     y = None if args.y is None else _load(args.y, args.key, "--y")
     options = _matcher_options(args.matcher_option)
+    client = _connect(args.scheduler)
     start = time.perf_counter()
-    K = _compute(args, x, y, options)
-    _write_npy(output, K)
+    try:
+        K = _compute(args, x, y, options, output, client)
+    finally:
+        if client is not None:
+            client.close()
     described = args.matcher + "".join(f" {k}={v}" for k, v in options.items())
     print(f"wrote {output}: {K.shape} {args.kernel} RSM ({described}) in {time.perf_counter() - start:.2f} s")
 
 
-def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], options: dict[str, int]) -> np.ndarray:
-    """The RSM the ``build`` arguments ask for."""
+def _compute(
+    args: argparse.Namespace,
+    x: Union[np.ndarray, str],
+    y: Union[np.ndarray, str, None],
+    options: dict[str, int],
+    output: Path,
+    client: Any = None,
+) -> np.ndarray:
+    """The RSM the ``build`` arguments ask for, written to ``output``."""
     matcher_options: dict[str, Any] = dict(options)
-    return build(
+    return build(  # type: ignore[no-any-return]
         x,
         y,
         kernel=args.kernel,
@@ -90,8 +101,31 @@ def _compute(args: argparse.Namespace, x: np.ndarray, y: Optional[np.ndarray], o
         sigma=args.sigma,
         sigma_scale=args.sigma_scale,
         threads=args.threads,
+        out=output,
+        resume=args.resume,
+        progress=args.progress,
+        client=client,
+        tile=args.tile,
         **matcher_options,
     )
+
+
+#: Seconds to wait for the Dask scheduler of ``--scheduler``.
+CONNECT_TIMEOUT = 30
+
+
+def _connect(address: Optional[str]) -> Any:
+    """A ``dask.distributed.Client`` for ``--scheduler ADDRESS`` (None without it)."""
+    if address is None:
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CliError("--scheduler needs dask.distributed: pip install 'semrsm[dask]'") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        raise CliError(f"cannot connect to the Dask scheduler {address!r}: {_one_line(exc)}") from None
 
 
 def _sigma_arg(text: str) -> Union[float, str]:
@@ -137,25 +171,10 @@ def _check_output(path: str) -> Path:
     return out
 
 
-def _write_npy(out: Path, array: np.ndarray) -> None:
-    """Write ``array`` to exactly ``out`` (no ``.npy`` appended) through a temporary file in the
-    same directory and an atomic rename: a crash or kill leaves the previous file intact."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _load(path: str, key: Optional[str], what: str) -> np.ndarray:
-    """A numeric array from a ``.npy`` (memory-mapped) or ``.npz`` file; :class:`CliError` for
-    anything that is not one (missing, a directory, empty, truncated, corrupt, object arrays)."""
+def _load(path: str, key: Optional[str], what: str) -> Union[np.ndarray, str]:
+    """A checked ``.npy`` path (streamed by :func:`semrsm.build`) or the numeric array of a
+    ``.npz`` file; :class:`CliError` for anything that is not one (missing, a directory, empty,
+    truncated, corrupt, object arrays)."""
     p = Path(path)
     if not p.exists():
         raise CliError(f"{what} file {path!r} does not exist")
@@ -178,7 +197,9 @@ def _load(path: str, key: Optional[str], what: str) -> np.ndarray:
                 arr = data[key]
         else:
             _check_npy_header(p, what)
-            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)  # header and size checked here
+            if isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu":
+                return str(p)  # read in row blocks by semrsm.build, never loaded whole
     except CliError:
         raise
     except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile, ...
@@ -257,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_build.add_argument("--sigma-scale", type=float, default=1.0, help="multiplies the RBF bandwidth (Kornblith's threshold)")
     p_build.add_argument("--threads", type=int, default=None)
+    p_build.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run of the same command (finished tiles are kept in OUTPUT.partial)",
+    )
+    p_build.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: on a terminal, for runs longer than 2 s)",
+    )
+    p_build.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="compute the tiles on a Dask cluster, e.g. tcp://10.0.0.1:8786 (pip install 'semrsm[dask]')",
+    )
+    p_build.add_argument("--tile", type=int, default=None, metavar="ROWS", help="rows per tile (default: automatic)")
     return parser
 
 
@@ -280,7 +319,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"semrsm: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semrsm: interrupted", file=sys.stderr)
+        resumable = args.command == "build" and Path(str(args.output) + ".partial").exists()
+        hint = "; run the same command with --resume to continue" if resumable else ""
+        print(f"semrsm: interrupted{hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -654,6 +654,43 @@ class Engine:
         return self.sq_x, (self.sq_x if self.sq_y is None else self.sq_y)
 
 
+def plan_gram(
+    x: Any,
+    y: Any = None,
+    *,
+    matcher: str = "exact",
+    layout: str = "auto",
+    center: bool = True,
+    threads: Optional[int] = None,
+    precision: str = "float64",
+    return_permutations: bool = False,
+    return_bound: bool = False,
+    tile: Optional[int] = None,
+    **matcher_options: int,
+) -> Engine:
+    """The tile engine of ``semrsm.gram(x, y, ...)`` with the same options, for code that
+    consumes ``G`` tile by tile (e.g. accumulating statistics without holding ``G``).
+
+    ``plan_gram(...).tiles()`` yields ``(tile, G_tile, perm_tile, bound_tile)`` in the fixed
+    order of :func:`plan_tiles`; for an off-diagonal tile of the square case, ``G[c0:c1, r0:r1]``
+    is ``G_tile.T`` (see :func:`write_tile`). ``engine.sq_norms()`` gives the squared norms of
+    the centred samples. Inputs are checked (and scanned once) here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrsm._tiles import plan_gram
+    >>> x = np.random.default_rng(0).normal(size=(5, 3, 2, 2))
+    >>> engine = plan_gram(x, tile=2)
+    >>> sum(t.pairs for t, *_ in engine.tiles()) == engine.total_pairs == 15
+    True
+    """
+    options = check_options(matcher, matcher_options, center, precision, return_permutations, return_bound, threads)
+    engine = Engine.create(x, y, layout, options, tile)
+    engine.check_memory(output_in_memory=False)
+    return engine
+
+
 def _default_rows(x: Input, y: Optional[Input], o: Options) -> int:
     """Rows per tile: as many as keep one block within :data:`BLOCK_BYTES` (the whole input in
     one tile when it fits), fewer when permutations would make the tile large."""
@@ -740,10 +777,8 @@ class FileSink:
 
     def __init__(self, out: Any, engine: Engine, fingerprint: dict[str, Any], resume: bool):
         self.final = Path(out)
-        if self.final.suffix != ".npy":
-            raise OptionError(f"out must be a path ending in .npy, got {str(self.final)!r}")
         if self.final.is_dir():
-            raise OptionError(f"out={str(self.final)!r} is a directory; give a file name ending in .npy")
+            raise OptionError(f"out={str(self.final)!r} is a directory; give a file name such as 'G.npy'")
         parent = self.final.parent
         if not parent.is_dir():
             raise OptionError(f"cannot write out={str(self.final)!r}: directory {str(parent)!r} does not exist")

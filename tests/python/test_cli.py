@@ -141,20 +141,69 @@ def test_output_name_is_used_exactly(tmp_path, capsys, x_file):
         np.testing.assert_array_equal(np.load(f), semrsm.build(np.load(x_file)))
 
 
-def test_interrupted_write_keeps_previous_output(tmp_path, capsys, x_file, monkeypatch):
+def test_interrupted_run_keeps_previous_output_and_resumes(tmp_path, capsys, monkeypatch):
+    x = np.random.default_rng(5).normal(size=(12, 3, 2, 2))
+    np.save(tmp_path / "x.npy", x)
     out = tmp_path / "k.npy"
     out.write_bytes(b"previous result")
-    real_save = np.save
+    from semrsm import _tiles
 
-    def save_then_die(file, arr, *args, **kwargs):
-        real_save(file, arr[:1])  # part of the data reaches the disk, then the process "dies"
+    real = _tiles.Engine.compute
+    calls = []
+
+    def compute_then_die(self, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after two tiles
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_tiles.Engine, "compute", compute_then_die)
+    rc, _, err = _run(["build", tmp_path / "x.npy", "-o", out, "--tile", "3", "--no-progress"], capsys)
+    assert rc == 130 and "interrupted" in err and "--resume" in err
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npy", "k.npy.partial", "k.npy.partial.tiles", "x.npy"]
+    monkeypatch.undo()
+    rc, stdout, _ = _run(["build", tmp_path / "x.npy", "-o", out, "--tile", "3", "--resume"], capsys)
+    assert rc == 0 and str(out) in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npy", "x.npy"]
+    np.testing.assert_array_equal(np.load(out), semrsm.build(x))
+
+
+def test_build_streams_a_npy_input_through_out(tmp_path, capsys, x_file, monkeypatch):
+    """A .npy input is handed to semrsm.build as a path (read in row blocks) with out=OUTPUT."""
+    seen = {}
+    real = cli.build
+
+    def spy(x, y=None, **kwargs):
+        seen.update(x=x, out=kwargs.get("out"), progress=kwargs.get("progress"), resume=kwargs.get("resume"))
+        return real(x, y, **kwargs)
+
+    monkeypatch.setattr(cli, "build", spy)
+    out = tmp_path / "o.npy"
+    assert _run(["build", x_file, "-o", out, "--progress"], capsys)[0] == 0
+    assert seen == {"x": str(x_file), "out": out, "progress": True, "resume": False}
+
+
+def test_resume_with_other_options_is_one_line(tmp_path, capsys, monkeypatch):
+    x = np.random.default_rng(5).normal(size=(12, 3, 2, 2))
+    np.save(tmp_path / "x.npy", x)
+    from semrsm import _tiles
+
+    def die(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.np, "save", save_then_die)
-    rc, _, err = _run(["build", x_file, "-o", out], capsys)
-    assert rc == 130 and "interrupted" in err
-    assert out.read_bytes() == b"previous result"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npy", "x.npy"]
+    monkeypatch.setattr(_tiles.Engine, "compute", die)
+    _run(["build", tmp_path / "x.npy", "-o", tmp_path / "k.npy", "--tile", "3"], capsys)
+    monkeypatch.undo()
+    rc, _, err = _run(["build", tmp_path / "x.npy", "-o", tmp_path / "k.npy", "--tile", "3", "--resume", "--matcher", "none"], capsys)
+    assert rc == 2 and "cannot resume" in err and err.count("\n") == 1
+
+
+def test_scheduler_errors_are_one_line(tmp_path, capsys, x_file, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(cli, "CONNECT_TIMEOUT", 1)
+    rc, _, err = _run(["build", x_file, "-o", tmp_path / "o.npy", "--scheduler", "tcp://127.0.0.1:1"], capsys)
+    assert rc == 2 and "cannot connect to the Dask scheduler" in err and err.count("\n") == 1
 
 
 def test_replaces_previous_output(tmp_path, capsys, x_file):

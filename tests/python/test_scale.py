@@ -313,8 +313,10 @@ def test_out_equals_memory_and_returns_a_memmap(tmp_path):
 
 
 def test_out_options_are_checked(tmp_path):
-    with pytest.raises(OptionError, match=".npy"):
-        semrsm.gram(X, out=tmp_path / "G.bin")
+    with pytest.raises(OptionError, match="is a directory"):
+        semrsm.gram(X, out=tmp_path)
+    G = semrsm.gram(X, out=tmp_path / "G.bin")  # the name is used exactly; the format is .npy
+    assert np.array_equal(np.load(tmp_path / "G.bin"), G)
     with pytest.raises(OptionError, match="does not exist"):
         semrsm.gram(X, out=tmp_path / "nope" / "G.npy")
     with pytest.raises(OptionError, match="return_permutations"):
