@@ -17,11 +17,42 @@ LAYOUTS = ("auto", "nchw", "nhwc", "nsc", "ncs")
 _NDIM = {"nchw": 4, "nhwc": 4, "nsc": 3, "ncs": 3}
 
 
-def as_real_array(a: Any, name: str) -> np.ndarray:
-    """``np.asarray(a)`` for real numeric data (float, int, uint), else :class:`SemrsmError`."""
+def _is_torch_tensor(a: Any) -> bool:
+    """A torch tensor, recognised without importing torch."""
+    module = type(a).__module__ or ""
+    return (module == "torch" or module.startswith("torch.")) and hasattr(a, "device") and hasattr(a, "numpy")
+
+
+def _torch_to_numpy(a: Any, name: str) -> np.ndarray:
+    """A CPU tensor as a numpy array sharing its memory (``detach`` keeps the memory; only
+    bfloat16, which numpy lacks, is copied to float32); other devices raise a clear error."""
+    device = a.device
+    if getattr(device, "type", "cpu") != "cpu":
+        raise SemrsmError(
+            f"{name} is a torch tensor on device {str(device)!r}; semrsm computes on the CPU: pass "
+            f"{name}.cpu() (copies it to host memory) or .numpy(force=True)"
+        )
+    if getattr(a, "requires_grad", False):
+        a = a.detach()
+    if str(getattr(a, "dtype", "")) == "torch.bfloat16":
+        a = a.float()
     try:
-        arr = np.asarray(a)
-    except Exception as exc:  # e.g. a torch tensor that requires grad
+        return np.asarray(a.numpy())
+    except Exception as exc:  # e.g. a tensor with the negative or conjugate bit set
+        raise SemrsmError(f"{name} (a torch tensor) could not be viewed as a numpy array: {exc}") from exc
+
+
+def as_real_array(a: Any, name: str) -> np.ndarray:
+    """``np.asarray(a)`` for real numeric data (float, int, uint), else :class:`SemrsmError`.
+
+    CPU torch tensors become a view of the same memory (no copy, also when they require grad);
+    tensors on another device (CUDA, MPS) raise :class:`SemrsmError` saying to call ``.cpu()``.
+    """
+    try:
+        arr = _torch_to_numpy(a, name) if _is_torch_tensor(a) else np.asarray(a)
+    except SemrsmError:
+        raise
+    except Exception as exc:  # anything np.asarray refuses
         raise SemrsmError(f"{name} could not be converted to a numpy array: {exc}") from exc
     if arr.dtype.kind not in "fiu":
         raise SemrsmError(

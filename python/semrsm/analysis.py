@@ -56,9 +56,13 @@ _JSD_BLOCK_BYTES = 64 << 20
 def _matrix(K: Any, name: str, *, square: bool = False) -> np.ndarray:
     """``K`` as a real 2-D array without copying (memmaps stay memmaps); finiteness is checked
     block by block by the callers that read it."""
+    from ._validation import _is_torch_tensor, _torch_to_numpy
+
     try:
-        arr = np.asarray(K)
-    except Exception as exc:  # e.g. a torch tensor that requires grad
+        arr = _torch_to_numpy(K, name) if _is_torch_tensor(K) else np.asarray(K)
+    except SemrsmError:
+        raise
+    except Exception as exc:  # anything np.asarray refuses
         raise SemrsmError(f"{name} could not be converted to a numpy array: {exc}") from exc
     if arr.dtype.kind not in "biuf":
         raise SemrsmError(f"{name} must hold real numbers, got dtype {arr.dtype}")
