@@ -97,3 +97,31 @@ def test_fuzz_every_matcher_between_none_exact_and_bound(seed, n, s, c, decades,
     tol = 8 * s * s * np.finfo(float).eps * np.einsum("nsc->n", np.abs(x)).max() ** 2
     assert np.all(G <= exact + tol)
     assert np.all(exact <= bound + tol)
+
+
+@given(
+    seed=SEEDS,
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    density=st.sampled_from([0.1, 0.5, 0.9]),
+    maximize=st.booleans(),
+    kind=st.sampled_from(["ints", "range"]),
+)
+def test_fuzz_forbidden_entries_vs_scipy(seed, shape, density, maximize, kind):
+    """+inf (-inf when maximising) forbids an assignment: same optimum as scipy, or both infeasible."""
+    rng = np.random.default_rng(seed)
+    c = _matrix(rng, kind, *shape)
+    c[rng.random(shape) < density] = -np.inf if maximize else np.inf
+    try:
+        r_ref, c_ref = scipy_lsa(c, maximize=maximize)
+    except ValueError:
+        try:
+            semrsm.linear_sum_assignment(c, maximize=maximize)
+        except ValueError:
+            return
+        raise AssertionError("scipy found the problem infeasible, semrsm solved it")
+    rows, cols = semrsm.linear_sum_assignment(c, maximize=maximize)
+    assert np.isfinite(c[rows, cols]).all()
+    ours, ref = c[rows, cols].sum(), c[r_ref, c_ref].sum()
+    finite = np.abs(c[np.isfinite(c)])
+    tol = 8 * min(shape) ** 2 * np.finfo(float).eps * (finite.max() if finite.size else 1.0)
+    assert abs(ours - ref) <= tol, (ours, ref)
