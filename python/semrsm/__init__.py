@@ -18,7 +18,7 @@ from . import analysis, kernels
 from ._api import MATCHERS, PRECISIONS, build, certified_gap, gram, match_affinity
 from ._core import __version__
 from ._example import load_example
-from ._layer_cka import minibatch_cka
+from ._layer_cka import layer_cka, minibatch_cka
 from ._errors import DTypeError, NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 from ._validation import LAYOUTS
 from .cka import center_gram, cka, hsic
@@ -36,6 +36,7 @@ __all__ = [
     "hsic",
     "cka",
     "minibatch_cka",
+    "layer_cka",
     "linear_sum_assignment",
     "load_example",
     "MATCHERS",
