@@ -270,7 +270,7 @@ def gram(
     options = _tiles.check_options(
         matcher, matcher_options, center, precision, return_permutations, return_bound, threads
     )
-    engine = _tiles.Engine.create(x, y, layout, options, tile)
+    engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
     G, perm, bound = _tiles.run(engine, out, resume, progress, client)
     if return_permutations and return_bound:
         assert perm is not None and bound is not None
@@ -479,7 +479,7 @@ def build(
                 raise OptionError(f"{name} only applies to kernel='rbf', not kernel={kernel!r}")
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     options = _tiles.check_options(matcher, matcher_options, center, precision, False, return_bound, threads)
-    engine = _tiles.Engine.create(x, y, layout, options, tile)
+    engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
     square = engine.square
     if out is not None and kernel != "linear":
         return _build_to_file(engine, kernel, sigma, sigma_scale, want_sigma, out, resume, progress, client)

@@ -266,10 +266,11 @@ class Scan:
     digest: str
 
 
-def scan(inp: Input, want_mean: bool) -> Scan:
+def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
     """One pass over ``inp`` in row blocks: first NaN/inf (in the user's index), the mean
     ``Σ x_i / N`` (row by row, in order: it cannot overflow for finite input, and the result
-    does not depend on a block size) and a BLAKE2 hash of the bytes."""
+    does not depend on a block size) and, with ``want_hash``, a BLAKE2 hash of the bytes (the
+    fingerprint of a resumable run; empty otherwise)."""
     src = inp.source
     row_bytes = max(1, int(np.prod(src.shape[1:], dtype=np.int64)) * src.dtype.itemsize)
     step = max(1, SCAN_BYTES // row_bytes)
@@ -287,7 +288,8 @@ def scan(inp: Input, want_mean: bool) -> Scan:
                 f"{inp.name} contains a non-finite value ({value}) at index {index}; "
                 "semrsm needs finite numbers"
             )
-        digest.update(raw.reshape(-1).view(np.uint8).data)
+        if want_hash:
+            digest.update(raw.reshape(-1).view(np.uint8).data)
         if acc is not None and row is not None:
             for k in range(r1 - r0):
                 np.divide(raw[k], inp.n, out=row, dtype=np.float64, casting="unsafe")
@@ -297,7 +299,7 @@ def scan(inp: Input, want_mean: bool) -> Scan:
         mean = np.ascontiguousarray(inp.to_nsc(acc[None])[0])
         if not np.isfinite(mean).all():  # float128 input beyond float64
             raise NonFiniteError(f"values of {inp.name} are beyond the float64 range; rescale the data")
-    return Scan(mean, digest.hexdigest())
+    return Scan(mean, digest.hexdigest() if want_hash else "")
 
 
 # --------------------------------------------------------------------------- the engine
@@ -462,8 +464,10 @@ class Engine:
         layout: str,
         options: Options,
         tile: Optional[int] = None,
+        fingerprint: bool = False,
     ) -> "Engine":
-        """Open and check the inputs (shapes first, then the one streaming pass)."""
+        """Open and check the inputs (shapes first, then the one streaming pass; with
+        ``fingerprint``, the pass also hashes the inputs' bytes for :meth:`fingerprint`)."""
         xi = prepare_input(x, layout, "x")
         yi = None if y is None else prepare_input(y, layout, "y")
         if yi is not None:
@@ -482,9 +486,9 @@ class Engine:
         rows = check_tile(tile) or _default_rows(xi, yi, options)
         n, m = xi.n, (xi.n if yi is None else yi.n)
         plan = plan_tiles(n, m, yi is None, rows)
-        scans = [scan(xi, options.center and yi is None)]
+        scans = [scan(xi, options.center and yi is None, fingerprint)]
         if yi is not None:
-            scans.append(scan(yi, options.center))
+            scans.append(scan(yi, options.center, fingerprint))
         mean = scans[-1].mean
         sq_y = None if yi is None else np.full(yi.n, np.nan)
         return cls(xi, yi, options, mean, tuple(s.digest for s in scans), rows, plan, np.full(xi.n, np.nan), sq_y)
@@ -504,7 +508,9 @@ class Engine:
 
     def fingerprint(self, what: str) -> dict[str, Any]:
         """What a stored result depends on: inputs (shape, dtype, layout, content hash), options,
-        tile plan, semrsm version."""
+        tile plan, semrsm version. Needs an engine created with ``fingerprint=True``."""
+        if not all(self.digests):
+            raise RuntimeError("internal: the engine was created without fingerprint=True")
         inputs = [self.x] + ([] if self.y is None else [self.y])
         return {
             "semrsm": _core.__version__,
