@@ -26,16 +26,30 @@ __all__ = [
     "retrieval_examples",
     "layer_comparison",
     "quality_time_frontier",
+    "require_matplotlib",
 ]
 
 Rsms = Union[Mapping[str, Any], Sequence[Any], np.ndarray]
 
 
-def _figure(width: float, height: float) -> Any:
+def require_matplotlib() -> None:
+    """Raise :class:`SemrsmError` naming the extra to install when matplotlib is missing.
+
+    Examples
+    --------
+    >>> from semrsm import plots
+    >>> plots.require_matplotlib()  # silent when matplotlib is installed
+    """
     try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+        import matplotlib.figure  # noqa: F401
+    except ImportError as exc:
         raise SemrsmError("semrsm.plots needs matplotlib: pip install 'semrsm[plot]'") from exc
+
+
+def _figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -176,6 +176,7 @@ def write_report(
     """
     from . import plots
 
+    plots.require_matplotlib()  # before minutes of work, not after
     start = time.perf_counter()
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)

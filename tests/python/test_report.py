@@ -86,3 +86,14 @@ def test_report_command(tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
     assert (tmp_path / "out" / "report.md").is_file()
     assert len(list((tmp_path / "out").glob("*.png"))) == 7
+
+
+def test_report_without_matplotlib_stops_before_working(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setattr(report, "compute", lambda **kw: pytest.fail("computed before checking matplotlib"))
+    assert main(["report", "-o", str(tmp_path / "out")]) == 2
+    assert "semrsm[plot]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.md").exists()
