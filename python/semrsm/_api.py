@@ -65,7 +65,7 @@ def gram(
     *,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     threads: Optional[int] = ...,
     return_permutations: Literal[False] = ...,
     precision: str = ...,
@@ -84,7 +84,7 @@ def gram(
     *,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     threads: Optional[int] = ...,
     return_permutations: Literal[True],
     precision: str = ...,
@@ -103,7 +103,7 @@ def gram(
     *,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     threads: Optional[int] = ...,
     return_permutations: Literal[False] = ...,
     precision: str = ...,
@@ -122,7 +122,7 @@ def gram(
     *,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     threads: Optional[int] = ...,
     return_permutations: Literal[True],
     precision: str = ...,
@@ -141,7 +141,7 @@ def gram(
     *,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     threads: Optional[int] = ...,
     return_permutations: bool = ...,
     precision: str = ...,
@@ -161,7 +161,7 @@ def gram(
     *,
     matcher: str = "exact",
     layout: str = "auto",
-    center: bool = True,
+    center: Union[bool, str] = True,
     threads: Optional[int] = None,
     return_permutations: bool = False,
     precision: str = "float64",
@@ -203,9 +203,12 @@ def gram(
         Axis order. **"auto" treats 4-D input as (N, C, H, W) and 3-D input as (N, S, C)**, e.g.
         ViT tokens (N, T, D). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
         error, it silently matches channels instead of positions.
-    center : bool
-        Subtract the mean representation over samples (per position and channel) before
-        matching, as the paper does. With ``y``, both sets are centred with ``y``'s mean.
+    center : bool or "channel"
+        ``True``: subtract the mean over samples of each position and channel before matching,
+        as the paper does. ``"channel"``: subtract the mean over samples *and positions* of each
+        channel, which keeps the semantic RSM invariant to any rearrangement of any sample's
+        positions (``True`` keeps it only for one rearrangement applied to all samples; see the
+        README's "Which invariance holds"). With ``y``, both sets are centred with ``y``'s mean.
     threads : int, optional
         Threads for the pairwise fill; default all cores. Results are identical for any value.
     return_permutations : bool
@@ -292,7 +295,7 @@ def build(
     kernel: str = ...,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     sigma: kernels.Sigma = ...,
     sigma_scale: float = ...,
     threads: Optional[int] = ...,
@@ -314,7 +317,7 @@ def build(
     kernel: str = ...,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     sigma: kernels.Sigma = ...,
     sigma_scale: float = ...,
     threads: Optional[int] = ...,
@@ -336,7 +339,7 @@ def build(
     kernel: str = ...,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     sigma: kernels.Sigma = ...,
     sigma_scale: float = ...,
     threads: Optional[int] = ...,
@@ -358,7 +361,7 @@ def build(
     kernel: str = ...,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     sigma: kernels.Sigma = ...,
     sigma_scale: float = ...,
     threads: Optional[int] = ...,
@@ -380,7 +383,7 @@ def build(
     kernel: str = ...,
     matcher: str = ...,
     layout: str = ...,
-    center: bool = ...,
+    center: Union[bool, str] = ...,
     sigma: kernels.Sigma = ...,
     sigma_scale: float = ...,
     threads: Optional[int] = ...,
@@ -403,7 +406,7 @@ def build(
     kernel: str = "linear",
     matcher: str = "exact",
     layout: str = "auto",
-    center: bool = True,
+    center: Union[bool, str] = True,
     sigma: kernels.Sigma = None,
     sigma_scale: float = 1.0,
     threads: Optional[int] = None,

@@ -30,7 +30,7 @@ import numpy as np
 from . import _tiles, kernels
 from ._api import _with_grid_width, build
 from ._errors import OptionError, ShapeError, SemrsmError
-from ._validation import check_flag, check_keywords
+from ._validation import check_flag, check_keywords, resolve_layout
 from .cka import hsic
 
 __all__ = ["minibatch_cka", "layer_cka"]
@@ -67,18 +67,27 @@ def _length(a: Any, name: str) -> int:
     return int(shape[0])
 
 
-def _whole_mean(a: Any, n: int, batch_size: int) -> np.ndarray:
-    """Mean over all samples (per position and channel), read in batches, summed in float64."""
+#: Axes of one sample (in the user's layout) that index positions, by layout.
+_POSITION_AXES = {"nchw": (1, 2), "nhwc": (0, 1), "nsc": (0,), "ncs": (1,)}
+
+
+def _whole_mean(a: Any, n: int, batch_size: int, center: Any, layout: str) -> np.ndarray:
+    """Mean over all samples (per position and channel; with ``center="channel"`` also over
+    positions), read in batches, summed in float64, in the user's layout."""
     total: Optional[np.ndarray] = None
     for start in range(0, n, batch_size):
         part = np.asarray(a[start : start + batch_size]).sum(axis=0, dtype=np.float64)
         total = part if total is None else total + part
     assert total is not None
-    return total / n
+    mean = total / n
+    if center == "channel":
+        axes = _POSITION_AXES[resolve_layout(mean.ndim + 1, layout, "x")]
+        mean = np.broadcast_to(mean.mean(axis=axes, keepdims=True), mean.shape)
+    return mean
 
 
 def _array_batches(
-    x: Any, y: Any, batch_size: Any, center: bool
+    x: Any, y: Any, batch_size: Any, center: Any, layout: str
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < MIN_BATCH:
         raise OptionError(
@@ -91,7 +100,7 @@ def _array_batches(
         raise ShapeError(f"x and y must hold the same inputs: {n} samples in x, {m} in y")
     if n < MIN_BATCH:
         raise ShapeError(f"minibatch CKA needs at least {MIN_BATCH} samples, got {n}")
-    means = (_whole_mean(xs, n, b), _whole_mean(ys, n, b)) if center else None
+    means = (_whole_mean(xs, n, b, center, layout), _whole_mean(ys, n, b, center, layout)) if center else None
     # Consecutive slices; a last batch of fewer than 4 rows is left out (no unbiased HSIC).
     for start in range(0, n, b):
         stop = min(start + b, n)
@@ -134,7 +143,7 @@ def minibatch_cka(
     kernel: str = "linear",
     matcher: str = "exact",
     layout: str = "auto",
-    center: bool = True,
+    center: Any = True,
     **options: Any,
 ) -> float:
     """Minibatch CKA (Nguyen et al., 2021) between the RSMs of two layers.
@@ -163,10 +172,11 @@ def minibatch_cka(
         streamed batches: only the last may be smaller than 4, and it is then left out.
     kernel, matcher, layout
         As for :func:`semrsm.build`.
-    center : bool
-        Subtract the mean representation (per position and channel). For arrays and paths the
-        mean is the whole input's (one extra streaming pass), as a full RSM would have it; for
-        streamed batches each batch's own mean.
+    center : bool or "channel"
+        Subtract the mean representation (per position and channel; ``"channel"``: per channel,
+        over samples and positions), as :func:`semrsm.build`. For arrays and paths the mean is
+        the whole input's (one extra streaming pass), as a full RSM would have it; for streamed
+        batches each batch's own mean.
     **options
         Passed to :func:`semrsm.build`: ``sigma``, ``sigma_scale``, ``threads``, ``precision``
         and matcher options such as ``b=``.
@@ -198,7 +208,7 @@ def minibatch_cka(
     >>> bool(0 < mb <= 1), round(semrsm.minibatch_cka(x, y, batch_size=40, matcher="none") - full, 12)
     (True, 0.0)
     """
-    center = check_flag(center, "center")
+    center = _tiles.check_center(center)
     if y is None:
         if batch_size is not None:
             raise OptionError(
@@ -210,7 +220,7 @@ def minibatch_cka(
         batches: Iterator[tuple[np.ndarray, np.ndarray]] = _streamed_batches(x)
         center_batches = center
     else:
-        batches = _array_batches(x, y, batch_size, center)
+        batches = _array_batches(x, y, batch_size, center, layout)
         center_batches = False  # done above, with the whole input's mean
     sums = np.zeros(3)  # Σ HSIC(K, L), Σ HSIC(K, K), Σ HSIC(L, L)
     used = 0

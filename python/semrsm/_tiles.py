@@ -385,7 +385,7 @@ class Options:
 
     matcher: str
     matcher_options: dict[str, int]
-    center: bool
+    center: Any  # True (per position and channel), "channel" (per channel) or False
     precision: str
     return_permutations: bool
     return_bound: bool
@@ -421,12 +421,32 @@ def check_options(
     return Options(
         matcher=matcher,
         matcher_options=check_matcher_options(matcher_options),
-        center=check_flag(center, "center"),
+        center=check_center(center),
         precision=precision,
         return_permutations=check_flag(return_permutations, "return_permutations"),
         return_bound=check_flag(return_bound, "return_bound"),
         threads=check_threads(threads),
     )
+
+
+#: Values of ``center=``: the paper's per-position mean, the per-channel mean, none.
+CENTERS = (True, "channel", False)
+
+
+def check_center(center: Any) -> Any:
+    """``center=``: ``True`` (the mean over samples of each position and channel, the paper's),
+    ``"channel"`` (the mean over samples *and positions* of each channel) or ``False``."""
+    if isinstance(center, str) and center == "channel":
+        return "channel"
+    if isinstance(center, (bool, np.bool_)):
+        return bool(center)
+    raise OptionError(f"center must be True, False or 'channel', got {center!r}")
+
+
+def channel_mean(mean: np.ndarray) -> np.ndarray:
+    """The per-channel mean ``(S, C)`` (each row the same) from the per-position mean ``(S, C)``:
+    ``Σ_{i,s} x_isc / (N S)`` is the mean over positions of ``Σ_i x_isc / N``."""
+    return np.ascontiguousarray(np.broadcast_to(mean.mean(axis=0), mean.shape))
 
 
 def check_tile(tile: Any) -> Optional[int]:
@@ -480,7 +500,7 @@ class Engine:
         reference = xi if yi is None else yi
         if options.center and reference.n < 2:
             raise ShapeError(
-                f"center=True needs at least 2 samples in {reference.name} (got 1): centering one "
+                f"center={options.center!r} needs at least 2 samples in {reference.name} (got 1): centering one "
                 "sample leaves only zeros; pass center=False"
             )
         rows = check_tile(tile) or _default_rows(xi, yi, options)
@@ -490,6 +510,8 @@ class Engine:
         if yi is not None:
             scans.append(scan(yi, options.center, fingerprint))
         mean = scans[-1].mean
+        if mean is not None and options.center == "channel":
+            mean = channel_mean(mean)
         sq_y = None if yi is None else np.full(yi.n, np.nan)
         return cls(xi, yi, options, mean, tuple(s.digest for s in scans), rows, plan, np.full(xi.n, np.nan), sq_y)
 

@@ -345,7 +345,7 @@ BAD_CALLS = [
     ("threads_huge", lambda: semrsm.gram(X, threads=2**70), OptionError, r"threads"),
     ("precision_f16", lambda: semrsm.gram(X, precision="float16"), OptionError, r"unknown precision 'float16'"),
     ("precision_build", lambda: semrsm.build(X, precision="half"), OptionError, r"unknown precision"),
-    ("center_not_bool", lambda: semrsm.gram(X, center="yes"), OptionError, r"center must be True or False"),
+    ("center_not_bool", lambda: semrsm.gram(X, center="yes"), OptionError, r"center must be True, False or 'channel'"),
     ("complex", lambda: semrsm.gram(X + 1j), SemrsmError, r"real numbers .*complex128"),
     ("complex_y", lambda: semrsm.gram(X, X.astype(np.complex64)), SemrsmError, r"y must hold real numbers"),
     ("object", lambda: semrsm.gram(X.astype(object)), SemrsmError, r"real numbers .*object"),

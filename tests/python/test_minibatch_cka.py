@@ -156,7 +156,7 @@ X, Y = _pair(0, "normal", 10)
         (lambda: semrsm.minibatch_cka([X], layout="nsc"), ShapeError, r"batch 0 must be a pair"),
         (lambda: semrsm.minibatch_cka([], layout="nsc"), ShapeError, r"no batch of at least 4 inputs"),
         (lambda: semrsm.minibatch_cka("x.npz", "y.npz", 4), OptionError, r"only \.npy paths"),
-        (lambda: semrsm.minibatch_cka(X, Y, 4, layout="nsc", center="yes"), OptionError, r"center must be True or False"),
+        (lambda: semrsm.minibatch_cka(X, Y, 4, layout="nsc", center="yes"), OptionError, r"center must be True, False or 'channel'"),
         (lambda: semrsm.minibatch_cka(X, Y, 4, layout="nsc", kernal="rbf"), OptionError, r"kernal"),
         (lambda: semrsm.minibatch_cka(np.ones((8, 2, 2)), np.ones((8, 2, 2)), 4, layout="nsc", center=False), SemrsmError, r"minibatch CKA is undefined"),
     ],
