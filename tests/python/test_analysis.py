@@ -421,3 +421,14 @@ def test_reference_numbers_shifted_pairs(name, layers):
         # Paper Sec. 4.1 / App. B: partners stand out at least as well under the semantic RSM
         # (AUROC; the mean z is not monotone: ViT layer11 has 2.1 semantic vs 2.3 spatial).
         assert res["semantic"]["auroc"] >= res["spatio-semantic"]["auroc"]
+
+
+def test_retrieval_on_a_rectangular_rsm_written_with_out(tmp_path):
+    """Paper Sec. 4.2's query x database protocol on what build(x, y, out=...) leaves on disk."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(12, 4, 3, 3)), rng.normal(size=(15, 4, 3, 3))
+    K = semrsm.build(x, y, kernel="cosine", out=str(tmp_path / "K.npy"))
+    assert isinstance(K, np.memmap)
+    labels, labels_db = np.arange(12) % 3, np.arange(15) % 3
+    got = analysis.retrieval(np.load(tmp_path / "K.npy", mmap_mode="r"), labels, labels_db, k=2)
+    assert_retrieval_matches(got, slow_retrieval(np.asarray(K), labels, labels_db, k=2))
