@@ -199,8 +199,9 @@ def gram(
         maps. ``"shift"`` (option ``w``, the grid width, taken from 4-D input): the best circular
         2-D shift of the ``H × W`` grid, a translation-invariant baseline between ``"none"`` and
         ``"exact"`` (Williams et al., 2021). See the README's "Matchers" section.
-    layout : {"auto", "nchw", "nhwc", "nsc", "ncs"}
-        Axis order. **"auto" treats 4-D input as (N, C, H, W) and 3-D input as (N, S, C)**, e.g.
+    layout : {"auto", "nchw", "nhwc", "nsc", "ncs", "nd"}
+        Axis order. **"auto" treats 4-D input as (N, C, H, W), 3-D input as (N, S, C)** and 2-D
+        input as pooled features (N, D), one position (``"nd"``, S = 1), e.g.
         ViT tokens (N, T, D). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
         error, it silently matches channels instead of positions.
     center : bool or "channel"

@@ -68,7 +68,7 @@ def _length(a: Any, name: str) -> int:
 
 
 #: Axes of one sample (in the user's layout) that index positions, by layout.
-_POSITION_AXES = {"nchw": (1, 2), "nhwc": (0, 1), "nsc": (0,), "ncs": (1,)}
+_POSITION_AXES = {"nchw": (1, 2), "nhwc": (0, 1), "nsc": (0,), "ncs": (1,), "nd": ()}
 
 
 def _whole_mean(a: Any, n: int, batch_size: int, center: Any, layout: str) -> np.ndarray:

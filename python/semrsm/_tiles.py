@@ -131,7 +131,10 @@ class ArraySource(Source):
         block = self.array[r0:r1]
         if hasattr(block, "compute"):  # dask
             block = block.compute()
-        return np.asarray(block)
+        block = np.asarray(block)
+        if block.dtype.kind not in "fiu":  # ml_dtypes (bfloat16, float8): widened block by block
+            block = block.astype(np.float32)
+        return block
 
 
 def _npy_file(path: Path, name: str) -> Source:
@@ -177,8 +180,16 @@ def open_input(a: Any, name: str) -> Source:
             if dtype.kind not in "fiu":
                 raise SemrsmError(f"{name} must hold real numbers (float or int), got dtype {dtype}")
             return ArraySource(a, f"{type(a).__module__}.{type(a).__name__}")
+    if isinstance(a, np.ndarray) and is_ml_float(a.dtype):
+        return ArraySource(a, f"array of {a.dtype}")
     arr = as_real_array(a, name)
     return ArraySource(arr, "array")
+
+
+def is_ml_float(dtype: np.dtype) -> bool:
+    """A float dtype numpy lacks but ``ml_dtypes`` registers (bfloat16, float8_*): kind ``V``,
+    castable to float32 exactly."""
+    return dtype.kind == "V" and dtype.names is None and dtype.itemsize <= 2 and np.can_cast(dtype, np.float32)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -205,6 +216,8 @@ class Input:
             return block.reshape(n, h * w, c)
         if self.layout == "ncs":
             return block.transpose(0, 2, 1)
+        if self.layout == "nd":
+            return block.reshape(block.shape[0], 1, block.shape[1])
         return block
 
     def user_index(self, i: int, s: int, c: int) -> tuple[int, ...]:
@@ -216,6 +229,8 @@ class Input:
             return (i, s // shape[2], s % shape[2], c)
         if self.layout == "ncs":
             return (i, c, s)
+        if self.layout == "nd":
+            return (i, c)
         return (i, s, c)
 
 
@@ -245,6 +260,8 @@ def prepare_input(a: Any, layout: str, name: str) -> Input:
         n, s, c = shape[0], shape[1] * shape[2], shape[3]
     elif concrete == "ncs":
         n, c, s = shape
+    elif concrete == "nd":
+        n, c, s = shape[0], shape[1], 1
     else:
         n, s, c = shape
     return Input(source, name, concrete, int(n), int(s), int(c))

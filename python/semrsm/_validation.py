@@ -11,10 +11,11 @@ import numpy as np
 
 from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
 
-#: Accepted values of ``layout``. ``"auto"`` maps 4-D input to ``"nchw"`` and 3-D to ``"nsc"``.
-LAYOUTS = ("auto", "nchw", "nhwc", "nsc", "ncs")
+#: Accepted values of ``layout``. ``"auto"`` maps 4-D input to ``"nchw"``, 3-D to ``"nsc"`` and
+#: 2-D to ``"nd"`` (pooled features ``(N, D)``: one position, ``S = 1``).
+LAYOUTS = ("auto", "nchw", "nhwc", "nsc", "ncs", "nd")
 
-_NDIM = {"nchw": 4, "nhwc": 4, "nsc": 3, "ncs": 3}
+_NDIM = {"nchw": 4, "nhwc": 4, "nsc": 3, "ncs": 3, "nd": 2}
 
 
 def _is_torch_tensor(a: Any) -> bool:
@@ -80,8 +81,10 @@ def resolve_layout(ndim: int, layout: str, name: str) -> str:
             return "nchw"
         if ndim == 3:
             return "nsc"
+        if ndim == 2:
+            return "nd"
         raise ShapeError(
-            f"{name} must be 4-D (N, C, H, W) or 3-D (N, S, C), got {ndim}-D; "
+            f"{name} must be 4-D (N, C, H, W), 3-D (N, S, C) or 2-D (N, D), got {ndim}-D; "
             "pass layout= to say which axes are which"
         )
     if ndim != _NDIM[layout]:

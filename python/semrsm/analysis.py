@@ -634,6 +634,8 @@ def _spatial_size(shape: tuple[int, ...], layout: str) -> int:
         return int(shape[2] * shape[3])
     if concrete == "nhwc":
         return int(shape[1] * shape[2])
+    if concrete == "nd":
+        return 1
     return int(shape[1] if concrete == "nsc" else shape[2])
 
 

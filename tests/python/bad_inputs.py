@@ -53,7 +53,7 @@ ROWS = [
     Row("misspelt keyword", "semrsm.match_affinity(np.eye(2), return_bounds=True)", OptionError),
     # --- gram / build
     Row("NaN in x", "semrsm.build(np.full((3, 2, 2, 2), np.nan))", NonFiniteError),
-    Row("2-D x", "semrsm.build(np.ones((3, 4)))", ShapeError),
+    Row("1-D x", "semrsm.build(np.ones(3))", ShapeError),
     Row("empty x", "semrsm.build(np.ones((0, 3, 2, 2)))", ShapeError),
     Row("x and y with different C", f"semrsm.build({X}, np.ones((2, 4, 2, 2)))", ShapeError),
     Row("one sample with center=True", "semrsm.build(np.ones((1, 3, 2, 2)))", ShapeError),
