@@ -200,9 +200,9 @@ def gram(
         2-D shift of the ``H × W`` grid, a translation-invariant baseline between ``"none"`` and
         ``"exact"`` (Williams et al., 2021). See the README's "Matchers" section.
     layout : {"auto", "nchw", "nhwc", "nsc", "ncs", "nd"}
-        Axis order. **"auto" treats 4-D input as (N, C, H, W), 3-D input as (N, S, C)** and 2-D
-        input as pooled features (N, D), one position (``"nd"``, S = 1), e.g.
-        ViT tokens (N, T, D). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
+        Axis order. **"auto" treats 4-D input as (N, C, H, W), 3-D input as (N, S, C)** (e.g.
+        ViT tokens (N, T, D)) and 2-D input as pooled features (N, D), one position (``"nd"``,
+        S = 1). Pass ``layout="ncs"`` for (N, C, S) data: a wrong guess is not an
         error, it silently matches channels instead of positions.
     center : bool or "channel"
         ``True``: subtract the mean over samples of each position and channel before matching,
