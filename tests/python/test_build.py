@@ -308,7 +308,7 @@ BAD_CALLS = [
     ("nan_in_x_build", lambda: semrsm.build(_with(np.nan, (0, 0, 0, 1), X4), kernel="rbf"), NonFiniteError, r"x contains a non-finite value \(nan\)"),
     ("inf_in_y", lambda: semrsm.gram(X, _with(np.inf, (3, 4, 2))), NonFiniteError, r"y contains a non-finite value \(inf\)"),
     ("neg_inf_in_y", lambda: semrsm.build(X, _with(-np.inf, (0, 1, 1)), center=False), NonFiniteError, r"y contains a non-finite value \(-inf\)"),
-    ("x_2d", lambda: semrsm.gram(np.zeros((3, 4))), ShapeError, r"4-D .* or 3-D .* got 2-D"),
+    ("x_1d", lambda: semrsm.gram(np.zeros(3)), ShapeError, r"4-D .*, 3-D .* or 2-D .* got 1-D"),
     ("x_5d", lambda: semrsm.gram(np.zeros((2, 3, 4, 5, 6))), ShapeError, r"got 5-D"),
     ("x_1d_build", lambda: semrsm.build(np.zeros(5)), ShapeError, r"got 1-D"),
     ("x_empty_n", lambda: semrsm.gram(np.zeros((0, 3, 4))), ShapeError, r"x is empty.*\(0, 3, 4\)"),
