@@ -5,9 +5,8 @@
     python benches/bench_scale.py dask       # LocalCluster throughput, 1 vs 2 worker processes
     python benches/bench_scale.py all
 
-Each measured run is a fresh Python process that reports its own peak RSS
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``), so the numbers include the interpreter, numpy and
-semrsm. Inputs are generated under ``$TMPDIR`` (default /tmp) and deleted afterwards. Sizes can be
+Each measured run is a fresh Python process that reports its own peak RSS (``VmHWM`` of
+``/proc/self/status``), so the numbers include the interpreter, numpy and semrsm. Inputs are generated under ``$TMPDIR`` (default /tmp) and deleted afterwards. Sizes can be
 lowered with ``--scale`` (a fraction of the default number of samples) for a quick check.
 """
 
@@ -29,7 +28,7 @@ import numpy as np
 
 CHILD = textwrap.dedent(
     """
-    import resource, sys, time, json
+    import sys, time, json
     import numpy as np, semrsm
     args = json.loads(sys.argv[1])
     start = time.perf_counter()
@@ -39,7 +38,9 @@ CHILD = textwrap.dedent(
     G = semrsm.gram(src, matcher=args["matcher"], out=args.get("out"), resume=args.get("resume", False),
                     progress=False, tile=args.get("tile"), threads=args.get("threads"))
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: the peak of this process image. (ru_maxrss would also count the parent's memory
+    # at fork time: Linux carries the pre-exec high-water mark over execve.)
+    peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     print(json.dumps({"seconds": elapsed, "peak_rss": peak, "shape": list(G.shape)}))
     """
 )

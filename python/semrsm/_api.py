@@ -485,6 +485,7 @@ def build(
     options = _tiles.check_options(matcher, matcher_options, center, precision, False, return_bound, threads)
     engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
     square = engine.square
+    engine.record_norms = kernel != "linear"  # the kernels need the norms of the centred samples
     if out is not None and kernel != "linear":
         return _build_to_file(engine, kernel, sigma, sigma_scale, want_sigma, out, resume, progress, client)
     G, _, bound = _tiles.run(engine, out, resume, progress, client, what="build")

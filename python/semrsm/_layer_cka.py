@@ -405,6 +405,7 @@ def layer_cka(
         rows = min(min(defaults), MAX_TILE_ROWS)
     ex = _tiles.Engine.create(engines[0][0], None, layout, engines[0][1], rows)
     ey = _tiles.Engine.create(engines[1][0], None, layout, engines[1][1], rows)
+    ex.record_norms = ey.record_norms = True  # the kernels read sq_x as the tiles go
     n = ex.x.n
     if ey.x.n != n:
         raise ShapeError(f"x and y must hold the same inputs: {n} samples in x, {ey.x.n} in y")

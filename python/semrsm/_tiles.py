@@ -277,10 +277,11 @@ def _first_nonfinite(block: np.ndarray) -> tuple[int, ...]:
 @dataclass
 class Scan:
     """What the streaming pass found: the mean of the samples (``(S, C)`` float64, if asked
-    for) and a content hash."""
+    for), a content hash and the largest magnitude (inf if beyond float64)."""
 
     mean: Optional[np.ndarray]
     digest: str
+    max_abs: float
 
 
 def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
@@ -292,12 +293,17 @@ def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
     row_bytes = max(1, int(np.prod(src.shape[1:], dtype=np.int64)) * src.dtype.itemsize)
     step = max(1, SCAN_BYTES // row_bytes)
     digest = hashlib.blake2b(digest_size=16)
+    max_abs = 0.0
     acc = np.zeros(src.shape[1:], dtype=np.float64) if want_mean else None
     row = np.empty(src.shape[1:], dtype=np.float64) if want_mean else None
     for r0 in range(0, inp.n, step):
         r1 = min(inp.n, r0 + step)
         raw = np.ascontiguousarray(src.read(r0, r1))
-        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        hi, lo = raw.max(), raw.min()  # NaN propagates: one check for NaN, inf and the range
+        top = max(abs(float(hi)), abs(float(lo)))
+        if not np.isfinite(top) and np.isfinite(raw).all():  # float128 beyond float64
+            raise NonFiniteError(f"values of {inp.name} are beyond the float64 range; rescale the data")
+        if not np.isfinite(top):
             index = _first_nonfinite(raw)
             value = raw[index]
             index = (index[0] + r0,) + index[1:]
@@ -305,6 +311,7 @@ def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
                 f"{inp.name} contains a non-finite value ({value}) at index {index}; "
                 "semrsm needs finite numbers"
             )
+        max_abs = max(max_abs, top)
         if want_hash:
             digest.update(raw.reshape(-1).view(np.uint8).data)
         if acc is not None and row is not None:
@@ -316,7 +323,7 @@ def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
         mean = np.ascontiguousarray(inp.to_nsc(acc[None])[0])
         if not np.isfinite(mean).all():  # float128 input beyond float64
             raise NonFiniteError(f"values of {inp.name} are beyond the float64 range; rescale the data")
-    return Scan(mean, digest.hexdigest() if want_hash else "")
+    return Scan(mean, digest.hexdigest() if want_hash else "", max_abs)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -492,6 +499,10 @@ class Engine:
     plan: list[Tile]
     sq_x: np.ndarray = field(repr=False)
     sq_y: Optional[np.ndarray] = field(repr=False)
+    #: Largest magnitude of the centred values can reach (bounds ``|x| + |mean|``), per input.
+    bounds: tuple[float, ...] = (np.inf, np.inf)
+    #: Whether :meth:`block` records the squared norms of the rows it reads.
+    record_norms: bool = False
 
     @classmethod
     def create(
@@ -530,7 +541,11 @@ class Engine:
         if mean is not None and options.center == "channel":
             mean = channel_mean(mean)
         sq_y = None if yi is None else np.full(yi.n, np.nan)
-        return cls(xi, yi, options, mean, tuple(s.digest for s in scans), rows, plan, np.full(xi.n, np.nan), sq_y)
+        shift = 0.0 if mean is None else float(np.abs(mean).max())
+        bounds = tuple(sc.max_abs + shift for sc in scans)
+        return cls(
+            xi, yi, options, mean, tuple(s.digest for s in scans), rows, plan, np.full(xi.n, np.nan), sq_y, bounds
+        )
 
     # -- sizes
     @property
@@ -625,16 +640,20 @@ class Engine:
     # -- reading
     def block(self, which: str, r0: int, r1: int) -> np.ndarray:
         """Rows ``r0:r1`` of ``x`` or ``y`` as a C-contiguous ``(n, S, C)`` block in the working
-        precision, centred; also records their squared norms (float64, before rounding to the
-        working precision). The one place inputs are read, widened and centred for computing."""
+        precision, centred; with ``record_norms`` also records their squared norms (float64,
+        before rounding to the working precision). The one place inputs are read, widened and
+        centred for computing. Overflow is checked only where the scan's bound on
+        ``|x| + |mean|`` says it is possible."""
         inp = self.x if which == "x" else self.y
         assert inp is not None
+        bound = self.bounds[0 if which == "x" else -1]
         # A copy, always: the block is centred in place and must never alias the user's array.
         block = np.array(inp.to_nsc(inp.source.read(r0, r1)), dtype=np.float64, order="C", copy=True)
         if self.mean is not None:
             with np.errstate(over="ignore", invalid="ignore"):
                 np.subtract(block, self.mean, out=block)
-            if not np.isfinite(block).all():
+            # |x - mean| <= |x| + |mean|: only check when that bound is beyond float64.
+            if not bound < np.finfo(np.float64).max and not np.isfinite(block).all():
                 i, s, c = _first_nonfinite(block)
                 raw = float(np.asarray(inp.to_nsc(inp.source.read(r0 + i, r0 + i + 1)))[0, s, c])
                 index = inp.user_index(r0 + i, s, c)
@@ -642,12 +661,13 @@ class Engine:
                     f"values of {inp.name} are too large to centre: {inp.name}{list(index)} = {raw:.6g} "
                     f"minus the mean {self.mean[s, c]:.6g} overflows float64; rescale the data"
                 )
-        sq = np.einsum("nsc,nsc->n", block, block)
-        (self.sq_x if which == "x" else self.sq_y)[r0:r1] = sq  # type: ignore[index]
+        if self.record_norms:
+            sq = np.einsum("nsc,nsc->n", block, block)
+            (self.sq_x if which == "x" else self.sq_y)[r0:r1] = sq  # type: ignore[index]
         if self.options.precision == "float32":
             with np.errstate(over="ignore"):
                 work = block.astype(np.float32)
-            if not np.isfinite(work).all():
+            if not bound < float(np.finfo(np.float32).max) / 2 and not np.isfinite(work).all():
                 raise NonFiniteError(
                     f"{inp.name} has values beyond the float32 range (after centering); use precision='float64'"
                 )
@@ -688,7 +708,9 @@ class Engine:
             yield tile, G, perm, bound
 
     def sq_norms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Squared norms of the centred samples of ``x`` and ``y`` (reading rows no tile read)."""
+        """Squared norms of the centred samples of ``x`` and ``y`` (reading rows no tile read;
+        set ``record_norms`` before running the tiles to gather them on the way)."""
+        self.record_norms = True
         for which, sq in (("x", self.sq_x), ("y", self.sq_y)):
             if sq is None:
                 continue

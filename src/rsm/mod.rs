@@ -368,9 +368,15 @@ fn vector_norms<T: Real>(
     } else {
         None
     };
+    // One pass in the common case: plain squares, checking finiteness and the largest
+    // magnitude on the way. Only if squares could have overflowed (|e| > 1e150) a second pass
+    // scales them by a power of two (exact, so the norms stay reproducible).
     let mut max_abs = 0.0_f64;
+    let (mut max_pos_sq, mut max_sample_sq) = (0.0_f64, 0.0_f64);
     for (i, sample) in a.outer_iter().enumerate() {
+        let mut sample_sq = 0.0_f64;
         for (p, v) in sample.outer_iter().enumerate() {
+            let mut sq = 0.0_f64;
             for (k, &e) in v.iter().enumerate() {
                 let e = e.to_f64();
                 if !e.is_finite() {
@@ -381,28 +387,35 @@ fn vector_norms<T: Real>(
                     });
                 }
                 max_abs = max_abs.max(e.abs());
+                sq += e * e;
             }
-        }
-    }
-    // Norms relative to the largest magnitude (exact powers of two keep them bit-reproducible).
-    #[allow(clippy::cast_possible_truncation)]
-    let scale = if max_abs > 1e150 {
-        2f64.powi(max_abs.log2().floor() as i32)
-    } else {
-        1.0
-    };
-    let (mut max_pos_sq, mut max_sample_sq) = (0.0_f64, 0.0_f64);
-    for (i, sample) in a.outer_iter().enumerate() {
-        let mut sample_sq = 0.0_f64;
-        for (p, v) in sample.outer_iter().enumerate() {
-            let sq: f64 = v.iter().map(|&e| (e.to_f64() / scale).powi(2)).sum();
             sample_sq += sq;
             max_pos_sq = max_pos_sq.max(sq);
             if let Some(norms) = norms.as_mut() {
-                norms[[i, p]] = sq.sqrt() * scale;
+                norms[[i, p]] = sq.sqrt();
             }
         }
         max_sample_sq = max_sample_sq.max(sample_sq);
+    }
+    let mut scale = 1.0;
+    if max_abs > 1e150 {
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            scale = 2f64.powi(max_abs.log2().floor() as i32);
+        }
+        (max_pos_sq, max_sample_sq) = (0.0, 0.0);
+        for (i, sample) in a.outer_iter().enumerate() {
+            let mut sample_sq = 0.0_f64;
+            for (p, v) in sample.outer_iter().enumerate() {
+                let sq: f64 = v.iter().map(|&e| (e.to_f64() / scale).powi(2)).sum();
+                sample_sq += sq;
+                max_pos_sq = max_pos_sq.max(sq);
+                if let Some(norms) = norms.as_mut() {
+                    norms[[i, p]] = sq.sqrt() * scale;
+                }
+            }
+            max_sample_sq = max_sample_sq.max(sample_sq);
+        }
     }
     Ok(Extremes {
         max_position: max_pos_sq.sqrt() * scale,
