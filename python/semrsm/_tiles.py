@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import numbers
 import os
 import sys
@@ -40,6 +41,10 @@ from ._validation import as_real_array, check_flag, check_matcher_options, check
 #: Working-precision bytes of one row block of an input (the rows of a tile); the default tile
 #: has as many rows as fit (at least one).
 BLOCK_BYTES = 64 << 20
+#: Bytes of one tile's results (G, and the bound or permutations when asked for); the default
+#: tile has at most as many rows as keep it within this, so that ``out=`` needs memory for the
+#: tiles in flight only, also when ``S·C`` is small and many rows would fit in a block.
+TILE_BYTES = 256 << 20
 #: Raw bytes read at a time by the streaming pass.
 SCAN_BYTES = 32 << 20
 #: Largest output held in memory, in entries (as the core's limit; a file via ``out=`` is not
@@ -760,10 +765,13 @@ def plan_gram(
 
 def _default_rows(x: Input, y: Optional[Input], o: Options) -> int:
     """Rows per tile: as many as keep one block within :data:`BLOCK_BYTES` (the whole input in
-    one tile when it fits), fewer when permutations would make the tile large."""
+    one tile when it fits) and the tile's results within :data:`TILE_BYTES`, fewer when
+    permutations would make the tile large."""
     work = 4 if o.precision == "float32" else 8
     n = max(x.n, 0 if y is None else y.n)
     rows = max(1, BLOCK_BYTES // max(1, x.s * x.c * work))
+    per_entry = 8 * (3 + o.return_bound) + work  # as Engine.memory_estimate's "tile"
+    rows = min(rows, max(1, int((TILE_BYTES // per_entry) ** 0.5)))
     if o.return_permutations:
         rows = min(rows, max(1, int((BLOCK_BYTES // (8 * x.s)) ** 0.5)))
     return int(min(n, rows))
@@ -892,6 +900,7 @@ class FileSink:
         self.G.flush()  # msync: the data are on disk before the tile is marked done
         os.pwrite(self._state_fd, b"\x01", self.header_len + tile.index)
         os.fsync(self._state_fd)
+        _release_pages(self.G)
 
     def finish(self, rename: bool = True) -> tuple[np.ndarray, None, None]:
         """Make the result durable; with ``rename`` move it onto ``out`` and return it opened
@@ -923,6 +932,16 @@ class FileSink:
         if self._state_fd >= 0:
             os.close(self._state_fd)
             self._state_fd = -1
+
+
+def _release_pages(a: np.ndarray) -> None:
+    """Drop the (flushed, clean) pages of a memory-mapped result from this process's memory, so
+    that the resident size of a run with ``out=`` stays that of the tiles in flight instead of
+    growing with the file. Later reads fault the data back in from the file."""
+    mapping = getattr(a, "_mmap", None)  # numpy.memmap's mmap.mmap
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if mapping is not None and advice is not None and hasattr(mapping, "madvise"):
+        mapping.madvise(advice)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -193,6 +193,44 @@ def test_memory_estimate_raises_before_allocating(monkeypatch):
     semrsm.gram(big[:300], matcher="none", center=False, out=None)
 
 
+def test_default_tiles_bound_the_results_in_flight(tmp_path, monkeypatch):
+    """With out=, only the tiles in flight are in memory, also when S·C is tiny (many rows fit in
+    a block): the default tile keeps its results within TILE_BYTES, so a large N needs no tile=."""
+    monkeypatch.setattr(_tiles, "TILE_BYTES", 1 << 20)
+    x = RNG.normal(size=(700, 1, 1, 1))
+    engine = _tiles.plan_gram(x, matcher="none")
+    assert engine.rows < 700
+    assert engine.memory_estimate(output_in_memory=False)["tile"] <= 1 << 20
+    monkeypatch.setattr(_tiles, "available_memory", lambda: 8 << 20)  # < one 700 x 700 tile
+    G = semrsm.gram(x, matcher="none", out=tmp_path / "G.npy", progress=False)
+    monkeypatch.setattr(_tiles, "available_memory", lambda: None)
+    assert np.array_equal(bits(G), bits(semrsm.gram(x, matcher="none", tile=700)))
+
+
+def test_out_file_pages_do_not_stay_resident(tmp_path):
+    """The result written with out= does not accumulate in the process's resident memory: a
+    128 MB output in 64 tiles raises the peak RSS (VmHWM, a fresh process) far less than its size."""
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, semrsm
+        def hwm():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) * 1024
+        x = np.random.default_rng(0).normal(size=(4000, 1, 1, 1))
+        semrsm.gram(x[:50], matcher="none", tile=10)  # warm up imports and pools
+        before = hwm()
+        semrsm.gram(x, matcher="none", tile=500, out={str(tmp_path / "G.npy")!r}, progress=False)
+        print(hwm() - before)
+        """
+    )
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc (Linux)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 48 << 20  # the output is 128 MB; a tile of results is 8 MB
+
+
 def test_fixed_limits_without_a_memory_estimate(monkeypatch):
     monkeypatch.setattr(_tiles, "available_memory", lambda: None)
     monkeypatch.setattr(_tiles, "MAX_PERMUTATION_ENTRIES", 1000)
