@@ -246,6 +246,7 @@ fn gram_with_bounds_is_bit_identical_across_thread_counts() {
                 threads,
                 return_permutations: true,
                 return_bound: true,
+                prefix_tokens: 0,
             };
             gram(
                 x.view(),

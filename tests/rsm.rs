@@ -22,6 +22,7 @@ fn opts(matcher: Matcher, threads: Option<usize>) -> GramOptions {
         threads,
         return_permutations: false,
         return_bound: false,
+        prefix_tokens: 0,
     }
 }
 
@@ -142,6 +143,7 @@ fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
         threads: None,
         return_permutations: true,
         return_bound: false,
+        prefix_tokens: 0,
     };
     let out = gram(x.view(), None, &options, &no_cancel()).unwrap();
     let perm = out.permutations.unwrap();
@@ -246,6 +248,7 @@ fn invalid_inputs_are_errors() {
         threads: None,
         return_permutations: true,
         return_bound: false,
+        prefix_tokens: 0,
     };
     let big = Array3::<f32>::zeros((2000, 300, 1));
     assert!(matches!(
@@ -330,6 +333,7 @@ fn tiles_of_any_size_assemble_to_bit_identical_gram() {
                 threads: Some(3),
                 return_permutations: perm,
                 return_bound: bound,
+                prefix_tokens: 0,
             };
             let whole = gram(x.view(), None, &o, &no_cancel()).unwrap();
             let whole32 = gram(x32.view(), None, &o, &no_cancel()).unwrap();
@@ -370,4 +374,65 @@ fn none_in_f32_checks_whole_sample_norms() {
     let g = gram(x64.view(), None, &o, &no_cancel()).unwrap().values;
     assert!(g.iter().all(|v| v.is_finite()));
     assert_eq!(g[[0, 1]], -(3e18_f32 as f64).powi(2) * 32.0);
+}
+
+/// `prefix_tokens = k`: the first k positions pair position by position, the rest are matched:
+/// G = Σ_{t<k} <x_i[t], y_j[t]> + (the k = 0 result on positions k..), for every matcher, with
+/// the prefix mapped to itself in the permutations; k ≥ S is an option error.
+#[test]
+fn prefix_tokens_fix_the_prefix_and_match_the_rest() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let x = Array3::from_shape_fn((5, 6, 3), |_| rng.random_range(-1.0..1.0_f64));
+    let k = 2;
+    for matcher in [Matcher::Exact, Matcher::Greedy, Matcher::None] {
+        let with = GramOptions {
+            matcher,
+            return_permutations: true,
+            return_bound: true,
+            prefix_tokens: k,
+            ..GramOptions::default()
+        };
+        let rest = GramOptions {
+            prefix_tokens: 0,
+            ..with.clone()
+        };
+        let a = gram(x.view(), None, &with, &no_cancel()).unwrap();
+        let b = gram(x.slice(s![.., k.., ..]), None, &rest, &no_cancel()).unwrap();
+        let (pa, pb) = (a.permutations.unwrap(), b.permutations.unwrap());
+        for i in 0..5 {
+            for j in 0..5 {
+                let fixed: f64 = (0..k)
+                    .map(|t| {
+                        let (a, b) = (x.slice(s![i, t, ..]), x.slice(s![j, t, ..]));
+                        a.iter().zip(b.iter()).map(|(p, q)| p * q).sum::<f64>()
+                    })
+                    .sum();
+                let expected = if i == j {
+                    a.values[[i, i]]
+                } else {
+                    fixed + b.values[[i, j]]
+                };
+                assert!((a.values[[i, j]] - expected).abs() < 1e-12);
+                for t in 0..6 {
+                    let want = if t < k {
+                        t as i64
+                    } else {
+                        pb[[i, j, t - k]] + k as i64
+                    };
+                    assert_eq!(pa[[i, j, t]], want);
+                }
+            }
+            let norm: f64 = x.slice(s![i, .., ..]).iter().map(|e| e * e).sum();
+            assert!((a.values[[i, i]] - norm).abs() < 1e-12);
+        }
+    }
+    let bad = GramOptions {
+        prefix_tokens: 6,
+        ..GramOptions::default()
+    };
+    let err = gram(x.view(), None, &bad, &no_cancel()).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidOption(ref m) if m.contains("S = 6")),
+        "{err}"
+    );
 }

@@ -106,6 +106,7 @@ def _compute(
         progress=args.progress,
         client=client,
         tile=args.tile,
+        prefix_tokens=args.prefix_tokens,
         **matcher_options,
     )
 
@@ -296,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute the tiles on a Dask cluster, e.g. tcp://10.0.0.1:8786 (pip install 'semrsm[dask]')",
     )
     p_build.add_argument("--tile", type=int, default=None, metavar="ROWS", help="rows per tile (default: automatic)")
+    p_build.add_argument(
+        "--prefix-tokens",
+        type=int,
+        default=0,
+        metavar="K",
+        help="the first K tokens (ViT CLS/register tokens, timm's num_prefix_tokens) are compared "
+        "position by position, not matched (default 0)",
+    )
     return parser
 
 

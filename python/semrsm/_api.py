@@ -28,10 +28,13 @@ PRECISIONS = _tiles.PRECISIONS
 
 # Keyword arguments of the public functions (for the unknown-keyword error message).
 _RUN_KEYWORDS = ("out", "resume", "progress", "client", "tile")
-_GRAM_KEYWORDS = ("matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound", *_RUN_KEYWORDS)
+_GRAM_KEYWORDS = (
+    "matcher", "layout", "center", "threads", "return_permutations", "precision", "return_bound", "prefix_tokens",
+    *_RUN_KEYWORDS,
+)
 _BUILD_KEYWORDS = (
     "kernel", "matcher", "layout", "center", "sigma", "sigma_scale", "threads", "precision", "return_bound",
-    "return_sigma", *_RUN_KEYWORDS,
+    "return_sigma", "prefix_tokens", *_RUN_KEYWORDS,
 )
 _MATCH_KEYWORDS = ("matcher", "return_bound")
 
@@ -75,6 +78,7 @@ def gram(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> _Array: ...
 @overload
@@ -94,6 +98,7 @@ def gram(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -113,6 +118,7 @@ def gram(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -132,6 +138,7 @@ def gram(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array, _Array]: ...
 @overload
@@ -151,6 +158,7 @@ def gram(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, _Array, _Array]]: ...
 
@@ -171,6 +179,7 @@ def gram(
     progress: Optional[bool] = None,
     client: Any = None,
     tile: Optional[int] = None,
+    prefix_tokens: int = 0,
     **matcher_options: int,
 ) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Matched inner products ``G[i, j] = max_P <x_i, P y_j>`` of all pairs of samples.
@@ -249,6 +258,14 @@ def gram(
     tile : int, optional
         Rows (and columns) per tile; default: as many as keep one row block near 64 MiB (the
         whole input in one tile when it fits). The result does not depend on it.
+    prefix_tokens : int
+        Prefix tokens ``k`` (timm's ``num_prefix_tokens``: a ViT's CLS and register tokens, which
+        summarise the image rather than a location): the first ``k`` positions are compared
+        position by position and are not matched, the other ``S - k`` are, so ``G[i, j] =
+        sum_{t<k} <x_i[t], y_j[t]> + max_P <x_i[k:], P y_j[k:]>``. Works with every matcher
+        (``"shift"``: the grid is the ``S - k`` remaining tokens, so ``w`` must divide ``S - k``),
+        ``return_bound`` (prefix part + bound of the matched part) and ``return_permutations``
+        (``perm[i, j, t] = t`` for ``t < k``). ``0 <= k < S``; default 0 (match every position).
     **matcher_options : int
         Options of the chosen matcher: ``k`` (topk_greedy, >= 0), ``b`` (batch_optimal, >= 1),
         ``gap_ppm`` (auction, 0..1e6), ``w`` (shift: grid width; 0 = square). Other matchers take
@@ -272,7 +289,7 @@ def gram(
     check_keywords(matcher_options, "gram", _GRAM_KEYWORDS)
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
     options = _tiles.check_options(
-        matcher, matcher_options, center, precision, return_permutations, return_bound, threads
+        matcher, matcher_options, center, precision, return_permutations, return_bound, threads, prefix_tokens
     )
     engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
     G, perm, bound = _tiles.run(engine, out, resume, progress, client)
@@ -308,6 +325,7 @@ def build(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> _Array: ...
 @overload
@@ -330,6 +348,7 @@ def build(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array]: ...
 @overload
@@ -352,6 +371,7 @@ def build(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, float]: ...
 @overload
@@ -374,6 +394,7 @@ def build(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, _Array, float]: ...
 @overload
@@ -396,6 +417,7 @@ def build(
     progress: Optional[bool] = ...,
     client: Any = ...,
     tile: Optional[int] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> Union[_Array, tuple[_Array, _Array], tuple[_Array, float], tuple[_Array, _Array, float]]: ...
 
@@ -419,13 +441,14 @@ def build(
     progress: Optional[bool] = None,
     client: Any = None,
     tile: Optional[int] = None,
+    prefix_tokens: int = 0,
     **matcher_options: int,
 ) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray, float]]:
     """Semantic (or, with ``matcher="none"``, spatio-semantic) RSM of representations.
 
     Parameters
     ----------
-    x, y, matcher, layout, center, threads, precision, progress, client, tile, **matcher_options
+    x, y, matcher, layout, center, threads, precision, progress, client, tile, prefix_tokens, **matcher_options
         As for :func:`gram`, e.g. ``build(z, matcher="batch_optimal", b=512)``.
     out, resume
         As for :func:`gram`: ``K`` is written to ``out`` (``G`` first goes to
@@ -482,7 +505,9 @@ def build(
             if given:
                 raise OptionError(f"{name} only applies to kernel='rbf', not kernel={kernel!r}")
     matcher_options = _with_grid_width(x, layout, matcher, matcher_options)
-    options = _tiles.check_options(matcher, matcher_options, center, precision, False, return_bound, threads)
+    options = _tiles.check_options(
+        matcher, matcher_options, center, precision, False, return_bound, threads, prefix_tokens
+    )
     engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
     square = engine.square
     engine.record_norms = kernel != "linear"  # the kernels need the norms of the centred samples

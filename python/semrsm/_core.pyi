@@ -38,6 +38,7 @@ def gram(
     return_permutations: bool = False,
     return_bound: bool = False,
     progress: Optional[Callable[[int], object]] = None,
+    prefix_tokens: int = 0,
 ) -> tuple[
     npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]], Optional[npt.NDArray[np.float64]]
 ]: ...

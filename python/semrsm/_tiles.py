@@ -419,10 +419,13 @@ class Options:
     return_permutations: bool
     return_bound: bool
     threads: Optional[int]
+    prefix_tokens: int = 0
 
     def key(self) -> dict[str, Any]:
         """Everything the values depend on (not ``threads``: results are identical for any)."""
+        extra = {"prefix_tokens": self.prefix_tokens} if self.prefix_tokens else {}
         return {
+            **extra,
             "matcher": self.matcher,
             "matcher_options": dict(sorted(self.matcher_options.items())),
             "center": self.center,
@@ -440,6 +443,7 @@ def check_options(
     return_permutations: Any,
     return_bound: Any,
     threads: Any,
+    prefix_tokens: Any = 0,
 ) -> Options:
     """Validate the options shared by :func:`semrsm.gram` and :func:`semrsm.build`."""
     names = tuple(_core.MATCHERS)
@@ -455,7 +459,15 @@ def check_options(
         return_permutations=check_flag(return_permutations, "return_permutations"),
         return_bound=check_flag(return_bound, "return_bound"),
         threads=check_threads(threads),
+        prefix_tokens=check_prefix_tokens(prefix_tokens),
     )
+
+
+def check_prefix_tokens(k: Any) -> int:
+    """``prefix_tokens=``: an int ``>= 0`` (``< S`` is checked once the input's S is known)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or int(k) < 0:
+        raise OptionError(f"prefix_tokens must be an int >= 0 (the number of CLS/register tokens), got {k!r}")
+    return int(k)
 
 
 #: Values of ``center=``: the paper's per-position mean, the per-channel mean, none.
@@ -531,6 +543,11 @@ class Engine:
                     f"x and y must have the same number of spatial positions S, got {xi.s} and {yi.s}"
                 )
         reference = xi if yi is None else yi
+        if options.prefix_tokens >= xi.s:
+            raise OptionError(
+                f"prefix_tokens={options.prefix_tokens} must be below the number of positions S = {xi.s} "
+                f"of {xi.name} (layout {xi.layout}): at least one token must be matched"
+            )
         if options.center and reference.n < 2:
             raise ShapeError(
                 f"center={options.center!r} needs at least 2 samples in {reference.name} (got 1): centering one "
@@ -691,6 +708,7 @@ class Engine:
             return_permutations=o.return_permutations,
             return_bound=o.return_bound,
             progress=progress,
+            prefix_tokens=o.prefix_tokens,
         )
 
     def tiles(

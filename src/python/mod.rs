@@ -196,7 +196,7 @@ enum Samples<'py> {
 /// float32 `(n, S, C)` blocks, already centred; `y=None` is a diagonal tile. `progress`, if
 /// given, is called with the number of pairs finished since its last call (every 50 ms).
 #[pyfunction]
-#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None))]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None, prefix_tokens=0))]
 #[allow(clippy::too_many_arguments)]
 fn gram<'py>(
     py: Python<'py>,
@@ -208,6 +208,7 @@ fn gram<'py>(
     return_permutations: bool,
     return_bound: bool,
     progress: Option<Bound<'py, PyAny>>,
+    prefix_tokens: usize,
 ) -> PyResult<GramResult<'py>> {
     let matcher = parse_matcher(matcher, options)?;
     let opts = GramOptions {
@@ -215,6 +216,7 @@ fn gram<'py>(
         threads,
         return_permutations,
         return_bound,
+        prefix_tokens,
     };
     let out = match (&x, &y) {
         (Samples::F64(x), None) => {

@@ -123,6 +123,13 @@ pub struct GramOptions {
     /// ([`Matcher::assign_with_bound`]). Needs the affinity of every pair, also for
     /// [`Matcher::None`].
     pub return_bound: bool,
+    /// Prefix tokens `k` (timm's `num_prefix_tokens`: a ViT's CLS and register tokens): the
+    /// first `k` positions are compared position by position and not matched, the other
+    /// `S − k` are matched, so `G[i, j] = Σ_{t<k} ⟨x_i[t], y_j[t]⟩ + max_P ⟨x_i[k..], P y_j[k..]⟩`.
+    /// The matcher sees only the `S − k` matched positions (for [`Matcher::Shift`] they are the
+    /// grid), permutations map `t ↦ t` for `t < k`, and the bound is the prefix part plus the
+    /// bound of the matched part. Must be below `S`; `0` (default) matches every position.
+    pub prefix_tokens: usize,
 }
 
 impl Default for GramOptions {
@@ -132,6 +139,7 @@ impl Default for GramOptions {
             threads: None,
             return_permutations: false,
             return_bound: false,
+            prefix_tokens: 0,
         }
     }
 }
@@ -163,8 +171,8 @@ pub struct Gram {
 /// [`Error::Empty`] for a zero-sized dimension, [`Error::Shape`] for mismatched `S` or `C`,
 /// [`Error::NonFinite`] for NaN/inf entries, [`Error::Range`] for values whose products would
 /// overflow, [`Error::TooLarge`] when the output, permutations or per-thread affinity exceed the
-/// limits above or cannot be allocated, [`Error::InvalidOption`] for `threads == Some(0)`,
-/// [`Error::ThreadPool`], [`Error::Interrupted`].
+/// limits above or cannot be allocated, [`Error::InvalidOption`] for `threads == Some(0)` or
+/// `prefix_tokens ≥ S`, [`Error::ThreadPool`], [`Error::Interrupted`].
 ///
 /// # Example
 /// ```
@@ -244,6 +252,13 @@ fn validate<T: Real>(
     }
     let (n, s, c) = x.dim();
     check_nonempty(x, "x")?;
+    if options.prefix_tokens >= s {
+        return Err(Error::InvalidOption(format!(
+            "prefix_tokens must be below the number of positions S = {s} (at least one token \
+             is matched), got {}",
+            options.prefix_tokens
+        )));
+    }
     let keep = needs_pairs(options);
     let ext_x = vector_norms(x, "x", keep)?;
     let mut norms_y = None;
@@ -565,8 +580,9 @@ fn pairwise<T: Real>(
     } else {
         None
     };
+    let prefix = options.prefix_tokens;
     let slots = (0..threads)
-        .map(|_| PairScratch::<T>::try_new(s, options.matcher).map(Mutex::new))
+        .map(|_| PairScratch::<T>::try_new(s - prefix, options.matcher).map(Mutex::new))
         .collect::<Result<Vec<_>>>()?;
     let matcher = options.matcher;
     let uses_norms = !norms.x.is_empty();
@@ -631,20 +647,34 @@ fn pairwise<T: Real>(
                 } else {
                     (&[][..], &[][..])
                 };
-                let (g, bound) = scratch.match_pair(
-                    matcher,
-                    xi,
-                    yv.index_axis(Axis(0), j),
-                    (nx, ny),
-                    with_bound,
-                )?;
+                let yj = yv.index_axis(Axis(0), j);
+                let (g, bound) = if prefix == 0 {
+                    scratch.match_pair(matcher, xi, yj, (nx, ny), with_bound)?
+                } else {
+                    // The prefix tokens position by position, the rest matched.
+                    let fixed = prefix_dot(xi, yj, prefix);
+                    let (g, bound) = scratch.match_pair(
+                        matcher,
+                        xi.slice(ndarray::s![prefix.., ..]),
+                        yj.slice(ndarray::s![prefix.., ..]),
+                        (
+                            nx.get(prefix..).unwrap_or(&[]),
+                            ny.get(prefix..).unwrap_or(&[]),
+                        ),
+                        with_bound,
+                    )?;
+                    (fixed + g, fixed + bound)
+                };
                 vrow[j - j0] = g;
                 if let Some(b) = brow.as_mut() {
                     b[j - j0] = bound;
                 }
                 if let Some(p) = prow.as_mut() {
+                    for k in 0..prefix {
+                        p[[j - j0, k]] = k as i64;
+                    }
                     for (k, &t) in scratch.perm.iter().enumerate() {
-                        p[[j - j0, k]] = t as i64;
+                        p[[j - j0, prefix + k]] = (prefix + t) as i64;
                     }
                 }
                 progress.fetch_add(1, Ordering::Relaxed);
@@ -675,6 +705,17 @@ fn pairwise<T: Real>(
         permutations,
         bounds,
     })
+}
+
+/// `Σ_{t<k} ⟨x[t], y[t]⟩` in `f64`, in a fixed order (the prefix tokens' part of a pair).
+fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> f64 {
+    let mut sum = 0.0_f64;
+    for t in 0..k {
+        for (&a, &b) in x.row(t).iter().zip(y.row(t).iter()) {
+            sum += a.to_f64() * b.to_f64();
+        }
+    }
+    sum
 }
 
 /// Buffers for one pair: the affinity, the permutation and the matcher's workspace.

@@ -71,6 +71,8 @@ ROWS = [
     Row("threads = 0", f"semrsm.gram({X}, threads=0)", OptionError),
     Row("flag that is not a bool", f"semrsm.gram({X}, return_permutations='no')", OptionError),
     Row("unknown precision", f"semrsm.gram({X}, precision='float16')", OptionError),
+    Row("negative prefix_tokens", f"semrsm.gram({X}, prefix_tokens=-1)", OptionError),
+    Row("prefix_tokens = S (no token left to match)", f"semrsm.gram({X}, prefix_tokens=4)", OptionError),
     Row("zero-norm sample, cosine", "semrsm.build(np.zeros((3, 2, 2, 2)), kernel='cosine', center=False)", SemrsmError),
     # --- certified_gap
     Row("shapes that would broadcast", "semrsm.certified_gap(np.ones((3, 1)), np.ones(3))", ShapeError),
