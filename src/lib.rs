@@ -12,12 +12,14 @@
 //! - [`matching`]: how two samples are matched (`none`, `exact`, the paper's `greedy`,
 //!   `topk_greedy`, `batch_optimal`, and the certified `auction`), and certified upper bounds.
 //! - [`rsm`]: the parallel pairwise fill of `G`.
+//! - [`kernels`]: the vector kernels and the one choice of instruction set (`SEMRSM_ISA`).
 //! - [`error`]: the error type.
 //!
 //! The Python bindings live in `src/python/` behind the `python` feature; nothing else here knows
 //! about Python.
 
 pub mod error;
+pub mod kernels;
 pub mod lap;
 pub mod matching;
 pub mod rsm;
