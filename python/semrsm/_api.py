@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union, overload
 import numpy as np
 
 from . import _core, _tiles, kernels
-from ._errors import OptionError, SemrsmError, ShapeError
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
 from ._validation import as_real_array, check_finite, check_flag, check_keywords, check_matcher_options
 
 __all__ = ["build", "gram", "match_affinity", "certified_gap", "MATCHERS", "PRECISIONS"]
@@ -36,7 +36,7 @@ _BUILD_KEYWORDS = (
     "kernel", "matcher", "layout", "center", "sigma", "sigma_scale", "threads", "precision", "return_bound",
     "return_sigma", "prefix_tokens", *_RUN_KEYWORDS,
 )
-_MATCH_KEYWORDS = ("matcher", "return_bound")
+_MATCH_KEYWORDS = ("matcher", "return_bound", "prefix_tokens")
 
 
 def _with_grid_width(x: Any, layout: str, matcher: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -594,6 +594,7 @@ def match_affinity(
     *,
     matcher: str = ...,
     return_bound: Literal[False] = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, float]: ...
 @overload
@@ -604,6 +605,7 @@ def match_affinity(
     *,
     matcher: str = ...,
     return_bound: Literal[True],
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> tuple[_Array, float, float]: ...
 @overload
@@ -614,6 +616,7 @@ def match_affinity(
     *,
     matcher: str = ...,
     return_bound: bool = ...,
+    prefix_tokens: int = ...,
     **matcher_options: int,
 ) -> Union[tuple[_Array, float], tuple[_Array, float, float]]: ...
 
@@ -625,6 +628,7 @@ def match_affinity(
     *,
     matcher: str = "exact",
     return_bound: bool = False,
+    prefix_tokens: int = 0,
     **matcher_options: int,
 ) -> Union[tuple[np.ndarray, float], tuple[np.ndarray, float, float]]:
     """Match one pair of samples given their affinity matrix.
@@ -646,6 +650,11 @@ def match_affinity(
         One of :data:`MATCHERS` (see :func:`gram`).
     return_bound : bool
         Also return the certified upper bound on the exact value (see :func:`gram`).
+    prefix_tokens : int
+        Prefix tokens ``k`` (a ViT's CLS/register tokens, as in :func:`gram`): positions
+        ``t < k`` are paired with themselves (``perm[t] = t``) and only the block ``A[k:, k:]``
+        is matched, so ``value = sum_{t<k} A[t, t] + max_P <A[k:, k:], P>`` (the norms of
+        positions ``t >= k`` are used). ``0 <= k < S``; default 0.
     **matcher_options : int
         As for :func:`gram`.
 
@@ -654,7 +663,8 @@ def match_affinity(
     perm : ndarray of int64, shape (S,)
         ``perm[s]`` is the position of ``y`` matched to position ``s`` of ``x``.
     value : float
-        ``A[arange(S), perm].sum()``, summed in order of ``s``.
+        ``A[arange(S), perm].sum()``, summed in order of ``s`` (with ``prefix_tokens=k``: the
+        prefix's diagonal, then the matched block's sum in order, added).
     bound : float
         Only with ``return_bound=True``: ``value <= exact optimum <= bound``.
 
@@ -665,7 +675,8 @@ def match_affinity(
     NonFiniteError
         For NaN or infinite entries (affinity or norms), or magnitudes above 1e300.
     OptionError
-        For an unknown matcher or option, or a norm-based matcher without norms.
+        For an unknown matcher or option, a norm-based matcher without norms, or
+        ``prefix_tokens`` not in ``0..S-1``.
     SemrsmError
         For non-real dtypes or negative norms.
 
@@ -679,8 +690,12 @@ def match_affinity(
     >>> _, exact = semrsm.match_affinity(x @ y.T)
     >>> bool(value <= exact <= bound + 1e-9)
     True
+    >>> perm, value = semrsm.match_affinity(x @ y.T, prefix_tokens=1)   # position 0: a CLS token
+    >>> int(perm[0]), bool(value <= exact)
+    (0, True)
     """
     check_keywords(matcher_options, "match_affinity", _MATCH_KEYWORDS)
+    k = _tiles.check_prefix_tokens(prefix_tokens)
     _check_matcher(matcher)
     a = as_real_array(affinity, "affinity")
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -693,10 +708,15 @@ def match_affinity(
             f"matcher {matcher!r} orders positions by their norm: pass norms_x and norms_y "
             "(np.linalg.norm(x, axis=1) for x of shape (S, C))"
         )
+    if k >= s:
+        raise OptionError(
+            f"prefix_tokens={k} must be below the number of positions S = {s} of the affinity: at least "
+            "one position must be matched"
+        )
     norms = []
     for name, n in (("norms_x", norms_x), ("norms_y", norms_y)):
         if n is None:
-            norms.append(np.zeros(s))
+            norms.append(np.zeros(s - k))
             continue
         arr = as_real_array(n, name)
         if arr.shape != (s,):
@@ -704,15 +724,28 @@ def match_affinity(
         check_finite(arr, name)
         if (arr < 0).any():
             raise SemrsmError(f"{name} must hold L2 norms (>= 0), got {float(arr[arr < 0][0])!r}")
-        norms.append(np.ascontiguousarray(arr, dtype=np.float64))
+        norms.append(np.ascontiguousarray(arr[k:], dtype=np.float64))
+    fixed = 0.0
+    if k:
+        # The core checks the block it matches; the whole matrix is checked here, as without a prefix.
+        check_finite(a, "affinity")
+        top = float(np.abs(a).max())
+        if top > 1e300:
+            raise NonFiniteError(f"affinity has values beyond the supported range: largest magnitude {top:e} exceeds 1e+300")
+        for t in range(k):  # the prefix tokens' part, in order
+            fixed += float(a[t, t])
     perm, value, bound = _core.match_affinity(
-        np.ascontiguousarray(a, dtype=np.float64),
+        np.ascontiguousarray(a[k:, k:], dtype=np.float64),
         norms[0],
         norms[1],
         matcher=matcher,
         options=check_matcher_options(matcher_options),
         return_bound=check_flag(return_bound, "return_bound"),
     )
+    if k:
+        perm = np.concatenate([np.arange(k, dtype=np.int64), perm + k])
+        value = fixed + value
+        bound = None if bound is None else fixed + bound
     if return_bound:
         assert bound is not None
         return perm, value, bound

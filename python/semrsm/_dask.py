@@ -15,7 +15,7 @@ semrsm's own thread pool).
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -26,22 +26,33 @@ from ._tiles import ArraySource, Engine, Tile
 TILES_PER_TASK = 4
 
 
-def _compute_group(engine: Engine, tiles: list[Tile], *arrays: np.ndarray) -> list[tuple[Any, ...]]:
-    """Run on a worker: the tiles of one group, from row blocks the worker reads itself."""
+def localize(engine: Engine, arrays: list[np.ndarray]) -> Engine:
+    """On a worker: a copy of a shipped engine with fresh norms and the scattered in-memory
+    inputs attached (taken from the front of ``arrays``, x before y)."""
     local = copy.copy(engine)  # tasks on one worker share the deserialised engine
     local.sq_x = np.full(engine.x.n, np.nan)
     local.sq_y = None if engine.y is None else np.full(engine.y.n, np.nan)
-    attach = list(arrays)
     for name in ("x", "y"):
         inp = getattr(local, name)
         if inp is not None and isinstance(inp.source, _Scattered):
             inp = copy.copy(inp)
-            inp.source = ArraySource(attach.pop(0), "array")
+            inp.source = ArraySource(arrays.pop(0), "array")
             setattr(local, name, inp)
+    return local
+
+
+def todo_of(engine: Engine, tiles: list[Tile]) -> list[bool]:
+    """The ``todo`` flags of :meth:`Engine.tiles` for these tiles."""
     todo = [False] * len(engine.plan)
     for t in tiles:
         todo[t.index] = True
-    return list(local.tiles(todo))
+    return todo
+
+
+def _compute_group(engine: Engine, tiles: list[Tile], *arrays: np.ndarray) -> list[tuple[Any, ...]]:
+    """Run on a worker: the tiles of one group, from row blocks the worker reads itself."""
+    local = localize(engine, list(arrays))
+    return list(local.tiles(todo_of(engine, tiles)))
 
 
 class _Scattered(ArraySource):
@@ -69,15 +80,19 @@ def _groups(engine: Engine, todo: Optional[list[bool]]) -> list[list[Tile]]:
     return groups
 
 
-def run_on_cluster(client: Any, engine: Engine, sink: Any, bar: Any) -> None:
-    """Compute the tiles ``sink.todo`` asks for on ``client``'s workers, writing each result to
-    ``sink`` as it arrives (at most a few tasks per worker in flight)."""
+def check_client(client: Any) -> None:
+    """``client=`` must be a ``dask.distributed.Client`` (and the extra installed)."""
     try:
-        from distributed import as_completed
+        import distributed  # noqa: F401
     except ImportError:  # pragma: no cover - the extra is not installed
         raise OptionError("client= needs dask.distributed: pip install 'semrsm[dask]'") from None
     if not hasattr(client, "submit") or not hasattr(client, "scatter"):
         raise OptionError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+
+
+def ship(client: Any, engine: Engine) -> tuple[Any, list[Any]]:
+    """Send ``engine`` to every worker once (without norms; in-memory numpy inputs scattered
+    separately, file-backed ones as their source): ``(engine_future, scattered_futures)``."""
     shipped = copy.copy(engine)
     shipped.sq_x = np.full(engine.x.n, np.nan)
     shipped.sq_y = None if engine.y is None else np.full(engine.y.n, np.nan)
@@ -94,21 +109,42 @@ def run_on_cluster(client: Any, engine: Engine, sink: Any, bar: Any) -> None:
             setattr(shipped, name, clone)
             scattered.append(client.scatter(inp.source.array, broadcast=False, hash=False))
     [engine_future] = client.scatter([shipped], broadcast=True, hash=False)
-    groups = _groups(engine, sink.todo)
+    return engine_future, scattered
+
+
+def stream(client: Any, groups: list[list[Tile]], task: Callable[[list[Tile]], tuple[Any, ...]], consume: Callable[[Any], None]) -> None:
+    """Submit ``task(group)`` (a function and its arguments) for each group, at most two tasks per
+    worker in flight, and call ``consume`` with each result as it arrives (completion order)."""
+    from distributed import as_completed
+
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     window = 2 * workers
     pending = as_completed()
     it = iter(groups)
     for group in it:
-        pending.add(client.submit(_compute_group, engine_future, group, *scattered, pure=False))
+        fn, *args = task(group)
+        pending.add(client.submit(fn, *args, pure=False))
         if pending.count() >= window:
             break
     for future in pending:
-        for tile, G, P, B in future.result():
-            sink.write(tile, G, P, B)
-            if bar is not None:
-                bar.update(tile.pairs)
+        consume(future.result())
         future.release()
         nxt = next(it, None)
         if nxt is not None:
-            pending.add(client.submit(_compute_group, engine_future, nxt, *scattered, pure=False))
+            fn, *args = task(nxt)
+            pending.add(client.submit(fn, *args, pure=False))
+
+
+def run_on_cluster(client: Any, engine: Engine, sink: Any, bar: Any) -> None:
+    """Compute the tiles ``sink.todo`` asks for on ``client``'s workers, writing each result to
+    ``sink`` as it arrives (at most a few tasks per worker in flight)."""
+    check_client(client)
+    engine_future, scattered = ship(client, engine)
+
+    def consume(results: list[tuple[Any, ...]]) -> None:
+        for tile, G, P, B in results:
+            sink.write(tile, G, P, B)
+            if bar is not None:
+                bar.update(tile.pairs)
+
+    stream(client, _groups(engine, sink.todo), lambda group: (_compute_group, engine_future, group, *scattered), consume)

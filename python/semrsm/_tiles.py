@@ -36,7 +36,15 @@ import numpy as np
 
 from . import _core
 from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
-from ._validation import as_real_array, check_flag, check_matcher_options, check_threads, resolve_layout
+from ._validation import (
+    as_real_array,
+    check_flag,
+    check_matcher_options,
+    check_threads,
+    cpu_tensor,
+    is_torch_tensor,
+    resolve_layout,
+)
 
 #: Working-precision bytes of one row block of an input (the rows of a tile); the default tile
 #: has as many rows as fit (at least one).
@@ -142,6 +150,20 @@ class ArraySource(Source):
         return block
 
 
+class TorchSource(Source):
+    """A CPU torch ``bfloat16`` tensor (numpy has no such dtype): each row block is widened to
+    float32 (exactly) when it is read, so no full-size float32 copy of the tensor is ever made."""
+
+    def __init__(self, tensor: Any, description: str):
+        self.tensor = tensor
+        self.shape = tuple(int(d) for d in tensor.shape)
+        self.dtype = np.dtype(np.float32)  # what read() returns: the exact float32 values
+        self.description = description
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        return np.asarray(self.tensor[r0:r1].float().numpy())
+
+
 def _npy_file(path: Path, name: str) -> Source:
     """A ``.npy`` path as a source: its header is parsed (by numpy), its data not read."""
     try:
@@ -187,6 +209,8 @@ def open_input(a: Any, name: str) -> Source:
             return ArraySource(a, f"{type(a).__module__}.{type(a).__name__}")
     if isinstance(a, np.ndarray) and is_ml_float(a.dtype):
         return ArraySource(a, f"array of {a.dtype}")
+    if is_torch_tensor(a) and str(getattr(a, "dtype", "")) == "torch.bfloat16":
+        return TorchSource(cpu_tensor(a, name), "torch.bfloat16 tensor")
     arr = as_real_array(a, name)
     return ArraySource(arr, "array")
 
@@ -868,22 +892,34 @@ class FileSink:
     set after the data it describes are on disk.
     """
 
-    def __init__(self, out: Any, engine: Engine, fingerprint: dict[str, Any], resume: bool):
+    def __init__(
+        self,
+        out: Any,
+        engine: Engine,
+        fingerprint: dict[str, Any],
+        resume: bool,
+        shape: Optional[tuple[int, ...]] = None,
+        name: str = "out",
+        restart: str = "pass resume=False to start again",
+    ):
+        """``shape``: of the stored array (default ``G``'s); ``name`` and ``restart`` word the
+        errors (the option that named the file, how to start afresh). :func:`semrsm.layer_cka`
+        stores each tile's partial sums (one row per tile) this way."""
         self.final = Path(out)
         if self.final.is_dir():
-            raise OptionError(f"out={str(self.final)!r} is a directory; give a file name such as 'G.npy'")
+            raise OptionError(f"{name}={str(self.final)!r} is a directory; give a file name such as 'G.npy'")
         parent = self.final.parent
         if not parent.is_dir():
-            raise OptionError(f"cannot write out={str(self.final)!r}: directory {str(parent)!r} does not exist")
+            raise OptionError(f"cannot write {name}={str(self.final)!r}: directory {str(parent)!r} does not exist")
         if not os.access(parent, os.W_OK):
-            raise OptionError(f"cannot write out={str(self.final)!r}: directory {str(parent)!r} is not writable")
+            raise OptionError(f"cannot write {name}={str(self.final)!r}: directory {str(parent)!r} is not writable")
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.state = self.final.with_name(self.final.name + ".partial.tiles")
         self.square = engine.square
         self.plan_len = len(engine.plan)
         header = (json.dumps(fingerprint, sort_keys=True) + "\n").encode()
         self.header_len = len(header)
-        shape = engine.shape
+        shape = engine.shape if shape is None else tuple(shape)
         done = None
         if resume and self.partial.exists() and self.state.exists():
             with open(self.state, "rb") as f:
@@ -896,7 +932,7 @@ class FileSink:
             if stored != fingerprint:
                 raise OptionError(
                     f"cannot resume {str(self.final)!r}: the unfinished run in {str(self.partial)!r} was "
-                    f"made {_difference(stored, fingerprint)}; pass resume=False to start again"
+                    f"made {_difference(stored, fingerprint)}; {restart}"
                 )
             done = [b == 1 for b in bitmap[: self.plan_len]] + [False] * max(0, self.plan_len - len(bitmap))
             self.G = np.load(self.partial, mmap_mode="r+")
@@ -916,9 +952,13 @@ class FileSink:
     def write(self, tile: Tile, G: np.ndarray, perm: Optional[np.ndarray], bound: Optional[np.ndarray]) -> None:
         write_tile(self.square, tile, G, None, None, self.G, None, None)
         self.G.flush()  # msync: the data are on disk before the tile is marked done
+        self.mark(tile)
+        _release_pages(self.G)
+
+    def mark(self, tile: Tile) -> None:
+        """Record ``tile`` as finished in the sidecar (call once its data are flushed)."""
         os.pwrite(self._state_fd, b"\x01", self.header_len + tile.index)
         os.fsync(self._state_fd)
-        _release_pages(self.G)
 
     def finish(self, rename: bool = True) -> tuple[np.ndarray, None, None]:
         """Make the result durable; with ``rename`` move it onto ``out`` and return it opened

@@ -18,15 +18,14 @@ LAYOUTS = ("auto", "nchw", "nhwc", "nsc", "ncs", "nd")
 _NDIM = {"nchw": 4, "nhwc": 4, "nsc": 3, "ncs": 3, "nd": 2}
 
 
-def _is_torch_tensor(a: Any) -> bool:
+def is_torch_tensor(a: Any) -> bool:
     """A torch tensor, recognised without importing torch."""
     module = type(a).__module__ or ""
     return (module == "torch" or module.startswith("torch.")) and hasattr(a, "device") and hasattr(a, "numpy")
 
 
-def _torch_to_numpy(a: Any, name: str) -> np.ndarray:
-    """A CPU tensor as a numpy array sharing its memory (``detach`` keeps the memory; only
-    bfloat16, which numpy lacks, is copied to float32); other devices raise a clear error."""
+def cpu_tensor(a: Any, name: str) -> Any:
+    """A torch tensor on the CPU, detached (same memory); other devices raise a clear error."""
     device = a.device
     if getattr(device, "type", "cpu") != "cpu":
         raise SemrsmError(
@@ -35,6 +34,15 @@ def _torch_to_numpy(a: Any, name: str) -> np.ndarray:
         )
     if getattr(a, "requires_grad", False):
         a = a.detach()
+    return a
+
+
+def _torch_to_numpy(a: Any, name: str) -> np.ndarray:
+    """A CPU tensor as a numpy array sharing its memory (``detach`` keeps the memory; only
+    bfloat16, which numpy lacks, is copied to float32: features of ``gram``/``build`` and the CKA
+    functions never come here, :mod:`semrsm._tiles` widens them block by block); other devices
+    raise a clear error."""
+    a = cpu_tensor(a, name)
     if str(getattr(a, "dtype", "")) == "torch.bfloat16":
         a = a.float()
     try:
@@ -50,7 +58,7 @@ def as_real_array(a: Any, name: str) -> np.ndarray:
     tensors on another device (CUDA, MPS) raise :class:`SemrsmError` saying to call ``.cpu()``.
     """
     try:
-        arr = _torch_to_numpy(a, name) if _is_torch_tensor(a) else np.asarray(a)
+        arr = _torch_to_numpy(a, name) if is_torch_tensor(a) else np.asarray(a)
     except SemrsmError:
         raise
     except Exception as exc:  # anything np.asarray refuses

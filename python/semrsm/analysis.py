@@ -56,10 +56,10 @@ _JSD_BLOCK_BYTES = 64 << 20
 def _matrix(K: Any, name: str, *, square: bool = False) -> np.ndarray:
     """``K`` as a real 2-D array without copying (memmaps stay memmaps); finiteness is checked
     block by block by the callers that read it."""
-    from ._validation import _is_torch_tensor, _torch_to_numpy
+    from ._validation import _torch_to_numpy, is_torch_tensor
 
     try:
-        arr = _torch_to_numpy(K, name) if _is_torch_tensor(K) else np.asarray(K)
+        arr = _torch_to_numpy(K, name) if is_torch_tensor(K) else np.asarray(K)
     except SemrsmError:
         raise
     except Exception as exc:  # anything np.asarray refuses

@@ -51,6 +51,7 @@ ROWS = [
     Row("norm-based matcher without norms", "semrsm.match_affinity(np.eye(2), matcher='greedy')", OptionError),
     Row("negative norm", "semrsm.match_affinity(np.eye(2), [1.0, -1.0], [1.0, 1.0], matcher='greedy')", SemrsmError),
     Row("misspelt keyword", "semrsm.match_affinity(np.eye(2), return_bounds=True)", OptionError),
+    Row("prefix_tokens = S (no position left to match)", "semrsm.match_affinity(np.eye(2), prefix_tokens=2)", OptionError),
     # --- gram / build
     Row("NaN in x", "semrsm.build(np.full((3, 2, 2, 2), np.nan))", NonFiniteError),
     Row("1-D x", "semrsm.build(np.ones(3))", ShapeError),
@@ -88,6 +89,9 @@ ROWS = [
     Row("unknown estimator", "semrsm.hsic(np.eye(4), np.eye(4), estimator='unbiased')", OptionError),
     Row("HSIC beyond float64", "semrsm.hsic(1e200 * np.eye(4), 1e200 * np.eye(4))", NonFiniteError),
     Row("unbiased centring, n < 4", "semrsm.center_gram(np.eye(3), unbiased=True)", ShapeError),
+    Row("layer_cka: resume=True (it needs a path)", f"semrsm.layer_cka({X}, {X}, resume=True)", OptionError),
+    Row("layer_cka: prefix_tokens not an int or a pair", f"semrsm.layer_cka({X}, {X}, prefix_tokens=(1, 0, 0))", OptionError),
+    Row("minibatch_cka: prefix_tokens = S of y", f"semrsm.minibatch_cka({X}, {X}, 4, prefix_tokens=(0, 4))", OptionError),
     # --- command line (run in a folder holding x.npy, bad files, and a folder out/)
     Row("missing input", "cli('build', 'missing.npy', '-o', 'k.npy')", 2),
     Row("a folder as input", "cli('build', 'out', '-o', 'k.npy')", 2),

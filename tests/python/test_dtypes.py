@@ -4,10 +4,13 @@ input is S = 1 (semantic = spatio-semantic)."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 import semrsm
+from semrsm import _tiles
 from conftest import ref_gram
 
 
@@ -71,3 +74,106 @@ def test_2d_in_cka_functions():
     assert semrsm.layer_cka(x, y, debiased=True) == pytest.approx(full, rel=1e-10)
     assert semrsm.minibatch_cka(x, y, 12) == pytest.approx(full, rel=1e-10)
     assert semrsm.minibatch_cka(x, y, 12, center="channel") == pytest.approx(full, rel=1e-10)
+
+
+# --------------------------------------------------------------------------- widened block by block
+
+
+class _Device:
+    type = "cpu"
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+class _Float32Tensor:
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array
+
+    def numpy(self) -> np.ndarray:
+        return self._array
+
+
+class CountingBFloat16Tensor:
+    """What semrsm touches of a CPU torch bfloat16 tensor (backed by an ml_dtypes array), logging
+    how many rows each ``.float()`` widens. torch itself cannot give bfloat16 to numpy."""
+
+    dtype = "torch.bfloat16"
+    device = _Device()
+    requires_grad = False
+
+    def __init__(self, array: np.ndarray, log: list) -> None:
+        self._array, self.log, self.shape = array, log, array.shape
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, key) -> "CountingBFloat16Tensor":
+        return CountingBFloat16Tensor(self._array[key], self.log)
+
+    def float(self) -> _Float32Tensor:
+        self.log.append(len(self._array))
+        return _Float32Tensor(self._array.astype(np.float32))
+
+    def detach(self) -> "CountingBFloat16Tensor":
+        return self
+
+    def numpy(self) -> np.ndarray:
+        raise TypeError("Got unsupported ScalarType BFloat16")
+
+
+CountingBFloat16Tensor.__module__ = "torch"
+
+
+def test_torch_bfloat16_is_widened_block_by_block_never_whole(monkeypatch):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    monkeypatch.setattr(_tiles, "SCAN_BYTES", 200)  # the streaming pass reads blocks of 200 bytes
+    rng = np.random.default_rng(6)
+    raw = rng.normal(size=(20, 3, 3, 3)).astype(ml_dtypes.bfloat16)
+    as32 = raw.astype(np.float32)
+    other = rng.normal(size=(20, 2, 2, 2)).astype(ml_dtypes.bfloat16)
+    log: list = []
+    x = CountingBFloat16Tensor(raw, log)
+    np.testing.assert_array_equal(semrsm.gram(x, tile=6), semrsm.gram(as32, tile=6))
+    assert log and max(log) <= 6, log  # row blocks of a tile, never the 20 rows at once
+    log.clear()
+    y = CountingBFloat16Tensor(other, log)
+    assert semrsm.layer_cka(x, y, tile=5) == semrsm.layer_cka(as32, other.astype(np.float32), tile=5)
+    assert log and max(log) < 20, log  # never the whole input
+    log.clear()
+    got = semrsm.minibatch_cka(x, y, 5, matcher="none")
+    assert got == semrsm.minibatch_cka(as32, other.astype(np.float32), 5, matcher="none")
+    assert log and max(log) < 20, log  # never the whole input
+    log.clear()
+    streamed = semrsm.minibatch_cka([(x[:10], y[:10]), (x[10:], y[10:])], matcher="none", center=False)
+    assert streamed == semrsm.minibatch_cka(
+        [(as32[:10], other[:10].astype(np.float32)), (as32[10:], other[10:].astype(np.float32))],
+        matcher="none",
+        center=False,
+    )
+    assert log and max(log) <= 10, log
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8"])
+def test_half_precision_never_copied_whole_to_float32_or_float64(dtype, monkeypatch):
+    """tracemalloc sees numpy's allocations: the peak of a run over tiles of 20 rows stays below
+    half of one float32 copy of the input (a float64 copy is twice that)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    monkeypatch.setattr(_tiles, "SCAN_BYTES", 1 << 16)  # the streaming pass: blocks of 64 KiB
+    rng = np.random.default_rng(7)
+    kind = getattr(ml_dtypes, dtype) if dtype == "bfloat16" else np.dtype(dtype)
+    x = (rng.normal(size=(400, 32, 8, 8)) * (8 if dtype == "int8" else 1)).astype(kind)  # f32 copy: 3.3 MB
+    y = x[:, :16]
+    whole32 = x.size * 4
+    semrsm.layer_cka(x[:8], y[:8], matcher="none", tile=4)  # warm up imports
+    for run in (
+        lambda: semrsm.layer_cka(x, y, matcher="none", tile=20, progress=False),
+        lambda: semrsm.minibatch_cka(x, y, 20, matcher="none"),
+    ):
+        tracemalloc.start()
+        try:
+            run()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < whole32 / 2, (peak, whole32)

@@ -173,3 +173,125 @@ def test_real_vit_layer11_with_its_cls_token():
     free = semrsm.gram(x, layout="nsc")  # CLS matched like a patch: never lower
     assert np.all(G <= free + 1e-6 * np.abs(free).max())
     assert np.all(G >= semrsm.gram(x, layout="nsc", matcher="none") - 1e-6 * np.abs(free).max())
+
+
+# --------------------------------------------------------------------------- the CKA functions and match_affinity
+
+
+def _cka_oracle(K: np.ndarray, L: np.ndarray, debiased: bool) -> float:
+    """CKA with numpy: explicit centring matrix (Gretton) or Song et al.'s estimator."""
+    from test_minibatch_cka import song_hsic
+
+    if debiased:
+        return song_hsic(K, L) / np.sqrt(song_hsic(K, K) * song_hsic(L, L))
+    n = len(K)
+    H = np.eye(n) - 1.0 / n
+    kl, kk, ll = (np.sum((H @ A @ H) * B) for A, B in ((K, L), (K, K), (L, L)))
+    return float(kl / np.sqrt(kk * ll))
+
+
+def _scipy_rsm(x: np.ndarray, k: int) -> np.ndarray:
+    """The linear semantic RSM of (N, S, C) features with k prefix tokens: numpy + scipy."""
+    xc = x - x.mean(axis=0)
+    G = oracle(xc, xc, k)
+    np.fill_diagonal(G, np.einsum("nsc,nsc->n", xc, xc))
+    return G
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_layer_cka_with_prefix_tokens_against_scipy_and_build(debiased):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(9, 1 + 6, 4))  # 1 CLS + 6 patches
+    x[:, 0] += 3.0 * rng.normal(size=(9, 4))  # a strong CLS token, so that matching it would win
+    y = np.tanh(x[:, :, :3]) + 0.2 * rng.normal(size=(9, 7, 3))
+    for prefixes in ((1, 1), (1, 0), (0, 2)):
+        kw = {} if prefixes[0] != prefixes[1] else {"prefix_tokens": prefixes[0]}
+        got = semrsm.layer_cka(
+            x, y, layout="nsc", debiased=debiased, tile=4, prefix_tokens=kw.get("prefix_tokens", prefixes)
+        )
+        K = semrsm.build(x, layout="nsc", prefix_tokens=prefixes[0])
+        L = semrsm.build(y, layout="nsc", prefix_tokens=prefixes[1])
+        assert got == pytest.approx(semrsm.cka(K, L, debiased=debiased), rel=1e-10, abs=1e-12)
+        expected = _cka_oracle(_scipy_rsm(x, prefixes[0]), _scipy_rsm(y, prefixes[1]), debiased)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # the prefix changes the value: it is not ignored
+    assert semrsm.layer_cka(x, y, layout="nsc", prefix_tokens=1) != pytest.approx(
+        semrsm.layer_cka(x, y, layout="nsc"), rel=1e-6
+    )
+
+
+def test_minibatch_cka_with_prefix_tokens_against_scipy_and_build():
+    from test_minibatch_cka import song_hsic
+
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(12, 1 + 5, 3))
+    x[:, 0] *= 4.0
+    y = x[:, :, :2] ** 2 + 0.3 * rng.normal(size=(12, 6, 2))
+    for prefix_tokens, (kx, ky) in ((1, (1, 1)), ((1, 0), (1, 0)), ([0, 2], (0, 2))):
+        got = semrsm.minibatch_cka(x, y, 6, layout="nsc", prefix_tokens=prefix_tokens)
+        sums = np.zeros(3)
+        xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)  # the whole input's mean
+        for b in (slice(0, 6), slice(6, 12)):
+            K = oracle(xc[b], xc[b], kx)
+            L = oracle(yc[b], yc[b], ky)
+            np.fill_diagonal(K, np.einsum("nsc,nsc->n", xc[b], xc[b]))
+            np.fill_diagonal(L, np.einsum("nsc,nsc->n", yc[b], yc[b]))
+            sums += (song_hsic(K, L), song_hsic(K, K), song_hsic(L, L))
+        assert got == pytest.approx(sums[0] / np.sqrt(sums[1] * sums[2]), rel=1e-9)
+    # streamed batches take it too
+    pairs = [(x[:6] - x.mean(axis=0), y[:6] - y.mean(axis=0))]
+    streamed = semrsm.minibatch_cka(pairs, layout="nsc", center=False, prefix_tokens=(1, 0))
+    K = semrsm.build(pairs[0][0], layout="nsc", center=False, prefix_tokens=1)
+    L = semrsm.build(pairs[0][1], layout="nsc", center=False)
+    assert streamed == pytest.approx(semrsm.cka(K, L, debiased=True), rel=1e-10)
+
+
+@pytest.mark.parametrize("bad", [-1, (1,), (1, 2, 3), (1, -1), (0.5, 1), "1", True])
+def test_cka_functions_check_prefix_tokens(bad):
+    x = np.random.default_rng(0).normal(size=(8, 4, 2))
+    with pytest.raises(OptionError, match=r"prefix_tokens must be an int >= 0 .* or a pair"):
+        semrsm.layer_cka(x, x, layout="nsc", prefix_tokens=bad)
+    with pytest.raises(OptionError, match=r"prefix_tokens must be an int >= 0 .* or a pair"):
+        semrsm.minibatch_cka(x, x, 4, layout="nsc", prefix_tokens=bad)
+    with pytest.raises(OptionError, match=r"S = 4"):
+        semrsm.layer_cka(x, x, layout="nsc", prefix_tokens=(0, 4))
+    with pytest.raises(OptionError, match=r"S = 4 of y"):
+        semrsm.minibatch_cka(x, x, 4, layout="nsc", prefix_tokens=(0, 4))
+
+
+@given(seed=st.integers(0, 2**31 - 1), s=st.integers(2, 8), k=st.integers(0, 7))
+def test_match_affinity_with_prefix_tokens_against_scipy(seed, s, k):
+    k = min(k, s - 1)
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(s, 3)), rng.normal(size=(s, 3))
+    a = x @ y.T
+    perm, value, bound = semrsm.match_affinity(a, prefix_tokens=k, return_bound=True)
+    r, c = scipy_lsa(a[k:, k:], maximize=True)
+    expected = np.trace(a[:k, :k]) + a[k:, k:][r, c].sum()
+    assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert bound == pytest.approx(value, rel=1e-12, abs=1e-12)
+    assert np.array_equal(perm[:k], np.arange(k)) and np.array_equal(np.sort(perm), np.arange(s))
+    assert value == pytest.approx(a[np.arange(s), perm].sum(), rel=1e-12, abs=1e-12)
+    # the same as gram's pair value (the affinity of the two samples)
+    g = semrsm.gram(x[None], y[None], layout="nsc", center=False, prefix_tokens=k)[0, 0]
+    assert value == pytest.approx(g, rel=1e-10, abs=1e-10)
+    # approximations: value <= exact <= bound, prefix kept in place
+    nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    for matcher, opts in APPROX:
+        p, v, b = semrsm.match_affinity(a, nx, ny, matcher=matcher, prefix_tokens=k, return_bound=True, **opts)
+        assert np.array_equal(p[:k], np.arange(k))
+        assert v <= expected + 1e-10 and expected <= b + 1e-10
+
+
+def test_match_affinity_prefix_errors():
+    a = np.eye(3)
+    with pytest.raises(OptionError, match=r"S = 3"):
+        semrsm.match_affinity(a, prefix_tokens=3)
+    with pytest.raises(OptionError, match="prefix_tokens"):
+        semrsm.match_affinity(a, prefix_tokens=-1)
+    bad = np.eye(3)
+    bad[0, 2] = np.nan  # outside the matched block: still an error, with its index
+    with pytest.raises(semrsm.NonFiniteError, match=r"\(0, 2\)"):
+        semrsm.match_affinity(bad, prefix_tokens=1)
+    with pytest.raises(semrsm.NonFiniteError, match=r"1e\+300"):
+        semrsm.match_affinity(np.diag([1e301, 1.0, 1.0]), prefix_tokens=1)
