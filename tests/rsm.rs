@@ -436,3 +436,39 @@ fn prefix_tokens_fix_the_prefix_and_match_the_rest() {
         "{err}"
     );
 }
+
+#[test]
+fn cancel_interrupts_inside_one_long_pair() {
+    use semrsm::rsm::gram_tile;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    // One pair (N = 2) of 3000 positions: a single exact matching of about a second. The flag is
+    // set while that pair is being matched (the diagonal entry (0, 0), counted first, tells that
+    // the pair has started); without polling inside the matcher, the pair would be finished and
+    // the call would return Ok.
+    let x = random(2, 3000, 4, 5);
+    for return_bound in [false, true] {
+        let cancel = AtomicBool::new(false);
+        let progress = AtomicU64::new(0);
+        let finished = AtomicBool::new(false);
+        let options = GramOptions {
+            return_bound,
+            ..opts(Matcher::Exact, Some(1))
+        };
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while progress.load(Ordering::Relaxed) == 0 && !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                cancel.store(true, Ordering::Relaxed);
+            });
+            let outcome = gram_tile(x.view(), None, &options, &cancel, &progress);
+            finished.store(true, Ordering::Relaxed);
+            outcome
+        });
+        assert!(matches!(outcome, Err(Error::Interrupted)), "{outcome:?}");
+        // Only the diagonal entry was counted: the pair itself never finished.
+        assert_eq!(progress.load(Ordering::Relaxed), 1);
+    }
+}

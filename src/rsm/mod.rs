@@ -649,7 +649,7 @@ fn pairwise<T: Real>(
                 };
                 let yj = yv.index_axis(Axis(0), j);
                 let (g, bound) = if prefix == 0 {
-                    scratch.match_pair(matcher, xi, yj, (nx, ny), with_bound)?
+                    scratch.match_pair(matcher, xi, yj, (nx, ny), with_bound, cancel)?
                 } else {
                     // The prefix tokens position by position, the rest matched.
                     let fixed = prefix_dot(xi, yj, prefix);
@@ -662,6 +662,7 @@ fn pairwise<T: Real>(
                             ny.get(prefix..).unwrap_or(&[]),
                         ),
                         with_bound,
+                        cancel,
                     )?;
                     (fixed + g, fixed + bound)
                 };
@@ -749,7 +750,9 @@ impl<T: Real> PairScratch<T> {
 
     /// Matched inner product of one pair (its permutation is left in `self.perm`) and its bound
     /// when `with_bound` (else NaN). `norms` are the pair's per-position norms, or empty slices
-    /// when the matcher does not use them.
+    /// when the matcher does not use them. `cancel` is polled inside the matcher too (once per
+    /// augmenting search of the exact solver, every 256 auction bids), so one long pair
+    /// (`S` in the thousands) does not delay an interrupt.
     fn match_pair(
         &mut self,
         matcher: Matcher,
@@ -757,6 +760,7 @@ impl<T: Real> PairScratch<T> {
         yj: ArrayView2<'_, T>,
         norms: (&[f64], &[f64]),
         with_bound: bool,
+        cancel: &AtomicBool,
     ) -> Result<(f64, f64)> {
         let s = xi.nrows();
         general_mat_mul(T::one(), &xi, &yj.t(), T::zero(), &mut self.affinity);
@@ -771,9 +775,14 @@ impl<T: Real> PairScratch<T> {
         };
         let problem = Affinity::new(a, s, nx, ny)?;
         let bound = if with_bound {
-            matcher.assign_with_bound(&problem, &mut self.workspace, &mut self.perm)?
+            matcher.assign_with_bound_cancellable(
+                &problem,
+                &mut self.workspace,
+                &mut self.perm,
+                cancel,
+            )?
         } else {
-            matcher.assign(&problem, &mut self.workspace, &mut self.perm)?;
+            matcher.assign_cancellable(&problem, &mut self.workspace, &mut self.perm, cancel)?;
             f64::NAN
         };
         Ok((matched_sum(a, s, &self.perm), bound))

@@ -54,3 +54,24 @@ def test_other_python_threads_run_while_the_core_works() -> None:
     assert not errors
     # With the GIL held for the whole computation this loop could not advance while it runs.
     assert ticks > 20
+
+
+def test_ctrl_c_interrupts_inside_one_long_pair() -> None:
+    # One pair (N = 2) of 3000 positions: a single exact matching (about a second unloaded).
+    # The core polls the cancel flag inside the matcher, so Ctrl-C stops that pair; that it
+    # stops *inside* the pair (not after it) is asserted in tests/rsm.rs
+    # (cancel_interrupts_inside_one_long_pair), which does not depend on timing.
+    x = np.random.default_rng(5).normal(size=(2, 3000, 4))
+    for return_bound in (False, True):
+        timer = threading.Timer(0.2, _thread.interrupt_main)
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                semrsm.gram(
+                    x, matcher="exact", layout="nsc", threads=1, return_bound=return_bound
+                )
+                # A machine so loaded that the pair finished before the timer fired: the
+                # interrupt arrives here and is raised all the same.
+                time.sleep(60)
+        finally:
+            timer.cancel()
