@@ -8,6 +8,9 @@ scattered to the cluster once (worker to worker afterwards, never through the sc
 stream back as tasks finish and are written by the caller's sink (memory or ``out=`` with its
 sidecar), so progress and resume work as locally, and the result is bit-identical to a local run.
 
+:func:`semrsm.layer_cka` uses the same pieces (:func:`ship`, :func:`stream`, :func:`localize`) with
+a task that computes a group of tiles of both layers and returns only their partial sums.
+
 Workers should run one task at a time (``--nthreads 1``; each task uses every core through
 semrsm's own thread pool).
 """

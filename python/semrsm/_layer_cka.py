@@ -3,7 +3,10 @@
 :func:`layer_cka` is the exact CKA of the two full RSMs ``cka(build(x), build(y))``, accumulated
 tile by tile on the tile engine (:mod:`semrsm._tiles`) without ever holding either ``N × N``
 matrix: HSIC needs only running sums of ``K ∘ L`` (and ``K ∘ K``, ``L ∘ L``), the row sums and
-the diagonals of ``K`` and ``L`` (memory ``O(tile² + N)``).
+the diagonals of ``K`` and ``L`` (memory ``O(tile² + N)``). Each tile's contribution is one
+vector of partial sums (:func:`_tile_partials`), computed locally or on a Dask worker, optionally
+kept on disk for ``resume=`` (the engine's :class:`semrsm._tiles.FileSink` with its fingerprint
+sidecar), and added in the fixed tile order, so every way of running gives the same bits.
 
 :func:`minibatch_cka` is the minibatch CKA of Nguyen, Raghu & Kornblith (2021, "Do wide and deep
 networks learn the same things?", ICLR): the unbiased HSIC (Song et al., 2012; the estimator of
@@ -290,7 +293,7 @@ def _width(rows: int) -> int:
     return 3 + 4 * rows
 
 
-def _tile_partials(kernel: str, sigma: Optional[float], rows: int, tile: "_tiles.Tile", K: np.ndarray, L: np.ndarray) -> np.ndarray:
+def _tile_partials(rows: int, tile: "_tiles.Tile", K: np.ndarray, L: np.ndarray) -> np.ndarray:
     """What one tile of ``K`` and ``L`` contributes to HSIC, as one float64 vector:
     ``[Σ K∘L, Σ K∘K, Σ L∘L]`` over the tile, the row sums of ``K`` and of ``L``, then the column
     sums of ``K`` and ``L`` (off the diagonal, for the mirror image) or their diagonals (a
@@ -414,7 +417,7 @@ def _partials(
         assert tile_x == tile_y
         K = _kernel_tile(kernel, tile_x, Gx, ex.sq_x, sigma)
         L = _kernel_tile(kernel, tile_y, Gy, ey.sq_x, sigma)
-        yield tile_x, _tile_partials(kernel, sigma, ex.rows, tile_x, K, L)
+        yield tile_x, _tile_partials(ex.rows, tile_x, K, L)
 
 
 def _partials_task(
