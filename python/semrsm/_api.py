@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union, overload
 import numpy as np
 
 from . import _core, _tiles, kernels
-from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError
+from ._errors import NonFiniteError, OptionError, SemrsmError, ShapeError, TooLargeError
 from ._validation import as_real_array, check_finite, check_flag, check_keywords, check_matcher_options
 
 __all__ = ["build", "gram", "match_affinity", "certified_gap", "MATCHERS", "PRECISIONS"]
@@ -453,7 +453,11 @@ def build(
     out, resume
         As for :func:`gram`: ``K`` is written to ``out`` (``G`` first goes to
         ``out + ".gram.npy.partial"``, resumable, then the kernel is applied in row blocks).
-        ``kernel="rbf"`` without ``sigma`` needs the median of all distances in memory.
+        With ``kernel="rbf"`` the named rules ``sigma="median"``/``"kornblith"`` are computed
+        from that file in bounded memory (an exact selection in a few passes over row blocks;
+        the same σ, bit for bit, as without ``out``); a callable ``sigma`` gets the whole ``d²``
+        matrix in memory, so it raises :class:`TooLargeError` before computing when that
+        cannot fit.
     kernel : {"linear", "cosine", "rbf"}
         ``linear``: ``G``; ``cosine``: ``G / (||x_i|| ||y_j||)``; ``rbf``:
         ``exp(-d² / (2σ²))`` with ``d² = ||x_i||² + ||y_j||² - 2G`` (norms after centering).
@@ -530,6 +534,28 @@ def build(
     return (K, K_bound, used) if want_sigma else (K, K_bound)
 
 
+#: Bytes of ``G`` rows read at a time when ``build(..., out=)`` applies a kernel (the selection
+#: passes of the median rules and the writing of ``K``): a few such blocks are in memory at once.
+KERNEL_BLOCK_BYTES = 4 << 20
+
+
+def _check_callable_sigma_fits(engine: "_tiles.Engine", kernel: str, sigma: kernels.Sigma) -> None:
+    """``sigma=<callable>`` with ``out=`` gets the whole ``d²`` matrix in memory: refuse before
+    computing anything when it cannot fit."""
+    if kernel != "rbf" or not callable(sigma):
+        return
+    n, m = engine.shape
+    need = 8 * n * m
+    budget = _tiles.available_memory()
+    if n * m > _tiles.MAX_OUTPUT_ENTRIES or (budget is not None and need > budget // 2):
+        raise TooLargeError(
+            f"sigma=<callable> needs the whole {n} x {m} matrix of squared distances in memory "
+            f"({need / 2**30:.2f} GiB; about {0 if budget is None else budget / 2**30:.2f} GiB available); "
+            "with out=, pass a number or a named rule, sigma='median' or 'kornblith', which are "
+            "computed from the file in bounded memory"
+        )
+
+
 def _build_to_file(
     engine: "_tiles.Engine",
     kernel: str,
@@ -542,41 +568,60 @@ def _build_to_file(
     client: Any,
 ) -> Any:
     """``build(..., out=)`` with a non-linear kernel: ``G`` into a resumable partial file, then
-    ``K`` in row blocks into ``out`` (atomic rename), elementwise as the in-memory path. A σ
-    rule (not a number) needs the whole matrix of squared distances in memory."""
+    ``K`` in row blocks into ``out`` (atomic rename), elementwise as the in-memory path. The
+    named σ rules are found from the file by exact selection in a few passes over row blocks
+    (:func:`semrsm.kernels.streaming_sigma`), bit-identical to the in-memory rule; a callable σ
+    gets the whole ``d²`` matrix (checked to fit before anything is computed)."""
+    _check_callable_sigma_fits(engine, kernel, sigma)
     final = Path(out)
     gram_out = final.with_name(final.name + ".gram.npy")
     G, sink, _ = _tiles.run(engine, gram_out, resume, progress, client, what="build", rename=False)
     sq_x, sq_y = engine.sq_norms()
     square = engine.square
     n, m = engine.shape
+    rows = max(1, KERNEL_BLOCK_BYTES // (8 * m))
+
+    def d2_rows(r0: int, r1: int) -> np.ndarray:
+        """Rows of d² from the file, as the in-memory ``squared_distances`` gives them."""
+        d2 = kernels.squared_distances(G[r0:r1], sq_x[r0:r1], sq_y)
+        _tiles._release_pages(G)  # the rows read do not stay resident
+        if square:  # the exact zero distance on the diagonal, as square=True sets it
+            idx = np.arange(r0, r1)
+            d2[idx - r0, idx] = 0.0
+        return d2
+
+    def d2_blocks():
+        """All row blocks of d², each with the mask of its entries i < j (square matrix)."""
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            upper = np.arange(m)[None, :] > np.arange(r0, r1)[:, None] if square else None
+            yield d2_rows(r0, r1), upper
+
     used = None
     if kernel == "rbf":
-        if isinstance(sigma, float):
-            used = kernels.resolve_sigma(sigma, np.zeros((1, 1)), sigma_scale=sigma_scale)
-        else:
+        if callable(sigma):
             d2 = kernels.squared_distances(np.asarray(G), sq_x, sq_y, square=square)
+            _tiles._release_pages(G)
             used = kernels.resolve_sigma(sigma, d2, square=square, sigma_scale=sigma_scale)
             del d2
-    rows = max(1, _tiles.BLOCK_BYTES // (8 * m))
+        else:
+            used = kernels.streaming_sigma(sigma, d2_blocks, sigma_scale=sigma_scale)
     partial = final.with_name(final.name + ".partial")
     K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(n, m))
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         if kernel == "cosine":
             block = kernels.cosine(G[r0:r1], sq_x[r0:r1], sq_y)
+            _tiles._release_pages(G)
         else:
-            d2 = kernels.squared_distances(G[r0:r1], sq_x[r0:r1], sq_y)
-            if square:  # the exact zero distance on the diagonal, as square=True sets it
-                idx = np.arange(r0, r1)
-                d2[idx - r0, idx] = 0.0
             assert used is not None
-            block = kernels.gaussian(d2, used)
+            block = kernels.gaussian(d2_rows(r0, r1), used)
         if square:  # the exact diagonal, as square=True sets it
             idx = np.arange(r0, r1)
             block[idx - r0, idx] = 1.0
         K[r0:r1] = block
-    K.flush()
+        K.flush()
+        _tiles._release_pages(K)  # written rows do not stay resident either
     del K, G
     with open(partial, "rb+") as f:
         os.fsync(f.fileno())

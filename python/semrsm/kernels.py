@@ -22,7 +22,7 @@ table says which published code uses which rule and how to reproduce its numbers
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 
@@ -38,6 +38,8 @@ __all__ = [
     "median_sigma",
     "kornblith_sigma",
     "resolve_sigma",
+    "streaming_sigma",
+    "middle_values",
 ]
 
 #: Names accepted by ``semrsm.build(kernel=...)``.
@@ -236,6 +238,164 @@ def resolve_sigma(sigma: Sigma, d2: np.ndarray, *, square: bool = False, sigma_s
             raise OptionError(
                 f"the sigma callable must return a positive finite number, got {returned!r}"
             ) from None
+    else:
+        value = float(sigma)  # type: ignore[arg-type]
+    return check_sigma(value * scale)
+
+
+#: Values gathered into memory by :func:`middle_values` once a bucket holds at most this many
+#: (8 MiB of float64); larger buckets are split further by the next 16 bits.
+SELECT_GATHER = 1 << 20
+
+_ABS = np.uint64(0x7FFF_FFFF_FFFF_FFFF)
+
+
+class _Rank:
+    """One rank sought by :func:`middle_values`: its rank among the values whose top ``known``
+    bits equal ``prefix``; ``gather`` once those are few enough to partition in memory."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+        self.prefix = 0
+        self.known = 0
+        self.gather = False
+        self.value: Optional[int] = None
+
+    def narrow(self, hist: np.ndarray) -> None:
+        """Fix the next 16 bits from the histogram of those bits among the candidates."""
+        cum = np.cumsum(hist)
+        bucket = int(np.searchsorted(cum, self.rank, side="right"))
+        self.rank -= int(cum[bucket - 1]) if bucket else 0
+        self.prefix = (self.prefix << 16) | bucket
+        self.known += 16
+        if self.known == 64:  # every bit fixed: the candidates left are all this value
+            self.value = self.prefix
+        elif int(hist[bucket]) <= SELECT_GATHER:
+            self.gather = True
+
+
+def middle_values(
+    blocks: Callable[[], Iterable[np.ndarray]], *, positive: bool = False
+) -> Optional[tuple[float, float]]:
+    """The two middle values of a multiset of non-negative float64 values given in blocks.
+
+    Exact selection in a few passes over ``blocks()`` (a function returning a fresh iterable of
+    1-D float64 arrays each time it is called) with ``O(65536 + SELECT_GATHER)`` memory: the bit
+    patterns of non-negative doubles order like the numbers (as unsigned integers), so pass 1
+    histograms the top 16 bits of every value, finds the bucket holding the wanted rank, and
+    each further pass histograms the next 16 bits within that bucket, until the bucket holds
+    few values (gathered and partitioned in memory) or all 64 bits are fixed (ties). Both
+    middle ranks of an even count are selected in the same passes.
+
+    Parameters
+    ----------
+    blocks : callable
+        ``blocks()`` yields the values (each value once, in any blocks). Negative zero counts
+        as zero; negative or NaN values are not allowed.
+    positive : bool
+        Only count values ``> 0``.
+
+    Returns
+    -------
+    (lo, hi) or None
+        The values of rank ``(n - 1) // 2`` and ``n // 2`` in sorted order (equal for odd ``n``),
+        so that ``np.median(values)`` is ``lo`` (odd) or ``(lo + hi) / 2`` (even); None for
+        no values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from semrsm.kernels import middle_values
+    >>> v = np.array([5.0, 0.0, 2.0, 2.0, 9.0, 1.0])
+    >>> middle_values(lambda: np.array_split(v, 3))
+    (2.0, 2.0)
+    >>> middle_values(lambda: [v], positive=True)
+    (2.0, 2.0)
+    """
+
+    def bits() -> Iterable[np.ndarray]:
+        for b in blocks():
+            u = np.ascontiguousarray(b, dtype=np.float64).reshape(-1).view(np.uint64) & _ABS
+            yield u[u != 0] if positive else u
+
+    count = 0
+    hist = np.zeros(1 << 16, dtype=np.int64)
+    for u in bits():
+        count += u.size
+        hist += np.bincount((u >> np.uint64(48)).astype(np.intp), minlength=1 << 16)
+    if count == 0:
+        return None
+    targets = [_Rank(r) for r in sorted({(count - 1) // 2, count // 2})]
+    for t in targets:
+        t.narrow(hist)
+    while any(t.value is None for t in targets):
+        open_ = [t for t in targets if t.value is None]
+        hists = [np.zeros(1 << 16, dtype=np.int64) for _ in open_]
+        gathered: list[list[np.ndarray]] = [[] for _ in open_]
+        for u in bits():
+            for t, h, g in zip(open_, hists, gathered):
+                inside = u[(u >> np.uint64(64 - t.known)) == np.uint64(t.prefix)]
+                if t.gather:
+                    g.append(inside)
+                else:
+                    digits = (inside >> np.uint64(48 - t.known)) & np.uint64(0xFFFF)
+                    h += np.bincount(digits.astype(np.intp), minlength=1 << 16)
+        for t, h, g in zip(open_, hists, gathered):
+            if t.gather:
+                values = np.concatenate(g) if g else np.zeros(0, np.uint64)
+                t.value = int(np.partition(values, t.rank)[t.rank])
+            else:
+                t.narrow(h)
+    found = np.array([t.value for t in targets], dtype=np.uint64).view(np.float64)
+    lo, hi = found[0], found[-1]
+    return float(lo), float(hi)
+
+
+def streaming_sigma(
+    sigma: Sigma,
+    d2_blocks: Callable[[], Iterable[tuple[np.ndarray, Optional[np.ndarray]]]],
+    *,
+    sigma_scale: float = 1.0,
+) -> float:
+    """:func:`resolve_sigma` for a named rule (or a number) without the whole ``d²`` matrix.
+
+    ``d2_blocks()`` yields ``(d2_rows, upper)`` for consecutive row blocks of the squared
+    distances (exact zeros on the diagonal of a square matrix), ``upper`` a boolean mask of the
+    entries ``i < j`` of those rows for a square matrix, None for a rectangular one. The result
+    is the same float, bit for bit, as :func:`resolve_sigma` on the whole matrix: the medians
+    are found by exact selection (:func:`middle_values`) and combined as ``np.median`` does.
+
+    Raises
+    ------
+    OptionError
+        For a callable ``sigma`` (it needs the whole matrix).
+    SemrsmError
+        As :func:`kornblith_sigma`.
+    """
+    sigma = check_sigma_rule(sigma)
+    scale = check_sigma_scale(sigma_scale)
+    if callable(sigma):
+        raise OptionError("a callable sigma needs the whole matrix of squared distances")
+    if sigma is None or sigma == "median":
+        # The non-zero distances i < j (square) or all (rectangular); sqrt is monotone, so the
+        # middle distances are the square roots of the middle squared distances.
+        middle = middle_values(lambda: (d2 if upper is None else d2[upper] for d2, upper in d2_blocks()), positive=True)
+        if middle is None:
+            value = 1.0
+        else:
+            # np.median: the mean of the two middle values (one value, for an odd count: then
+            # both are that value, and their mean is it, exactly).
+            value = float(np.median(np.sqrt(np.array(middle))))
+    elif sigma == "kornblith":
+        middle = middle_values(lambda: (d2 for d2, _ in d2_blocks()))
+        assert middle is not None
+        median = float(np.median(np.array(middle)))
+        if not median > 0:
+            raise SemrsmError(
+                "sigma='kornblith' is 0: the median of all squared distances (diagonal included) is 0, "
+                "as when most samples are duplicates; use sigma='median' or a number"
+            )
+        value = float(np.sqrt(median))
     else:
         value = float(sigma)  # type: ignore[arg-type]
     return check_sigma(value * scale)
