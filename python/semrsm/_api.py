@@ -239,8 +239,13 @@ def gram(
         Write ``G`` to this ``.npy`` file tile by tile (memory-mapped) and return it opened
         read-only with ``mmap_mode="r"``. The run writes ``out + ".partial"`` and a small sidecar
         of finished tiles, and renames onto ``out`` only when complete: a crash never leaves a
-        truncated ``out`` nor destroys an existing one. Not with ``return_permutations`` or
-        ``return_bound``.
+        truncated ``out`` nor destroys an existing one. With ``return_permutations`` and
+        ``return_bound`` they are written beside it the same way (tile by tile, resumable,
+        renamed when complete) and returned memory-mapped too: for ``out="rsm.npy"``,
+        ``rsm.perm.npy`` (**int32**: half the size of the int64 returned in memory; the same
+        values) and ``rsm.bound.npy`` (a name not ending in ``.npy`` gets the suffix appended:
+        ``G.bin.perm.npy``). Before anything is written, the free disk space is checked
+        against the files' size (:class:`TooLargeError`).
     resume : bool
         With ``out``: continue an unfinished run (killed, power loss) from its finished tiles.
         The inputs (shape, dtype, a hash of their bytes), options and tile size must be those of
@@ -452,7 +457,9 @@ def build(
         As for :func:`gram`, e.g. ``build(z, matcher="batch_optimal", b=512)``.
     out, resume
         As for :func:`gram`: ``K`` is written to ``out`` (``G`` first goes to
-        ``out + ".gram.npy.partial"``, resumable, then the kernel is applied in row blocks).
+        ``out + ".gram.npy.partial"``, resumable, then the kernel is applied in row blocks);
+        with ``return_bound``, ``K_bound`` goes to the companion file (``rsm.npy`` ->
+        ``rsm.bound.npy``).
         With ``kernel="rbf"`` the named rules ``sigma="median"``/``"kornblith"`` are computed
         from that file in bounded memory (an exact selection in a few passes over row blocks;
         the same σ, bit for bit, as without ``out``); a callable ``sigma`` gets the whole ``d²``
@@ -575,16 +582,16 @@ def _build_to_file(
     _check_callable_sigma_fits(engine, kernel, sigma)
     final = Path(out)
     gram_out = final.with_name(final.name + ".gram.npy")
-    G, sink, _ = _tiles.run(engine, gram_out, resume, progress, client, what="build", rename=False)
+    G, sink, bound = _tiles.run(engine, gram_out, resume, progress, client, what="build", rename=False)
     sq_x, sq_y = engine.sq_norms()
     square = engine.square
     n, m = engine.shape
     rows = max(1, KERNEL_BLOCK_BYTES // (8 * m))
 
-    def d2_rows(r0: int, r1: int) -> np.ndarray:
+    def d2_rows(r0: int, r1: int, source: np.ndarray = G) -> np.ndarray:
         """Rows of d² from the file, as the in-memory ``squared_distances`` gives them."""
-        d2 = kernels.squared_distances(G[r0:r1], sq_x[r0:r1], sq_y)
-        _tiles._release_pages(G)  # the rows read do not stay resident
+        d2 = kernels.squared_distances(source[r0:r1], sq_x[r0:r1], sq_y)
+        _tiles._release_pages(source)  # the rows read do not stay resident
         if square:  # the exact zero distance on the diagonal, as square=True sets it
             idx = np.arange(r0, r1)
             d2[idx - r0, idx] = 0.0
@@ -606,27 +613,36 @@ def _build_to_file(
             del d2
         else:
             used = kernels.streaming_sigma(sigma, d2_blocks, sigma_scale=sigma_scale)
-    partial = final.with_name(final.name + ".partial")
-    K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(n, m))
-    for r0 in range(0, n, rows):
-        r1 = min(n, r0 + rows)
-        if kernel == "cosine":
-            block = kernels.cosine(G[r0:r1], sq_x[r0:r1], sq_y)
-            _tiles._release_pages(G)
-        else:
-            assert used is not None
-            block = kernels.gaussian(d2_rows(r0, r1), used)
-        if square:  # the exact diagonal, as square=True sets it
-            idx = np.arange(r0, r1)
-            block[idx - r0, idx] = 1.0
-        K[r0:r1] = block
-        K.flush()
-        _tiles._release_pages(K)  # written rows do not stay resident either
-    del K, G
-    with open(partial, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, final)
+    # K (and, from the bound, K_bound with the same σ) row block by row block.
+    targets = [(G, final)] + ([] if bound is None else [(bound, _tiles.companion(final, "bound"))])
+    for source, path in targets:
+        partial = path.with_name(path.name + ".partial")
+        K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(n, m))
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            if kernel == "cosine":
+                block = kernels.cosine(source[r0:r1], sq_x[r0:r1], sq_y)
+                _tiles._release_pages(source)
+            else:
+                assert used is not None
+                block = kernels.gaussian(d2_rows(r0, r1, source), used)
+            if square:  # the exact diagonal, as square=True sets it
+                idx = np.arange(r0, r1)
+                block[idx - r0, idx] = 1.0
+            K[r0:r1] = block
+            K.flush()
+            _tiles._release_pages(K)  # written rows do not stay resident either
+        del K
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+    del G, bound
+    for _, path in targets[::-1]:  # K_bound first, K last (as gram's companion files)
+        os.replace(path.with_name(path.name + ".partial"), path)
     sink.discard()
+    result = np.load(final, mmap_mode="r")
+    if len(targets) == 2:
+        K_bound = np.load(targets[1][1], mmap_mode="r")
+        return (result, K_bound, used) if want_sigma else (result, K_bound)
     result = np.load(final, mmap_mode="r")
     return (result, used) if want_sigma else result
 

@@ -638,7 +638,9 @@ class Engine:
         raw = max(self.x.source.dtype.itemsize, 8)
         parts = {
             "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8),
-            "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 if o.return_permutations else 0)
+            # G (and bound) of the tile, its mirror image; the permutations and, off the
+            # diagonal of a square matrix, their inverse
+            "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0)
             + (tr * tc * work if not needs_affinity else 0),
             "scratch": threads * _core.scratch_bytes(s, work, needs_affinity),
         }
@@ -657,7 +659,7 @@ class Engine:
                 f"the {n} x {m} output would exceed {MAX_OUTPUT_ENTRIES} entries in memory; "
                 "write it to a file with out='G.npy'"
             )
-        if o.return_permutations and n * m * self.x.s > MAX_PERMUTATION_ENTRIES:
+        if output_in_memory and o.return_permutations and n * m * self.x.s > MAX_PERMUTATION_ENTRIES:
             raise TooLargeError(
                 f"permutations for {n} x {m} pairs of {self.x.s} positions would exceed "
                 f"{MAX_PERMUTATION_ENTRIES} entries; compute them for fewer samples at a time"
@@ -881,12 +883,49 @@ class MemorySink:
         return self.G, self.perm, self.bound
 
 
+def companion(out: Path, kind: str) -> Path:
+    """The file beside ``out`` that holds the permutations (``kind="perm"``) or the bounds
+    (``"bound"``): ``rsm.npy`` -> ``rsm.perm.npy``, ``rsm.bound.npy`` (a name not ending in
+    ``.npy`` gets the suffix appended: ``G.bin`` -> ``G.bin.perm.npy``)."""
+    name = out.name[: -len(".npy")] if out.name.endswith(".npy") else out.name
+    return out.with_name(f"{name}.{kind}.npy")
+
+
+def perm_file_dtype(s: int) -> np.dtype:
+    """Permutations on disk: int32 (half the size of the int64 in memory; positions are below
+    ``S``, and ``S < 2³¹`` always holds as the affinity of one pair is limited to 4 GiB)."""
+    return np.dtype(np.int32 if s <= 2**31 else np.int64)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def check_disk(directory: Path, arrays: list[tuple[tuple[int, ...], np.dtype]]) -> None:
+    """:class:`TooLargeError` when the result files cannot fit on the disk holding ``directory``
+    (checked before they are created; unknown free space passes)."""
+    need = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in arrays)
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):  # pragma: no cover - not on POSIX
+        return
+    free = st.f_bavail * st.f_frsize
+    if need > free:
+        raise TooLargeError(
+            f"the result files need {_gib(need)} but only {_gib(free)} are free in {str(directory)!r}; "
+            "write them elsewhere, or compute fewer pairs at a time"
+        )
+
+
 class FileSink:
     """``G`` written tile by tile to a ``.npy`` memory map, with a sidecar of finished tiles.
 
     The run writes ``<out>.partial`` (a valid ``.npy``) and ``<out>.partial.tiles`` (one JSON
-    line: the fingerprint; then one byte per tile, set once the tile's data are flushed to
-    disk). At the end the partial file is renamed onto ``out`` (atomic), the sidecar removed.
+    line: the fingerprint; then one byte per tile, set once the tile's data, in every file, are
+    flushed to disk). With ``return_permutations``/``return_bound`` the companion files
+    (:func:`companion`: ``rsm.perm.npy`` as int32, ``rsm.bound.npy``) are written the same way,
+    as ``<companion>.partial``. At the end the partial files are renamed (atomic each; the
+    companions first, ``out`` last) and the sidecar removed.
     With ``resume=True`` an existing partial run with the same fingerprint is continued;
     another fingerprint is an error. What is done is read from the sidecar, which is only ever
     set after the data it describes are on disk.
@@ -919,9 +958,19 @@ class FileSink:
         self.plan_len = len(engine.plan)
         header = (json.dumps(fingerprint, sort_keys=True) + "\n").encode()
         self.header_len = len(header)
+        # The permutations and bounds of G (not of other stored arrays) go to companion files.
+        o = engine.options
+        self.extras: dict[str, tuple[Path, tuple[int, ...], np.dtype]] = {}
+        if shape is None and o.return_permutations:
+            self.extras["perm"] = (companion(self.final, "perm"), engine.shape + (engine.x.s,), perm_file_dtype(engine.x.s))
+        if shape is None and o.return_bound:
+            self.extras["bound"] = (companion(self.final, "bound"), engine.shape, np.dtype(np.float64))
+        self.perm: Optional[np.ndarray] = None
+        self.bound: Optional[np.ndarray] = None
         shape = engine.shape if shape is None else tuple(shape)
         done = None
-        if resume and self.partial.exists() and self.state.exists():
+        extras_there = all(_partial(p).exists() for p, _, _ in self.extras.values())
+        if resume and self.partial.exists() and self.state.exists() and extras_there:
             with open(self.state, "rb") as f:
                 stored_header = f.readline()
                 bitmap = f.read()
@@ -938,8 +987,19 @@ class FileSink:
             self.G = np.load(self.partial, mmap_mode="r+")
             if self.G.shape != shape or self.G.dtype != np.float64:
                 raise OptionError(f"cannot resume: {str(self.partial)!r} has shape {self.G.shape}, expected {shape}")
+            for kind, (path, eshape, dtype) in self.extras.items():
+                arr = np.load(_partial(path), mmap_mode="r+")
+                if arr.shape != eshape or arr.dtype != dtype:
+                    raise OptionError(
+                        f"cannot resume: {str(_partial(path))!r} has shape {arr.shape} and dtype {arr.dtype}, "
+                        f"expected {eshape} and {dtype}"
+                    )
+                setattr(self, kind, arr)
         if done is None:
+            check_disk(self.final.parent, [(shape, np.dtype(np.float64))] + [(e[1], e[2]) for e in self.extras.values()])
             self.G = np.lib.format.open_memmap(self.partial, mode="w+", dtype=np.float64, shape=shape)
+            for kind, (path, eshape, dtype) in self.extras.items():
+                setattr(self, kind, np.lib.format.open_memmap(_partial(path), mode="w+", dtype=dtype, shape=eshape))
             with open(self.state, "wb") as f:
                 f.write(header + bytes(self.plan_len))
                 f.flush()
@@ -949,37 +1009,49 @@ class FileSink:
         self.done_pairs = sum(t.pairs for t, d in zip(engine.plan, done) if d)
         self._state_fd = os.open(self.state, os.O_WRONLY)
 
+    def _arrays(self) -> list[np.ndarray]:
+        return [a for a in (getattr(self, "G", None), self.perm, self.bound) if a is not None]
+
     def write(self, tile: Tile, G: np.ndarray, perm: Optional[np.ndarray], bound: Optional[np.ndarray]) -> None:
-        write_tile(self.square, tile, G, None, None, self.G, None, None)
-        self.G.flush()  # msync: the data are on disk before the tile is marked done
+        write_tile(self.square, tile, G, perm, bound, self.G, self.perm, self.bound)
+        for a in self._arrays():
+            a.flush()  # msync: the data are on disk before the tile is marked done
         self.mark(tile)
-        _release_pages(self.G)
+        for a in self._arrays():
+            _release_pages(a)
 
     def mark(self, tile: Tile) -> None:
         """Record ``tile`` as finished in the sidecar (call once its data are flushed)."""
         os.pwrite(self._state_fd, b"\x01", self.header_len + tile.index)
         os.fsync(self._state_fd)
 
-    def finish(self, rename: bool = True) -> tuple[np.ndarray, None, None]:
-        """Make the result durable; with ``rename`` move it onto ``out`` and return it opened
-        memory-mapped (read-only), else return the finished partial file (see :meth:`discard`)."""
-        self.G.flush()
+    def finish(self, rename: bool = True) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """Make the result durable; with ``rename`` move it (and its companion files) onto
+        ``out`` and return ``(G, perm, bound)`` opened memory-mapped (read-only), else return the
+        finished partial files (see :meth:`discard`). The companions are renamed first and ``G``
+        last, then the sidecar is removed."""
+        for a in self._arrays():
+            a.flush()
         self.close()
         if not rename:
-            return self.G, None, None
+            return self.G, self.perm, self.bound
         del self.G
-        with open(self.partial, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.partial, self.final)
+        self.perm = self.bound = None
+        for path in [p for p, _, _ in self.extras.values()] + [self.final]:
+            with open(_partial(path), "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(_partial(path), path)
         os.unlink(self.state)
         _fsync_dir(self.final.parent)
-        return np.load(self.final, mmap_mode="r"), None, None
+        opened = {k: np.load(p, mmap_mode="r") for k, (p, _, _) in self.extras.items()}
+        return np.load(self.final, mmap_mode="r"), opened.get("perm"), opened.get("bound")
 
     def discard(self) -> None:
-        """Delete the partial result and its sidecar (after it was used, see ``finish``)."""
+        """Delete the partial results and the sidecar (after they were used, see ``finish``)."""
         if hasattr(self, "G"):
             del self.G
-        for p in (self.partial, self.state):
+        self.perm = self.bound = None
+        for p in [self.partial, self.state] + [_partial(p) for p, _, _ in self.extras.values()]:
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -1046,15 +1118,15 @@ def run(
 ) -> tuple[Any, Any, Any]:
     """Run all tiles of ``engine`` into memory or ``out``; returns ``(G, perm, bound)``.
 
-    With ``rename=False`` (``out`` only) the finished partial file is not moved onto ``out``:
-    ``(G, sink, None)`` is returned, ``G`` the partial memory map, for :func:`semrsm.build` to
+    With ``out``, the permutations and bounds go to the companion files of :func:`companion`
+    (``rsm.perm.npy``, ``rsm.bound.npy``), written, resumed and renamed with ``G``.
+    With ``rename=False`` (``out`` only) the finished partial files are not moved onto ``out``:
+    ``(G, sink, bound)`` is returned, the partial memory maps, for :func:`semrsm.build` to
     transform before calling ``sink.discard()``."""
     resume = check_flag(resume, "resume")
     if progress not in (None, True, False):
         raise OptionError(f"progress must be None (automatic), True or False; got {progress!r}")
     o = engine.options
-    if out is not None and (o.return_permutations or o.return_bound):
-        raise OptionError("out= writes G only; return_permutations and return_bound need the result in memory (out=None)")
     if resume and out is None:
         raise OptionError("resume=True continues a run written to a file: pass out='G.npy'")
     engine.check_memory(output_in_memory=out is None)
@@ -1070,7 +1142,8 @@ def run(
             for tile, G, perm, bound in engine.tiles(sink.todo, update):
                 sink.write(tile, G, perm, bound)
         if not rename:
-            return sink.finish(rename=False)[0], sink, None
+            G, _, bound = sink.finish(rename=False)
+            return G, sink, bound
         return sink.finish()
     finally:
         if bar is not None:

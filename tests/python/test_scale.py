@@ -357,8 +357,6 @@ def test_out_options_are_checked(tmp_path):
     assert np.array_equal(np.load(tmp_path / "G.bin"), G)
     with pytest.raises(OptionError, match="does not exist"):
         semrsm.gram(X, out=tmp_path / "nope" / "G.npy")
-    with pytest.raises(OptionError, match="return_permutations"):
-        semrsm.gram(X, out=tmp_path / "G.npy", return_permutations=True)
     with pytest.raises(OptionError, match="out="):
         semrsm.gram(X, resume=True)
 
