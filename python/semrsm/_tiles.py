@@ -1009,7 +1009,7 @@ class FileSink:
         self.done_pairs = sum(t.pairs for t, d in zip(engine.plan, done) if d)
         self._state_fd = os.open(self.state, os.O_WRONLY)
 
-    def _arrays(self) -> list[np.ndarray]:
+    def _arrays(self) -> list[Any]:
         return [a for a in (getattr(self, "G", None), self.perm, self.bound) if a is not None]
 
     def write(self, tile: Tile, G: np.ndarray, perm: Optional[np.ndarray], bound: Optional[np.ndarray]) -> None:
