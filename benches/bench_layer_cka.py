@@ -74,7 +74,7 @@ def large(n: int, repeats: int) -> str:
     ])
 
 
-def semantic(n: int, batches: list[int], repeats: int, progress: bool, state: str | None) -> str:
+def semantic(n: int, batches: list[int], repeats: int, progress: bool, state: str | None, late: list[int]) -> str:
     """Table 2: one run of each method on the same float16 maps (widened block by block)."""
     with np.load(data_dir(FIXTURE) / FIXTURE) as z:
         x, y = np.ascontiguousarray(z["block12"][:n]), np.ascontiguousarray(z["block15"][:n])
@@ -95,19 +95,27 @@ def semantic(n: int, batches: list[int], repeats: int, progress: bool, state: st
     pairs = n * (n + 1) // 2
     for matcher in ("none", "exact"):
         mb = []
-        for b in batches:
+
+        def minibatch(b: int) -> None:
             t, v = timed(lambda: semrsm.minibatch_cka(x, y, b, matcher=matcher))
             mb.append((b, t, v))
-            print(f"# {matcher} minibatch b={b}: {t:.1f} s, {v:.6f}", file=sys.stderr, flush=True)
+            print(f"# {time.strftime('%H:%M:%S')} {matcher} minibatch b={b}: {t:.1f} s, {v:.6f}", file=sys.stderr, flush=True)
+
+        for b in batches:
+            if b not in late:
+                minibatch(b)
         resume = None if state is None or matcher != "exact" else state
         t_exact, v_exact = timed(
             lambda: semrsm.layer_cka(x, y, matcher=matcher, debiased=True, progress=progress, resume=resume)
         )
-        print(f"# {matcher} layer_cka: {t_exact:.1f} s, {v_exact:.6f}", file=sys.stderr, flush=True)
+        print(f"# {time.strftime('%H:%M:%S')} {matcher} layer_cka: {t_exact:.1f} s, {v_exact:.6f}", file=sys.stderr, flush=True)
+        for b in batches:
+            if b in late:
+                minibatch(b)
         rows.append(
             f"| {matcher} | layer_cka (exact CKA, debiased) | {pairs:,} | {t_exact:.1f} s | 1 | {v_exact:.4f} | 0 |"
         )
-        for b, t, v in mb:
+        for b, t, v in sorted(mb):
             rows.append(
                 f"| {matcher} | minibatch_cka, b = {b} | {within(b):,} | {t:.1f} s | {t_exact / t:.1f}× "
                 f"| {v:.4f} | {v - v_exact:+.4f} |"
@@ -130,12 +138,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--progress", action="store_true", help="progress bars of layer_cka on stderr")
     parser.add_argument("--state", default=None, help="resume= path for the exact layer_cka (a killed run continues)")
+    parser.add_argument("--late", type=int, nargs="*", default=[], help="batch sizes measured after layer_cka, not before")
     args = parser.parse_args()
     print(f"semrsm {semrsm.__version__}; {args.repeats} run(s) each\n")
     if args.large:
         print(large(args.large, args.repeats))
     if args.n:
-        print(semantic(args.n, args.batches, args.repeats, args.progress, args.state))
+        print(semantic(args.n, args.batches, args.repeats, args.progress, args.state, args.late))
 
 
 if __name__ == "__main__":
