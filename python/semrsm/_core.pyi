@@ -12,6 +12,8 @@ __all__ = [
     "ShapeError",
     "TooLargeError",
     "__version__",
+    "gemm_abt",
+    "gemm_abt_f32",
     "gram",
     "linear_sum_assignment",
     "match_affinity",
@@ -58,3 +60,5 @@ def linear_sum_assignment_f32(
     cost: npt.NDArray[np.float32], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]: ...
 def scratch_bytes(s: int, elem_bytes: int, needs_affinity: bool) -> int: ...
+def gemm_abt(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def gemm_abt_f32(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...

@@ -640,8 +640,7 @@ class Engine:
             "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8),
             # G (and bound) of the tile, its mirror image; the permutations and, off the
             # diagonal of a square matrix, their inverse
-            "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0)
-            + (tr * tc * work if not needs_affinity else 0),
+            "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
             "scratch": threads * _core.scratch_bytes(s, work, needs_affinity),
         }
         if output_in_memory:

@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+pub mod gemm;
+
 /// An instruction-set level, ordered from the most portable to the widest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {

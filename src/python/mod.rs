@@ -342,6 +342,44 @@ fn linear_sum_assignment_f32<'py>(
     solve_lsa(py, &cost, maximize)
 }
 
+fn gemm_into<'py, T: crate::kernels::gemm::GemmScalar + numpy::Element>(
+    py: Python<'py>,
+    a: &PyReadonlyArray2<'py, T>,
+    b: &PyReadonlyArray2<'py, T>,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    let (a, b) = (a.as_array(), b.as_array());
+    let steps = a
+        .nrows()
+        .saturating_mul(b.nrows())
+        .saturating_mul(a.ncols());
+    let c = run_sized(py, steps, |_| {
+        let mut c = ndarray::Array2::from_elem((a.nrows(), b.nrows()), T::default());
+        crate::kernels::gemm::gemm(a, b, c.view_mut())?;
+        Ok(c)
+    })?;
+    Ok(c.into_pyarray(py))
+}
+
+/// `A @ B.T` in `f64` with semrsm's deterministic GEMM (strict `k`-order FMA chains).
+#[pyfunction]
+fn gemm_abt<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f64>,
+    b: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    gemm_into(py, &a, &b)
+}
+
+/// `A @ B.T` in `f32` with semrsm's deterministic GEMM (strict `k`-order FMA chains).
+#[pyfunction]
+fn gemm_abt_f32<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    b: PyReadonlyArray2<'py, f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    gemm_into(py, &a, &b)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -362,5 +400,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(match_affinity, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(gemm_abt, m)?)?;
+    m.add_function(wrap_pyfunction!(gemm_abt_f32, m)?)?;
     Ok(())
 }

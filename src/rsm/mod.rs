@@ -5,13 +5,17 @@
 //! diagonal is `‖x_i‖²`, the identity being an optimal self-matching); with `y`
 //! of shape `(M, S, C)` it is the `N × M` matrix of every `x_i` against every `y_j`.
 //!
-//! Per pair, the affinity `A = x_i y_jᵀ` (`S × S`) is one GEMM (ndarray's), after which the matcher
-//! picks a permutation and `G = Σ_s A[s, perm[s]]`. The per-position norms `‖x_i[s]‖` that the
+//! The affinities `A = x_i y_jᵀ` (`S × S`) of a block of `b × b` pairs are one GEMM,
+//! `(b·S × C)·(C × b·S)`, with semrsm's deterministic GEMM ([`crate::kernels::gemm`], every entry
+//! a strict-order FMA chain, so a pair's affinity has the same bits inside any block); each pair's
+//! `S × S` block is then copied out, the matcher picks a permutation and `G = Σ_s A[s, perm[s]]`.
+//! `b` is the largest with the block's affinities within 4 MiB per thread (`b = 14` at `S = 49`
+//! in `f64`, one pair per GEMM from `S ≈ 360`), lowered so every thread gets several blocks. The per-position norms `‖x_i[s]‖` that the
 //! norm-based matchers need are computed once per sample (while validating the input), not per
 //! pair. Pairs are distributed over a rayon pool; each pair's value depends on that pair's data
 //! alone, so results are bit-identical for any number of threads. The spatio-semantic baseline
-//! ([`Matcher::None`]) needs no affinity: it is one GEMM of the flattened samples, in fixed row
-//! blocks (again independent of the thread count).
+//! ([`Matcher::None`]) needs no affinity: it is one GEMM of the flattened samples, in output
+//! blocks (the upper triangle only in the square case; again independent of the thread count).
 //!
 //! In the square case the diagonal is not matched: `max_P ⟨x, P x⟩ = ‖x‖²` (Cauchy–Schwarz, the
 //! identity attains it), which is also the value every matcher would reach at best, so
@@ -23,8 +27,8 @@
 //! # Tiles
 //! [`gram_tile`] is the unit of work of large runs: it computes one tile of `G` (rows `I`,
 //! columns `J`) from the rows `x[I]` and `y[J]` alone (a *diagonal* tile, `I = J` of the square
-//! case, from `x[I]` only). Every entry depends only on the two samples it compares (affinity,
-//! matching and the [`Matcher::None`] GEMM are computed per pair or per row block of fixed size),
+//! case, from `x[I]` only). Every entry depends only on the two samples it compares (every GEMM
+//! entry is the same FMA chain whatever block it is computed in, and matching is per pair),
 //! so a tile is bit-identical whatever the tile size, thread count or machine run order; the
 //! Python layer (`semrsm._tiles`) plans the tiles, reads and centres the row blocks and writes
 //! the results to memory or to a file. [`gram`] is the one-tile case. Memory: the tile's output
@@ -34,17 +38,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar};
 use crate::lap::Cost;
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
 pub mod pool;
 
 /// Floating-point type of the representations and affinities: `f64` (default) or `f32`.
-pub trait Real: Cost + ndarray::LinalgScalar + Send + Sync {
+pub trait Real: Cost + GemmScalar + ndarray::LinalgScalar + Send + Sync {
     /// Largest product of two concept-vector norms for which affinities stay safely finite.
     const MAX_PRODUCT: f64;
 }
@@ -64,23 +69,70 @@ pub const MAX_AFFINITY_BYTES: usize = 1 << 32;
 /// Largest output matrix, in entries (2³¹: 16 GiB of `f64`).
 pub const MAX_OUTPUT_ENTRIES: usize = 1 << 31;
 
-/// Rows of `x` per block in the GEMM of the spatio-semantic baseline (parallel tasks; each
-/// entry's value does not depend on it).
-const NONE_BLOCK_ROWS: usize = 16;
+/// Sides of the output blocks of the spatio-semantic baseline's GEMM (parallel tasks; no entry's
+/// value depends on it), largest first: multiples of every micro-tile's rows; a `240 × 240`
+/// block of `f64` (450 KiB) and its packed panels stay in a core's L2 cache.
+const NONE_BLOCKS: [usize; 6] = [240, 192, 144, 96, 72, 48];
+/// The largest block side (the memory estimate's).
+const NONE_BLOCK: usize = NONE_BLOCKS[0];
+
+/// The side of the baseline's output blocks for an `n × m` tile: the largest that still gives
+/// every thread about three blocks (small tiles, as the tile engine's, would otherwise leave
+/// threads idle).
+fn none_block(n: usize, m: usize, square: bool, threads: usize) -> usize {
+    let tasks = |side: usize| {
+        let (bn, bm) = (n.div_ceil(side), m.div_ceil(side));
+        if square {
+            bn * (bn + 1) / 2
+        } else {
+            bn * bm
+        }
+    };
+    NONE_BLOCKS
+        .into_iter()
+        .find(|&side| tasks(side) >= 3 * threads)
+        .unwrap_or(NONE_BLOCKS[NONE_BLOCKS.len() - 1])
+}
+
+/// Bytes of the affinities of one block of pairs, computed by one GEMM per task (per thread):
+/// `(b·S) × (b·S)` entries for a block of `b × b` pairs. Large enough that the GEMM runs at its
+/// speed on long panels even at `S = 49`, small enough to stay in a core's L2/L3 share.
+const PAIR_BLOCK_BYTES: usize = 4 << 20;
+
+/// Pairs per side of the blocks whose affinities one GEMM computes: the largest `b` with
+/// `(b·S)²` affinities of `elem_bytes` bytes within [`PAIR_BLOCK_BYTES`], at least 1 (one pair
+/// per GEMM when a single `S × S` affinity is larger).
+fn pair_block(s: usize, elem_bytes: usize) -> usize {
+    let per_pair = s.saturating_mul(s).saturating_mul(elem_bytes).max(1);
+    (PAIR_BLOCK_BYTES / per_pair).isqrt().max(1)
+}
 
 /// Bytes of scratch one thread of the pairwise fill needs for samples of `s` positions whose
 /// affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus the matchers'
 /// largest workspace (an `S × S` `f64` block copy, or the exact solver's and the auction's
-/// `f32` copies), and `O(S)` vectors. Zero when no affinity is needed
-/// ([`Matcher::None`] without bounds). An upper bound, used for the memory estimate before a run.
+/// `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
+/// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers.
+/// Without affinities ([`Matcher::None`] without bounds): one output block of the baseline's
+/// GEMM and its packing buffers. An upper bound, used for the memory estimate before a run.
 #[must_use]
 pub fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
+    let gemm = workspace_bytes(elem_bytes);
     if !needs_affinity {
-        return 0;
+        return (NONE_BLOCK * NONE_BLOCK)
+            .saturating_mul(elem_bytes)
+            .saturating_add(gemm);
     }
+    let b = pair_block(s, elem_bytes);
+    let block = if b > 1 {
+        (b * s).saturating_mul(b * s).saturating_mul(elem_bytes)
+    } else {
+        0
+    };
     s.saturating_mul(s)
         .saturating_mul(elem_bytes.saturating_add(8))
         .saturating_add(s.saturating_mul(256))
+        .saturating_add(block)
+        .saturating_add(gemm)
 }
 
 /// A `rows × cols` array filled with `value`, allocated fallibly: [`Error::TooLarge`] instead of
@@ -470,7 +522,9 @@ fn gram_in_pool<T: Real>(
     })
 }
 
-/// `G = X Yᵀ` on the flattened samples, in fixed blocks of rows; mirrored when square.
+/// `G = X Yᵀ` on the flattened samples with the deterministic GEMM ([`Gemm`]), in square output
+/// blocks ([`none_block`]), one task each; in the square case only the blocks on and
+/// above the diagonal, then mirrored.
 fn spatio_semantic<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
@@ -495,33 +549,41 @@ fn spatio_semantic<T: Real>(
     };
     let m = yf.nrows();
     let square = y.is_none();
-    let mut g = try_array2(n, m, T::zero(), "the output tile")?;
-    g.axis_chunks_iter_mut(Axis(0), NONE_BLOCK_ROWS)
-        .into_par_iter()
-        .zip(
-            xf.axis_chunks_iter(Axis(0), NONE_BLOCK_ROWS)
-                .into_par_iter(),
-        )
-        .enumerate()
-        .try_for_each(|(b, (mut block, xs))| {
+    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
+    let side = none_block(n, m, square, rayon::current_num_threads().max(1));
+    let mut blocks: Vec<(usize, usize, ArrayViewMut2<'_, f64>)> = Vec::new();
+    for (bi, stripe) in values.axis_chunks_iter_mut(Axis(0), side).enumerate() {
+        for (bj, block) in stripe.into_axis_chunks_iter_mut(Axis(1), side).enumerate() {
+            if !square || bj >= bi {
+                blocks.push((bi * side, bj * side, block));
+            }
+        }
+    }
+    blocks
+        .par_iter_mut()
+        .with_max_len(1)
+        .try_for_each(|(i0, j0, out)| -> Result<()> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted);
             }
-            general_mat_mul(T::one(), &xs, &yf.t(), T::zero(), &mut block);
-            let first = b * NONE_BLOCK_ROWS;
-            let rows = block.nrows();
-            let done = if square {
-                // Upper triangle with the diagonal of these rows: Σ (n − i).
-                (first..first + rows).map(|i| (n - i) as u64).sum()
+            let (rows, cols) = out.dim();
+            let (i0, j0) = (*i0, *j0);
+            let mut c_block = try_array2(rows, cols, T::zero(), "a block of the output")?;
+            Gemm::new().abt(
+                xf.slice(s![i0..i0 + rows, ..]),
+                yf.slice(s![j0..j0 + cols, ..]),
+                c_block.view_mut(),
+            )?;
+            out.zip_mut_with(&c_block, |v, &e| *v = e.to_f64());
+            let done = if square && i0 == j0 {
+                (rows * (rows + 1) / 2) as u64
             } else {
-                (rows * m) as u64
+                (rows * cols) as u64
             };
             progress.fetch_add(done, Ordering::Relaxed);
             Ok(())
         })?;
-    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
-    values.zip_mut_with(&g, |v, &e| *v = e.to_f64());
-    drop(g);
+    drop(blocks);
     if square {
         mirror_upper(&mut values);
     }
@@ -538,18 +600,21 @@ fn mirror_upper(g: &mut Array2<f64>) {
     }
 }
 
-/// A piece of a row of a tile being filled: row index, first column, values, permutations and
-/// bounds of its columns.
-type TilePiece<'a> = (
+/// A block of a tile being filled: its first row and column, and its values, permutations and
+/// bounds.
+type TileBlock<'a> = (
     usize,
     usize,
-    ndarray::ArrayViewMut1<'a, f64>,
-    Option<ndarray::ArrayViewMut2<'a, i64>>,
-    Option<ndarray::ArrayViewMut1<'a, f64>>,
+    ArrayViewMut2<'a, f64>,
+    Option<ArrayViewMut3<'a, i64>>,
+    Option<ArrayViewMut2<'a, f64>>,
 );
 
-/// The affinity-based matchers: one task per row of the tile (its pairs in column order),
-/// per-thread workspaces, results written in place (no list of pairs or results).
+/// The affinity-based matchers: one task per block of `b × b` pairs of the tile (rows `I`,
+/// columns `J`), whose affinities `(|I|·S × C)·(C × |J|·S)` are one GEMM, then each pair's
+/// `S × S` block is copied out and matched; per-thread workspaces, results written in place (no
+/// list of pairs or results). Every affinity entry is the same FMA chain whatever the block
+/// (see [`crate::kernels::gemm`]), so the results do not depend on `b`, the tile or the threads.
 fn pairwise<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
@@ -558,14 +623,47 @@ fn pairwise<T: Real>(
     cancel: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<Gram> {
-    let (n, s, _) = x.dim();
+    pairwise_blocked(x, y, norms, options, cancel, progress, None)
+}
+
+/// [`pairwise`] with the pairs per block side forced (`Some(b)`, for tests) or chosen from
+/// [`PAIR_BLOCK_BYTES`] (`None`).
+fn pairwise_blocked<T: Real>(
+    x: ArrayView3<'_, T>,
+    y: Option<ArrayView3<'_, T>>,
+    norms: &Norms,
+    options: &GramOptions,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+    block: Option<usize>,
+) -> Result<Gram> {
+    let (n, s, c) = x.dim();
     let square = y.is_none();
-    let yv = y.unwrap_or(x);
+    let x = x.as_standard_layout();
+    let y = y.as_ref().map(|y| y.as_standard_layout());
+    let xs = x
+        .as_slice()
+        .ok_or_else(|| Error::Shape("internal: x layout".into()))?;
+    let ys = match &y {
+        Some(y) => y
+            .as_slice()
+            .ok_or_else(|| Error::Shape("internal: y layout".into()))?,
+        None => xs,
+    };
     let norms_y = norms.y.as_ref().unwrap_or(&norms.x);
-    let m = yv.dim().0;
+    let m = ys.len() / (s * c);
     let keep = options.return_permutations;
     let with_bound = options.return_bound;
     let threads = rayon::current_num_threads().max(1);
+    let prefix = options.prefix_tokens;
+    // Pairs per block side: from the cache budget, lowered so that every thread gets several
+    // blocks (speed only: the values do not depend on it).
+    let pairs = tile_pairs(n, if square { None } else { Some(m) });
+    let b = block.unwrap_or_else(|| {
+        let spread = usize::try_from(pairs / (4 * threads as u64)).unwrap_or(usize::MAX);
+        pair_block(s, std::mem::size_of::<T>()).min(spread.isqrt().max(1))
+    });
+    let b = b.clamp(1, n.max(m));
     // Allocate everything big before the first pair, fallibly.
     let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
     let mut bounds = if with_bound {
@@ -580,9 +678,9 @@ fn pairwise<T: Real>(
     } else {
         None
     };
-    let prefix = options.prefix_tokens;
+    let tile_len = if b > 1 { (b * s) * (b * s) } else { 0 };
     let slots = (0..threads)
-        .map(|_| PairScratch::<T>::try_new(s - prefix, options.matcher).map(Mutex::new))
+        .map(|_| PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher).map(Mutex::new))
         .collect::<Result<Vec<_>>>()?;
     let matcher = options.matcher;
     let uses_norms = !norms.x.is_empty();
@@ -591,99 +689,128 @@ fn pairwise<T: Real>(
     // attained by the identity, so G[i, i] = ||x_i||² and perm[i, i] = identity, for any matcher
     // (the approximations are exact there: none can exceed the optimum, and the identity reaches
     // it). The bound is ||x_i||² as well.
-    // Tasks: pieces of rows of at most `width` columns (several per thread and row, so that
-    // a tile of few rows still keeps every thread busy), each writing its own entries.
-    let width = m.div_ceil(4 * threads).max(1);
-    let mut perm_rows = permutations.as_mut().map(|p| p.outer_iter_mut());
-    let mut bound_rows = bounds.as_mut().map(|b| b.outer_iter_mut());
-    let mut pieces: Vec<TilePiece<'_>> = Vec::new();
-    for (i, vrow) in values.outer_iter_mut().enumerate() {
-        let prow = perm_rows.as_mut().and_then(Iterator::next);
-        let brow = bound_rows.as_mut().and_then(Iterator::next);
-        let mut pchunks = prow.map(|p| p.into_axis_chunks_iter_mut(Axis(0), width));
-        let mut bchunks = brow.map(|b| b.into_axis_chunks_iter_mut(Axis(0), width));
-        for (k, v) in vrow.into_axis_chunks_iter_mut(Axis(0), width).enumerate() {
+    let mut perm_stripes = permutations
+        .as_mut()
+        .map(|p| p.axis_chunks_iter_mut(Axis(0), b));
+    let mut bound_stripes = bounds.as_mut().map(|p| p.axis_chunks_iter_mut(Axis(0), b));
+    let mut blocks: Vec<TileBlock<'_>> = Vec::new();
+    for (bi, vstripe) in values.axis_chunks_iter_mut(Axis(0), b).enumerate() {
+        let pstripe = perm_stripes.as_mut().and_then(Iterator::next);
+        let bstripe = bound_stripes.as_mut().and_then(Iterator::next);
+        let mut pchunks = pstripe.map(|p| p.into_axis_chunks_iter_mut(Axis(1), b));
+        let mut bchunks = bstripe.map(|p| p.into_axis_chunks_iter_mut(Axis(1), b));
+        for (bj, v) in vstripe.into_axis_chunks_iter_mut(Axis(1), b).enumerate() {
             let p = pchunks.as_mut().and_then(Iterator::next);
-            let b = bchunks.as_mut().and_then(Iterator::next);
-            if square && (k + 1) * width <= i {
+            let bo = bchunks.as_mut().and_then(Iterator::next);
+            if square && bj < bi {
                 continue; // strictly below the diagonal: mirrored afterwards
             }
-            pieces.push((i, k * width, v, p, b));
+            blocks.push((bi * b, bj * b, v, p, bo));
         }
     }
-    pieces.par_iter_mut().with_max_len(1).try_for_each(
-        |(i, j0, vrow, prow, brow)| -> Result<()> {
-            let (i, j0) = (*i, *j0);
+    let sc = s * c;
+    blocks.par_iter_mut().with_max_len(1).try_for_each(
+        |(i0, j0, vals, perms, bnds)| -> Result<()> {
+            let (i0, j0) = (*i0, *j0);
+            let (rows, cols) = vals.dim();
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
             let mut scratch = slots[slot]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let xi = x.index_axis(Axis(0), i);
-            let j1 = j0 + vrow.len();
-            let mut first = j0;
-            if square && (j0..j1).contains(&i) {
-                let d = i - j0;
-                vrow[d] = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
-                if let Some(b) = brow.as_mut() {
-                    b[d] = vrow[d];
-                }
-                if let Some(p) = prow.as_mut() {
-                    for k in 0..s {
-                        p[[d, k]] = k as i64;
-                    }
-                }
-                progress.fetch_add(1, Ordering::Relaxed);
-                first = i + 1;
+            let single = rows == 1 && cols == 1;
+            // A diagonal block of one row holds only the diagonal pair: no affinity needed.
+            let only_diagonal = square && i0 == j0 && rows == 1;
+            if !(single || only_diagonal) {
+                // One GEMM for the whole block: (rows·S × C)·(C × cols·S).
+                let xb = ArrayView2::from_shape((rows * s, c), &xs[i0 * sc..(i0 + rows) * sc])
+                    .map_err(|e| Error::Shape(e.to_string()))?;
+                let yb = ArrayView2::from_shape((cols * s, c), &ys[j0 * sc..(j0 + cols) * sc])
+                    .map_err(|e| Error::Shape(e.to_string()))?;
+                scratch.block_affinities(xb, yb)?;
             }
-            for j in first..j1 {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(Error::Interrupted);
-                }
-                let (nx, ny) = if uses_norms {
-                    (
-                        norms.x.row(i).to_slice().unwrap_or(&[]),
-                        norms_y.row(j).to_slice().unwrap_or(&[]),
-                    )
-                } else {
-                    (&[][..], &[][..])
-                };
-                let yj = yv.index_axis(Axis(0), j);
-                let (g, bound) = if prefix == 0 {
-                    scratch.match_pair(matcher, xi, yj, (nx, ny), with_bound, cancel)?
-                } else {
-                    // The prefix tokens position by position, the rest matched.
-                    let fixed = prefix_dot(xi, yj, prefix);
-                    let (g, bound) = scratch.match_pair(
-                        matcher,
-                        xi.slice(ndarray::s![prefix.., ..]),
-                        yj.slice(ndarray::s![prefix.., ..]),
+            for ii in 0..rows {
+                let i = i0 + ii;
+                let xi = ArrayView2::from_shape((s, c), &xs[i * sc..(i + 1) * sc])
+                    .map_err(|e| Error::Shape(e.to_string()))?;
+                for jj in 0..cols {
+                    let j = j0 + jj;
+                    if square && j < i {
+                        continue;
+                    }
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    if square && i == j {
+                        let d = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+                        vals[[ii, jj]] = d;
+                        if let Some(bo) = bnds.as_mut() {
+                            bo[[ii, jj]] = d;
+                        }
+                        if let Some(p) = perms.as_mut() {
+                            for k in 0..s {
+                                p[[ii, jj, k]] = k as i64;
+                            }
+                        }
+                        progress.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let yj = ArrayView2::from_shape((s, c), &ys[j * sc..(j + 1) * sc])
+                        .map_err(|e| Error::Shape(e.to_string()))?;
+                    if single {
+                        // One pair: its matched positions' affinity directly.
+                        scratch.pair_affinity(
+                            xi.slice(s![prefix.., ..]),
+                            yj.slice(s![prefix.., ..]),
+                        )?;
+                    } else {
+                        scratch.copy_affinity(ii, jj, s, cols * s, prefix);
+                    }
+                    let (nx, ny) = if uses_norms {
                         (
-                            nx.get(prefix..).unwrap_or(&[]),
-                            ny.get(prefix..).unwrap_or(&[]),
-                        ),
-                        with_bound,
-                        cancel,
-                    )?;
-                    (fixed + g, fixed + bound)
-                };
-                vrow[j - j0] = g;
-                if let Some(b) = brow.as_mut() {
-                    b[j - j0] = bound;
-                }
-                if let Some(p) = prow.as_mut() {
-                    for k in 0..prefix {
-                        p[[j - j0, k]] = k as i64;
+                            norms
+                                .x
+                                .row(i)
+                                .to_slice()
+                                .unwrap_or(&[])
+                                .get(prefix..)
+                                .unwrap_or(&[]),
+                            norms_y
+                                .row(j)
+                                .to_slice()
+                                .unwrap_or(&[])
+                                .get(prefix..)
+                                .unwrap_or(&[]),
+                        )
+                    } else {
+                        (&[][..], &[][..])
+                    };
+                    let (g, bound) = scratch.solve(matcher, (nx, ny), with_bound, cancel)?;
+                    let (g, bound) = if prefix == 0 {
+                        (g, bound)
+                    } else {
+                        // The prefix tokens position by position, the rest matched.
+                        let fixed = prefix_dot(xi, yj, prefix);
+                        (fixed + g, fixed + bound)
+                    };
+                    vals[[ii, jj]] = g;
+                    if let Some(bo) = bnds.as_mut() {
+                        bo[[ii, jj]] = bound;
                     }
-                    for (k, &t) in scratch.perm.iter().enumerate() {
-                        p[[j - j0, prefix + k]] = (prefix + t) as i64;
+                    if let Some(p) = perms.as_mut() {
+                        for k in 0..prefix {
+                            p[[ii, jj, k]] = k as i64;
+                        }
+                        for (k, &t) in scratch.perm.iter().enumerate() {
+                            p[[ii, jj, prefix + k]] = (prefix + t) as i64;
+                        }
                     }
+                    progress.fetch_add(1, Ordering::Relaxed);
                 }
-                progress.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
         },
     )?;
-    drop(pieces);
+    drop(blocks);
     if square {
         mirror_upper(&mut values);
         if let Some(b) = bounds.as_mut() {
@@ -719,9 +846,14 @@ fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> 
     sum
 }
 
-/// Buffers for one pair: the affinity, the permutation and the matcher's workspace.
+/// Buffers of one thread: the affinities of a block of pairs, one pair's (matched) affinity, the
+/// GEMM's packing buffers, the permutation and the matcher's workspace.
 struct PairScratch<T> {
+    /// The affinities of a block of pairs, row-major `(rows·S) × (cols·S)` (empty when every
+    /// GEMM is one pair's).
+    block: Vec<T>,
     affinity: Array2<T>,
+    gemm: Gemm<T>,
     perm: Vec<usize>,
     workspace: Workspace,
     /// Stand-in norms for matchers that do not read them.
@@ -729,9 +861,9 @@ struct PairScratch<T> {
 }
 
 impl<T: Real> PairScratch<T> {
-    /// Scratch for pairs of `s` positions, its large buffers reserved fallibly
-    /// ([`Error::TooLarge`] when the memory is not there).
-    fn try_new(s: usize, matcher: Matcher) -> Result<Self> {
+    /// Scratch for pairs of `s` matched positions and blocks of `block_len` affinities, its
+    /// large buffers reserved fallibly ([`Error::TooLarge`] when the memory is not there).
+    fn try_new(s: usize, block_len: usize, matcher: Matcher) -> Result<Self> {
         let mut workspace = Workspace::default();
         workspace.try_reserve(s, matcher).map_err(|_| {
             Error::TooLarge(format!(
@@ -741,29 +873,62 @@ impl<T: Real> PairScratch<T> {
             ))
         })?;
         Ok(Self {
+            block: try_filled(
+                Some(block_len),
+                T::zero(),
+                "the affinities of a block of pairs",
+            )?,
             affinity: try_array2(s, s, T::zero(), "an affinity matrix")?,
+            gemm: Gemm::new(),
             perm: try_filled(Some(s), 0, "a permutation")?,
             workspace,
             zero_norms: try_filled(Some(s), 0.0, "the norms")?,
         })
     }
 
-    /// Matched inner product of one pair (its permutation is left in `self.perm`) and its bound
-    /// when `with_bound` (else NaN). `norms` are the pair's per-position norms, or empty slices
-    /// when the matcher does not use them. `cancel` is polled inside the matcher too (once per
-    /// augmenting search of the exact solver, every 256 auction bids), so one long pair
-    /// (`S` in the thousands) does not delay an interrupt.
-    fn match_pair(
+    /// The affinities of a block of pairs, `xb · ybᵀ` (`xb`: the block's rows of `x`, stacked
+    /// positions, `(rows·S) × C`; `yb` likewise), into `self.block`.
+    fn block_affinities(&mut self, xb: ArrayView2<'_, T>, yb: ArrayView2<'_, T>) -> Result<()> {
+        let len = xb.nrows() * yb.nrows();
+        let out = self
+            .block
+            .get_mut(..len)
+            .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
+        let out = ndarray::ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
+            .map_err(|e| Error::Shape(e.to_string()))?;
+        self.gemm.abt(xb, yb, out)
+    }
+
+    /// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of the block
+    /// (`width` = the block's row length, `cols·S`) into `self.affinity`.
+    fn copy_affinity(&mut self, ii: usize, jj: usize, s: usize, width: usize, prefix: usize) {
+        let sm = s - prefix;
+        for (r, dst) in self.affinity.outer_iter_mut().enumerate() {
+            let start = (ii * s + prefix + r) * width + jj * s + prefix;
+            if let (Some(src), Some(dst)) = (self.block.get(start..start + sm), dst.into_slice()) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// One pair's affinity `xi · yjᵀ` into `self.affinity` (the pair's matched positions).
+    fn pair_affinity(&mut self, xi: ArrayView2<'_, T>, yj: ArrayView2<'_, T>) -> Result<()> {
+        self.gemm.abt(xi, yj, self.affinity.view_mut())
+    }
+
+    /// Match the affinity in `self.affinity`: the matched inner product (its permutation is left
+    /// in `self.perm`) and its bound when `with_bound` (else NaN). `norms` are the pair's
+    /// per-position norms, or empty slices when the matcher does not use them. `cancel` is
+    /// polled inside the matcher too (once per augmenting search of the exact solver, every 256
+    /// auction bids), so one long pair (`S` in the thousands) does not delay an interrupt.
+    fn solve(
         &mut self,
         matcher: Matcher,
-        xi: ArrayView2<'_, T>,
-        yj: ArrayView2<'_, T>,
         norms: (&[f64], &[f64]),
         with_bound: bool,
         cancel: &AtomicBool,
     ) -> Result<(f64, f64)> {
-        let s = xi.nrows();
-        general_mat_mul(T::one(), &xi, &yj.t(), T::zero(), &mut self.affinity);
+        let s = self.affinity.nrows();
         let a = self
             .affinity
             .as_slice()
@@ -786,5 +951,202 @@ impl<T: Real> PairScratch<T> {
             f64::NAN
         };
         Ok((matched_sum(a, s, &self.perm), bound))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<T: Real>(n: usize, s: usize, c: usize, seed: u64, f: fn(f64) -> T) -> Array3<T> {
+        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        Array3::from_shape_fn((n, s, c), |_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            f((state >> 11) as f64 / (1u64 << 53) as f64 - 0.3)
+        })
+    }
+
+    fn run<T: Real>(
+        x: &Array3<T>,
+        y: Option<&Array3<T>>,
+        options: &GramOptions,
+        block: Option<usize>,
+    ) -> Gram {
+        let (x, y) = (x.view(), y.map(|y| y.view()));
+        let norms = validate(&x, y.as_ref(), options).unwrap();
+        pool::pool(options.threads)
+            .unwrap()
+            .install(|| {
+                pairwise_blocked(
+                    x,
+                    y,
+                    &norms,
+                    options,
+                    &AtomicBool::new(false),
+                    &AtomicU64::new(0),
+                    block,
+                )
+            })
+            .unwrap()
+    }
+
+    fn bits(g: &Gram) -> (Vec<u64>, Option<Array3<i64>>, Option<Vec<u64>>) {
+        (
+            g.values.iter().map(|v| v.to_bits()).collect(),
+            g.permutations.clone(),
+            g.bounds
+                .as_ref()
+                .map(|b| b.iter().map(|v| v.to_bits()).collect()),
+        )
+    }
+
+    /// Every matcher: the affinities of blocks of pairs (one GEMM each, any block size, 1 or 2
+    /// threads) give the bits of one GEMM per pair, and those are the bits of a pair computed
+    /// independently (strict FMA-chain affinity, then the matcher).
+    fn blocks_equal_pairs<T: Real + FmaRef>(f: fn(f64) -> T) {
+        let matchers = [
+            Matcher::Exact,
+            Matcher::Greedy,
+            Matcher::TopkGreedy { k: 3 },
+            Matcher::BatchOptimal { b: 4 },
+            Matcher::Auction { gap_ppm: 1000 },
+            Matcher::Shift { w: 1 },
+        ];
+        for (s, prefix) in [(9, 0), (11, 2)] {
+            let c = 5;
+            let x = sample(7, s, c, 1, f);
+            let y = sample(5, s, c, 2, f);
+            for matcher in matchers {
+                for square in [true, false] {
+                    let yy = if square { None } else { Some(&y) };
+                    let mut o = GramOptions {
+                        matcher,
+                        threads: Some(1),
+                        return_permutations: true,
+                        return_bound: true,
+                        prefix_tokens: prefix,
+                    };
+                    let per_pair = run(&x, yy, &o, Some(1));
+                    for (block, threads) in [(None, 1), (Some(2), 2), (Some(3), 1), (Some(7), 2)] {
+                        o.threads = Some(threads);
+                        let blocked = run(&x, yy, &o, block);
+                        assert_eq!(
+                            bits(&blocked),
+                            bits(&per_pair),
+                            "{matcher:?} S={s} square={square} block={block:?} threads={threads}"
+                        );
+                    }
+                    if prefix > 0 {
+                        continue;
+                    }
+                    // Independent: pair (1, 3) from its own strict-order affinity.
+                    let yv = if square { &x } else { &y };
+                    let a: Vec<T> = (0..s * s)
+                        .map(|e| {
+                            let (p, q) = (e / s, e % s);
+                            (0..c).fold(T::zero(), |acc, k| {
+                                T::fma_ref(x[[1, p, k]], yv[[3, q, k]], acc)
+                            })
+                        })
+                        .collect();
+                    let norm = |v: &Array3<T>, i: usize| -> Vec<f64> {
+                        (0..s)
+                            .map(|p| {
+                                (0..c)
+                                    .map(|k| v[[i, p, k]].to_f64().powi(2))
+                                    .sum::<f64>()
+                                    .sqrt()
+                            })
+                            .collect()
+                    };
+                    let (nx, ny) = (norm(&x, 1), norm(yv, 3));
+                    let problem = Affinity::new(&a, s, &nx, &ny).unwrap();
+                    let mut perm = vec![0; s];
+                    matcher
+                        .assign(&problem, &mut Workspace::default(), &mut perm)
+                        .unwrap();
+                    assert_eq!(
+                        matched_sum(&a, s, &perm).to_bits(),
+                        per_pair.values[[1, 3]].to_bits(),
+                        "{matcher:?} square={square}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The strict FMA step, for the independent reference.
+    trait FmaRef {
+        fn fma_ref(a: Self, b: Self, acc: Self) -> Self;
+    }
+    impl FmaRef for f64 {
+        fn fma_ref(a: Self, b: Self, acc: Self) -> Self {
+            a.mul_add(b, acc)
+        }
+    }
+    impl FmaRef for f32 {
+        fn fma_ref(a: Self, b: Self, acc: Self) -> Self {
+            a.mul_add(b, acc)
+        }
+    }
+
+    #[test]
+    fn block_affinities_equal_per_pair_affinities_f64() {
+        blocks_equal_pairs::<f64>(|v| v);
+    }
+
+    #[test]
+    fn block_affinities_equal_per_pair_affinities_f32() {
+        #[allow(clippy::cast_possible_truncation)]
+        blocks_equal_pairs::<f32>(|v| v as f32);
+    }
+
+    #[test]
+    fn spatio_semantic_is_the_strict_fma_chain_for_any_block_and_threads() {
+        // 100 samples: several output blocks (and a block side chosen by the thread count).
+        let x = sample::<f64>(100, 3, 7, 5, |v| v);
+        let y = sample::<f64>(60, 3, 7, 6, |v| v);
+        let dot = |a: &Array3<f64>, i: usize, b: &Array3<f64>, j: usize| -> u64 {
+            a.index_axis(Axis(0), i)
+                .iter()
+                .zip(b.index_axis(Axis(0), j).iter())
+                .fold(0.0_f64, |acc, (&p, &q)| p.mul_add(q, acc))
+                .to_bits()
+        };
+        for threads in [1, 2, 5] {
+            let o = GramOptions {
+                matcher: Matcher::None,
+                threads: Some(threads),
+                ..GramOptions::default()
+            };
+            let g = gram(x.view(), None, &o, &AtomicBool::new(false)).unwrap();
+            let r = gram(x.view(), Some(y.view()), &o, &AtomicBool::new(false)).unwrap();
+            for i in 0..100 {
+                for j in 0..100 {
+                    let (a, b) = (i.min(j), i.max(j));
+                    assert_eq!(g.values[[i, j]].to_bits(), dot(&x, a, &x, b), "{i} {j}");
+                }
+                for j in 0..60 {
+                    assert_eq!(r.values[[i, j]].to_bits(), dot(&x, i, &y, j));
+                }
+            }
+        }
+        assert_eq!(none_block(2000, 2000, true, 2), 240);
+        assert_eq!(none_block(167, 167, false, 2), 72);
+    }
+
+    #[test]
+    fn pair_block_fits_the_budget() {
+        for s in [1, 7, 49, 257, 1024, 4096] {
+            for elem in [4, 8] {
+                let b = pair_block(s, elem);
+                assert!(b >= 1);
+                assert!(b == 1 || (b * s) * (b * s) * elem <= PAIR_BLOCK_BYTES);
+                assert!(scratch_bytes(s, elem, true) >= s * s * elem);
+            }
+        }
+        assert!(pair_block(49, 8) >= 8);
     }
 }

@@ -1,0 +1,194 @@
+"""semrsm's deterministic GEMM (issues 8, 13) against numpy/OpenBLAS, measured in the same run.
+
+Prints Markdown tables of medians and ratios (numpy time / semrsm time: above 1 = semrsm faster):
+
+(a) affinity per pair, ``x_i @ y_j.T`` (S × C times C × S), ``semrsm._core.gemm_abt`` vs numpy;
+(b) the GEMM share of a tile: semrsm computes the affinities of a block of b × b pairs with one
+    GEMM (b from the same 4 MiB budget as ``rsm::pair_block``); per pair against one large OpenBLAS
+    GEMM over the whole tile ``X_I @ Y_J.T``;
+(c) ``semrsm.gram(x, matcher="none")`` vs numpy's float64 copy + centring + ``X @ X.T``;
+(d) whole ``semrsm.gram(..., threads=1)`` per pair vs numpy + scipy per pair
+    (``A = V_i @ V_j.T; linear_sum_assignment(A, maximize=True)``) on real maps.
+
+numpy's BLAS threads are pinned with threadpoolctl: one thread in (a), (b), (d); ``--threads`` in
+(c), where semrsm gets the same. Run it once on main before a change (``--label before``) and once
+after, with ``SEMRSM_DATA`` pointing to the shared data::
+
+    SEMRSM_DATA=/work/shared/data python benches/bench_gemm.py --parts a b c d
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+from _fixtures import data_dir
+from threadpoolctl import threadpool_limits
+
+PAIR_BLOCK_BYTES = 4 << 20  # as src/rsm/mod.rs
+
+
+def median_time(f: Callable[[], object], repeat: int, min_time: float = 0.05) -> float:
+    """Median over ``repeat`` runs of the mean time of as many calls as fill ``min_time`` (after
+    a warm-up call; none and one call per run when ``min_time`` is 0, for long calls)."""
+    inner = 1
+    if min_time > 0:
+        f()
+        start = time.perf_counter()
+        f()
+        inner = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(inner):
+            f()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def fmt(t: float) -> str:
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} µs"
+    if t < 1:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def pair_block(s: int, elem: int) -> int:
+    return max(1, int((PAIR_BLOCK_BYTES // (s * s * elem)) ** 0.5))
+
+
+def part_a(repeat: int) -> None:
+    from semrsm import _core
+
+    rng = np.random.default_rng(0)
+    print("\n(a) affinity per pair, x_i @ y_j.T, float64, one thread\n")
+    print("| S | C | numpy | semrsm | numpy / semrsm |")
+    print("|---|---|---|---|---|")
+    for s in (49, 256, 1024):
+        for c in (24, 112, 320, 1280):
+            x, y = rng.normal(size=(s, c)), rng.normal(size=(s, c))
+            with threadpool_limits(1):
+                t_np = median_time(lambda: x @ y.T, repeat)
+            t_us = median_time(lambda: _core.gemm_abt(x, y), repeat)
+            print(f"| {s} | {c} | {fmt(t_np)} | {fmt(t_us)} | {t_np / t_us:.2f} |")
+
+
+def part_b(repeat: int) -> None:
+    from semrsm import _core
+
+    rng = np.random.default_rng(1)
+    print("\n(b) GEMM share of a tile, per pair, float64, one thread\n")
+    print("| S | C | tile (samples) | semrsm block b | one OpenBLAS GEMM / pair | semrsm / pair | semrsm / OpenBLAS |")
+    print("|---|---|---|---|---|---|---|")
+    for s, c, n in ((49, 320, 56), (49, 2048, 28), (257, 384, 12)):
+        x = rng.normal(size=(n * s, c))
+        y = rng.normal(size=(n * s, c))
+        b = pair_block(s, 8)
+        with threadpool_limits(1):
+            t_big = median_time(lambda: x @ y.T, repeat) / (n * n)
+
+        def blocks() -> None:
+            for i0 in range(0, n, b):
+                xi = x[i0 * s : min(n, i0 + b) * s]
+                for j0 in range(0, n, b):
+                    _core.gemm_abt(xi, y[j0 * s : min(n, j0 + b) * s])
+
+        t_ours = median_time(blocks, repeat) / (n * n)
+        print(f"| {s} | {c} | {n} × {n} | {b} | {fmt(t_big)} | {fmt(t_ours)} | {t_ours / t_big:.2f} |")
+
+
+def part_c(repeat: int, threads: int, sizes: list[int]) -> None:
+    import semrsm
+
+    rng = np.random.default_rng(2)
+    print(f"\n(c) matcher='none' vs numpy (float64 copy, centring, X @ X.T), {threads} threads\n")
+    print("| N | shape | numpy | semrsm | numpy / semrsm | max rel. diff |")
+    print("|---|---|---|---|---|---|")
+    for n in sizes:
+        x = rng.normal(size=(n, 256, 14, 14)).astype(np.float32)
+
+        def numpy_none() -> np.ndarray:
+            v = x.reshape(n, -1).astype(np.float64)
+            v -= v.mean(axis=0)
+            return v @ v.T
+
+        with threadpool_limits(threads):
+            t_np = median_time(numpy_none, repeat, min_time=0)
+            g_np = numpy_none()
+        t_us = median_time(lambda: semrsm.gram(x, matcher="none", threads=threads, progress=False), repeat, min_time=0)
+        g = semrsm.gram(x, matcher="none", threads=threads, progress=False)
+        diff = float(np.abs(g - g_np).max() / np.abs(g_np).max())
+        print(f"| {n} | {n}×256×14×14 float32 | {fmt(t_np)} | {fmt(t_us)} | {t_np / t_us:.2f} | {diff:.1e} |")
+
+
+def _numpy_scipy(v: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linear_sum_assignment
+
+    n = v.shape[0]
+    g = np.zeros((n, n))
+    for i in range(n):
+        g[i, i] = float(np.sum(v[i] * v[i]))
+        for j in range(i + 1, n):
+            a = v[i] @ v[j].T
+            r, cc = linear_sum_assignment(a, maximize=True)
+            g[i, j] = g[j, i] = a[r, cc].sum()
+    return g
+
+
+def part_d(repeat: int) -> None:
+    import semrsm
+
+    rng = np.random.default_rng(3)
+    cases = []
+    crops = np.load(data_dir("effnet_lite0_crops2000.npz") / "effnet_lite0_crops2000.npz")
+    z = crops["block15"][:64].astype(np.float32)  # (N, 320, 7, 7)
+    cases.append(("EffNet block15 (real), N = 64", z.reshape(64, 320, 49).transpose(0, 2, 1)))
+    relu = np.maximum(rng.normal(size=(40, 49, 2048)), 0).astype(np.float32)
+    cases.append(("post-ReLU S = 49, C = 2048 (synthetic), N = 40", relu))
+    vit = np.load(data_dir("vit_s14_shifted_pairs.npz") / "vit_s14_shifted_pairs.npz")["layer11"].astype(np.float32)
+    cases.append(("ViT-S/14 layer11 (real), S = 257, C = 384, N = 20", vit))
+    print("\n(d) whole gram per pair, exact, one thread (semrsm threads=1; numpy/OpenBLAS 1 thread)\n")
+    print("| maps | pairs | numpy + scipy / pair | semrsm / pair | numpy+scipy / semrsm | max rel. diff |")
+    print("|---|---|---|---|---|---|")
+    for name, v in cases:
+        n = v.shape[0]
+        pairs = n * (n - 1) // 2
+        vc = v.astype(np.float64)
+        vc = vc - vc.mean(axis=0)
+        with threadpool_limits(1):
+            t_ref = median_time(lambda: _numpy_scipy(vc), max(1, repeat // 2), min_time=0) / pairs
+            g_ref = _numpy_scipy(vc)
+        t_us = median_time(lambda: semrsm.gram(v, layout="nsc", threads=1, progress=False), repeat, min_time=0) / pairs
+        g = semrsm.gram(v, layout="nsc", threads=1, progress=False)
+        diff = float(np.abs(g - g_ref).max() / np.abs(g_ref).max())
+        print(f"| {name} | {pairs} | {fmt(t_ref)} | {fmt(t_us)} | {t_ref / t_us:.2f} | {diff:.1e} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d"])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="threads of part (c), both sides")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000], help="N of part (c)")
+    parser.add_argument("--label", default="", help="printed in the title (e.g. before/after)")
+    args = parser.parse_args()
+    import semrsm
+
+    print(f"## GEMM engine {args.label} (semrsm from {semrsm.__file__})")
+    for part in args.parts:
+        if part == "a":
+            part_a(args.repeat)
+        elif part == "b":
+            part_b(args.repeat)
+        elif part == "c":
+            part_c(max(1, args.repeat // 2), args.threads, args.sizes)
+        else:
+            part_d(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
