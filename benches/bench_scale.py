@@ -132,7 +132,7 @@ def bench_exact(tmp: Path, scale: float) -> None:
         for p in tmp.glob("*"):
             p.unlink()
     s, c = 196, 64
-    scratch = _core.scratch_bytes(s, 8, True)
+    scratch = _core.scratch_bytes(s, c, 8, True)
     block = tile * s * c * 8
     print(f"\n### Exact `gram(np.load(x, mmap_mode='r'), out=...)`, float32 {shape}, tile={tile}, {threads} threads\n")
     print("| run | time | peak RSS | notes |")

@@ -641,7 +641,7 @@ class Engine:
             # G (and bound) of the tile, its mirror image; the permutations and, off the
             # diagonal of a square matrix, their inverse
             "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
-            "scratch": threads * _core.scratch_bytes(s, work, needs_affinity),
+            "scratch": threads * _core.scratch_bytes(s, c, work, needs_affinity),
         }
         if output_in_memory:
             parts["output"] = n * m * 8 * (1 + o.return_bound)

@@ -313,20 +313,23 @@ pub struct Gemm<T> {
     isa: Option<Isa>,
 }
 
-/// Bytes of packing buffers a [`Gemm`] of elements of `elem_bytes` bytes holds at most.
+/// Bytes of packing buffers a [`Gemm`] of `elem_bytes`-byte elements (4: `f32`, else `f64`)
+/// holds at most after products with at most `rows_a` rows of `A`, `rows_b` rows of `B` and `k`
+/// columns (an upper bound over every instruction set).
 #[must_use]
-pub fn workspace_bytes(elem_bytes: usize) -> usize {
-    // The blocks of that type, each padded by a micro-tile.
-    let f64_bytes = (<f64 as sealed::Sealed>::MC + <f64 as sealed::Sealed>::NC + 96)
-        * <f64 as sealed::Sealed>::KC
-        * 8;
-    let f32_bytes = (<f32 as sealed::Sealed>::MC + <f32 as sealed::Sealed>::NC + 96)
-        * <f32 as sealed::Sealed>::KC
-        * 4;
+pub fn workspace_bytes(elem_bytes: usize, rows_a: usize, rows_b: usize, k: usize) -> usize {
+    fn bytes<T: sealed::Sealed>(rows_a: usize, rows_b: usize, k: usize) -> usize {
+        // Each block rounded up to the widest micro-tile (48 columns).
+        let a = rows_a.min(T::MC).saturating_add(48);
+        let b = rows_b.min(T::NC).saturating_add(48);
+        a.saturating_add(b)
+            .saturating_mul(k.min(T::KC))
+            .saturating_mul(std::mem::size_of::<T>())
+    }
     if elem_bytes <= 4 {
-        f32_bytes
+        bytes::<f32>(rows_a, rows_b, k)
     } else {
-        f64_bytes
+        bytes::<f64>(rows_a, rows_b, k)
     }
 }
 

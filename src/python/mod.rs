@@ -257,8 +257,8 @@ fn gram<'py>(
 /// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the
 /// memory estimate made before a run.
 #[pyfunction]
-fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
-    rsm::scratch_bytes(s, elem_bytes, needs_affinity)
+fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
+    rsm::scratch_bytes(s, c, elem_bytes, needs_affinity)
 }
 
 /// One pair from its affinity: `(perm, value, bound or None)`; see `semrsm.match_affinity`.

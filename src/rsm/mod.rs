@@ -52,14 +52,48 @@ pub mod pool;
 pub trait Real: Cost + GemmScalar + ndarray::LinalgScalar + Send + Sync {
     /// Largest product of two concept-vector norms for which affinities stay safely finite.
     const MAX_PRODUCT: f64;
+
+    /// `out = a·bᵀ` widened to `f64`: written in place for `f64`, through a buffer of
+    /// `out`'s size for `f32`.
+    ///
+    /// # Errors
+    /// As [`Gemm::abt`].
+    fn abt_into_f64(
+        gemm: &mut Gemm<Self>,
+        a: ArrayView2<'_, Self>,
+        b: ArrayView2<'_, Self>,
+        out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()>;
 }
 
 impl Real for f64 {
     const MAX_PRODUCT: f64 = 1e300;
+
+    fn abt_into_f64(
+        gemm: &mut Gemm<Self>,
+        a: ArrayView2<'_, Self>,
+        b: ArrayView2<'_, Self>,
+        out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        gemm.abt(a, b, out)
+    }
 }
 
 impl Real for f32 {
     const MAX_PRODUCT: f64 = 1e37;
+
+    fn abt_into_f64(
+        gemm: &mut Gemm<Self>,
+        a: ArrayView2<'_, Self>,
+        b: ArrayView2<'_, Self>,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let (rows, cols) = out.dim();
+        let mut buffer = try_array2(rows, cols, 0.0_f32, "a block of the output")?;
+        gemm.abt(a, b, buffer.view_mut())?;
+        out.zip_mut_with(&buffer, |v, &e| *v = f64::from(e));
+        Ok(())
+    }
 }
 
 /// Largest number of permutation entries (`N · M · S`) returned (2³⁰: 8 GiB as `i64`).
@@ -107,20 +141,24 @@ fn pair_block(s: usize, elem_bytes: usize) -> usize {
     (PAIR_BLOCK_BYTES / per_pair).isqrt().max(1)
 }
 
-/// Bytes of scratch one thread of the pairwise fill needs for samples of `s` positions whose
-/// affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus the matchers'
-/// largest workspace (an `S × S` `f64` block copy, or the exact solver's and the auction's
-/// `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
+/// Bytes of scratch one thread of the pairwise fill needs for samples of `s` positions and `c`
+/// channels whose affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus
+/// the matchers' largest workspace (an `S × S` `f64` block copy, or the exact solver's and the
+/// auction's `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
 /// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers.
-/// Without affinities ([`Matcher::None`] without bounds): one output block of the baseline's
-/// GEMM and its packing buffers. An upper bound, used for the memory estimate before a run.
+/// Without affinities ([`Matcher::None`] without bounds): the packing buffers of the baseline's
+/// GEMM and, in `f32`, one output block. An upper bound, used for the memory estimate before a
+/// run.
 #[must_use]
-pub fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
-    let gemm = workspace_bytes(elem_bytes);
+pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
     if !needs_affinity {
-        return (NONE_BLOCK * NONE_BLOCK)
-            .saturating_mul(elem_bytes)
-            .saturating_add(gemm);
+        let buffer = if elem_bytes < 8 {
+            NONE_BLOCK * NONE_BLOCK * elem_bytes
+        } else {
+            0
+        };
+        return workspace_bytes(elem_bytes, NONE_BLOCK, NONE_BLOCK, s.saturating_mul(c))
+            .saturating_add(buffer);
     }
     let b = pair_block(s, elem_bytes);
     let block = if b > 1 {
@@ -132,7 +170,7 @@ pub fn scratch_bytes(s: usize, elem_bytes: usize, needs_affinity: bool) -> usize
         .saturating_mul(elem_bytes.saturating_add(8))
         .saturating_add(s.saturating_mul(256))
         .saturating_add(block)
-        .saturating_add(gemm)
+        .saturating_add(workspace_bytes(elem_bytes, b * s, b * s, c))
 }
 
 /// A `rows × cols` array filled with `value`, allocated fallibly: [`Error::TooLarge`] instead of
@@ -568,13 +606,12 @@ fn spatio_semantic<T: Real>(
             }
             let (rows, cols) = out.dim();
             let (i0, j0) = (*i0, *j0);
-            let mut c_block = try_array2(rows, cols, T::zero(), "a block of the output")?;
-            Gemm::new().abt(
+            T::abt_into_f64(
+                &mut Gemm::new(),
                 xf.slice(s![i0..i0 + rows, ..]),
                 yf.slice(s![j0..j0 + cols, ..]),
-                c_block.view_mut(),
+                out.view_mut(),
             )?;
-            out.zip_mut_with(&c_block, |v, &e| *v = e.to_f64());
             let done = if square && i0 == j0 {
                 (rows * (rows + 1) / 2) as u64
             } else {
@@ -869,7 +906,7 @@ impl<T: Real> PairScratch<T> {
             Error::TooLarge(format!(
                 "could not allocate a matcher workspace for {s} positions ({} bytes per \
                  thread): not enough memory; lower `threads`",
-                scratch_bytes(s, std::mem::size_of::<T>(), true)
+                scratch_bytes(s, 0, std::mem::size_of::<T>(), true)
             ))
         })?;
         Ok(Self {
@@ -1144,7 +1181,7 @@ mod tests {
                 let b = pair_block(s, elem);
                 assert!(b >= 1);
                 assert!(b == 1 || (b * s) * (b * s) * elem <= PAIR_BLOCK_BYTES);
-                assert!(scratch_bytes(s, elem, true) >= s * s * elem);
+                assert!(scratch_bytes(s, 24, elem, true) >= s * s * elem);
             }
         }
         assert!(pair_block(49, 8) >= 8);
