@@ -33,7 +33,7 @@ fn solve(cost: ArrayView2<'_, f64>) -> f64 {
 fn bench_exact(c: &mut Criterion) {
     let mut group = c.benchmark_group("lap_uniform");
     group.sample_size(10);
-    for n in [64_usize, 256, 1024] {
+    for n in [49_usize, 64, 100, 256, 1024] {
         let cost = uniform(n, 7);
         group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| {
             b.iter(|| solve(cost.view()))
@@ -43,7 +43,7 @@ fn bench_exact(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("lap_relu_affinity");
     group.sample_size(10);
-    for n in [64_usize, 256, 1024] {
+    for n in [49_usize, 64, 100, 256, 1024] {
         let cost = relu_affinity(n, 32, 11);
         group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| {
             b.iter(|| solve(cost.view()))

@@ -413,15 +413,22 @@ fn warm_started_square_problems_match_oracles() {
     }
 }
 
+/// Both starts of square problems: the reductions (n < 200) and the auction prices (n >= 200),
+/// each at and beside the threshold.
 #[test]
 fn adversarial_matrices_at_warm_start_sizes() {
-    let n = 64;
-    let mut rng = StdRng::seed_from_u64(22);
+    for n in [64, 199, 200, 256] {
+        adversarial_at(n);
+    }
+}
+
+fn adversarial_at(n: usize) {
+    let mut rng = StdRng::seed_from_u64(22 + n as u64);
     // All equal: every assignment is optimal.
     let equal = Array2::from_elem((n, n), 3.5);
     let a = linear_sum_assignment(equal.view(), Sense::Maximize).unwrap();
     assert_valid(&equal, &a);
-    assert_eq!(a.objective, 3.5 * n as f64);
+    assert_eq!(a.objective, 3.5 * n as f64, "n={n}");
     // Rank one: pair i with i (rearrangement inequality).
     let r1 = Array2::from_shape_fn((n, n), |(i, j)| (i as f64 + 1.0) * (j as f64 + 1.0));
     let a = linear_sum_assignment(r1.view(), Sense::Maximize).unwrap();
@@ -455,11 +462,56 @@ fn adversarial_matrices_at_warm_start_sizes() {
     });
     let a = linear_sum_assignment(wide.view(), Sense::Maximize).unwrap();
     let oracle = padded_objective(&wide, Sense::Maximize);
-    assert!((a.objective - oracle).abs() <= 1e-12 * oracle);
+    assert!((a.objective - oracle).abs() <= 1e-12 * oracle, "n={n}");
     let tiny = Array2::from_shape_fn((n, n), |_| rng.random::<f64>() * 1e-300);
     let a = linear_sum_assignment(tiny.view(), Sense::Maximize).unwrap();
     let oracle = padded_objective(&tiny, Sense::Maximize);
-    assert!((a.objective - oracle).abs() <= 1e-12 * oracle);
+    assert!((a.objective - oracle).abs() <= 1e-12 * oracle, "n={n}");
+}
+
+/// The shape of real late-layer affinities, exaggerated: every row's best columns are among a
+/// few popular ones (here exact duplicates of each other), which makes the searches long and full
+/// of ties between free and assigned columns. Integer entries, so the oracle is exact.
+#[test]
+fn few_popular_and_duplicate_columns_match_oracles() {
+    let mut rng = StdRng::seed_from_u64(24);
+    for n in [2_usize, 5, 8, 49, 64, 100, 199, 200, 256] {
+        let popular = (n / 3).max(1);
+        let base = random_matrix(&mut rng, n, popular, 500, 1000);
+        let rest = random_matrix(&mut rng, n, n, -20, 20);
+        // Columns 0..popular are strong; each of them appears twice (a duplicate column) where
+        // there is room.
+        let cost = Array2::from_shape_fn((n, n), |(i, j)| {
+            if j < popular {
+                base[[i, j]]
+            } else if j < 2 * popular {
+                base[[i, j - popular]]
+            } else {
+                rest[[i, j]]
+            }
+        });
+        for sense in [Sense::Maximize, Sense::Minimize] {
+            let a = linear_sum_assignment(cost.view(), sense).unwrap();
+            assert_valid(&cost, &a);
+            let oracle = if n <= 8 {
+                brute_force(&cost, sense)
+            } else {
+                match sense {
+                    Sense::Maximize => km_max(&cost),
+                    Sense::Minimize => -km_max(&cost.mapv(|c| -c)),
+                }
+            };
+            assert_eq!(a.objective, oracle, "n={n} {sense:?}");
+        }
+        // Real-valued: the same structure with noise, against the rectangular (start-free) path.
+        let noisy = cost.mapv(|c| c + rng.random::<f64>() * 1e-3);
+        let a = linear_sum_assignment(noisy.view(), Sense::Maximize).unwrap();
+        let oracle = padded_objective(&noisy, Sense::Maximize);
+        assert!(
+            (a.objective - oracle).abs() <= 1e-12 * oracle.abs(),
+            "n={n} noisy"
+        );
+    }
 }
 
 #[test]
@@ -480,7 +532,7 @@ fn square_f32_matches_f64() {
 #[test]
 fn tiny_and_subnormal_costs_terminate_and_stay_exact() {
     let mut rng = StdRng::seed_from_u64(9);
-    for n in [32, 33, 64, 100] {
+    for n in [32, 33, 64, 100, 200, 257] {
         let ints = random_matrix(&mut rng, n, n, 0, 1000);
         let matrix = Matrix::from_vec(n, n, ints.iter().map(|&w| w as i64).collect()).unwrap();
         let (oracle, _) = kuhn_munkres(&matrix);

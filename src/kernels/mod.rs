@@ -9,7 +9,11 @@
 
 use std::sync::OnceLock;
 
+use crate::lap::Cost;
+
 pub mod gemm;
+pub mod relax;
+pub mod scan;
 
 /// An instruction-set level, ordered from the most portable to the widest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +81,90 @@ pub fn isa() -> Isa {
             None => best,
         }
     })
+}
+
+/// A cost as the minimisation sees it: negated when maximising (negation is exact).
+#[inline(always)]
+pub fn signed<T: Cost, const MAX: bool>(c: T) -> f64 {
+    if MAX {
+        -c.to_f64()
+    } else {
+        c.to_f64()
+    }
+}
+
+/// `values` as a slice of `C` when `T` is `C` (the identity cast), else `None`: how a generic
+/// entry point finds the vector body for its element type.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn same_type<T: Cost, C: Cost>(values: &[T]) -> Option<&[C]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<C>())
+        // SAFETY: T and C are the same type.
+        .then(|| unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<C>(), values.len()) })
+}
+
+/// Loads of `f64` costs, and of `f32` costs widened exactly to `f64`, for the x86 bodies.
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use crate::lap::Cost;
+    use std::arch::x86_64::{
+        __m128i, __m256d, __m256i, __m512d, _mm256_castsi256_si128, _mm256_cvtps_pd,
+        _mm256_extracti128_si256, _mm256_loadu_pd, _mm256_maskload_pd, _mm512_castps512_ps256,
+        _mm512_cvtps_pd, _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm_castps_si128,
+        _mm_castsi128_ps, _mm_loadu_ps, _mm_maskload_ps, _mm_shuffle_ps,
+    };
+
+    /// Cost types the x86 bodies load.
+    pub(super) trait Load: Cost {
+        /// 4 consecutive entries (AVX).
+        unsafe fn load4(ptr: *const Self) -> __m256d;
+        /// The 4 entries at `ptr` whose 64-bit lane is set in `mask` (the others read as `0`;
+        /// AVX2).
+        unsafe fn mask_load4(ptr: *const Self, mask: __m256i) -> __m256d;
+        /// The 8 entries at `ptr` whose bit is set in `mask` (the others read as `0`; AVX-512F).
+        unsafe fn mask_load8(ptr: *const Self, mask: u8) -> __m512d;
+    }
+
+    impl Load for f64 {
+        #[inline(always)]
+        unsafe fn load4(ptr: *const f64) -> __m256d {
+            _mm256_loadu_pd(ptr)
+        }
+        #[inline(always)]
+        unsafe fn mask_load4(ptr: *const f64, mask: __m256i) -> __m256d {
+            _mm256_maskload_pd(ptr, mask)
+        }
+        #[inline(always)]
+        unsafe fn mask_load8(ptr: *const f64, mask: u8) -> __m512d {
+            _mm512_maskz_loadu_pd(mask, ptr)
+        }
+    }
+
+    impl Load for f32 {
+        #[inline(always)]
+        unsafe fn load4(ptr: *const f32) -> __m256d {
+            _mm256_cvtps_pd(_mm_loadu_ps(ptr))
+        }
+        #[inline(always)]
+        unsafe fn mask_load4(ptr: *const f32, mask: __m256i) -> __m256d {
+            _mm256_cvtps_pd(_mm_maskload_ps(ptr, narrow(mask)))
+        }
+        #[inline(always)]
+        unsafe fn mask_load8(ptr: *const f32, mask: u8) -> __m512d {
+            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(
+                u16::from(mask),
+                ptr,
+            )))
+        }
+    }
+
+    /// The low 32 bits of each 64-bit lane (`vpmovqd` is AVX-512VL; this is AVX2).
+    #[inline(always)]
+    unsafe fn narrow(mask: __m256i) -> __m128i {
+        let lo = _mm_castsi128_ps(_mm256_castsi256_si128(mask));
+        let hi = _mm_castsi128_ps(_mm256_extracti128_si256::<1>(mask));
+        _mm_castps_si128(_mm_shuffle_ps::<0b10_00_10_00>(lo, hi))
+    }
 }
 
 #[cfg(test)]

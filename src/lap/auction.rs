@@ -16,8 +16,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Cost;
+use crate::kernels::signed;
 
-/// Square problems from this size on get auction rounds.
+/// The smallest problem the rounds accept (each row keeps up to 16 candidate columns); the
+/// solver uses them from [`super::sap::WARM_START_MIN`] on.
 pub(super) const MIN_SIZE: usize = 32;
 /// First `ε`, relative to the cost range.
 const FIRST_EPS: f64 = 1.0 / 64.0;
@@ -98,10 +100,8 @@ impl Auction {
         }
         // Costs relative to the minimum (subtracted in f64) keep f32 precision where it matters.
         self.cost.clear();
-        self.cost.extend(
-            cost.iter()
-                .map(|&c| (super::sap::signed::<T, MAX>(c) - lo) as f32),
-        );
+        self.cost
+            .extend(cost.iter().map(|&c| (signed::<T, MAX>(c) - lo) as f32));
         self.prices.clear();
         self.prices.resize(n, 0.0);
         self.candidates.clear();
@@ -195,7 +195,7 @@ fn signed_min_max<T: Cost, const MAX: bool>(cost: &[T]) -> (f64, f64) {
     }
     cost.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
-            let c = super::sap::signed::<T, MAX>(c);
+            let c = signed::<T, MAX>(c);
             (lo.min(c), hi.max(c))
         })
 }

@@ -124,15 +124,17 @@ fn is_clean<T: Cost>(cost: &ArrayView2<'_, T>) -> bool {
 /// Every entry finite and of magnitude at most [`MAX_ABS_COST`] (NaN fails the comparison).
 fn row_is_clean<T: Cost>(row: &[T]) -> bool {
     const LANES: usize = 8;
-    let mut ok = [true; LANES];
+    // Per lane, 1 once an entry failed (a select on integers, so that the loop vectorises).
+    let mut bad = [0_u64; LANES];
     let chunks = row.chunks_exact(LANES);
     let tail = chunks.remainder();
     for chunk in chunks {
         for l in 0..LANES {
-            ok[l] &= chunk[l].to_f64().abs() <= MAX_ABS_COST;
+            // `<=` is false for NaN, so NaN counts as bad.
+            bad[l] |= u64::from(chunk[l].to_f64().abs() <= MAX_ABS_COST) ^ 1;
         }
     }
-    ok.iter().all(|&o| o) && tail.iter().all(|&c| c.to_f64().abs() <= MAX_ABS_COST)
+    bad.iter().all(|&b| b == 0) && tail.iter().all(|&c| c.to_f64().abs() <= MAX_ABS_COST)
 }
 
 /// Solve the linear sum assignment problem exactly.
@@ -206,7 +208,12 @@ pub fn linear_sum_assignment_cancellable<T: Cost>(
         cost
     };
     let (k, l) = oriented.dim();
-    let mut solver = SapSolver::new();
+    // One solver per thread, reused between calls: a small solve then allocates nothing and finds
+    // its buffers in the cache (at S = 49 this is a tenth of the call). Kept only after problems
+    // whose buffers are small.
+    let mut solver = CACHED_SOLVER
+        .with(|cached| cached.borrow_mut().take())
+        .unwrap_or_default();
     let col4row = if let Some(big) = stand_in {
         let work = with_stand_in(&oriented, transposed, forbidden, big)?;
         solver.solve_cancellable(&work, k, work.len() / k, sense, cancel)?
@@ -227,12 +234,17 @@ pub fn linear_sum_assignment_cancellable<T: Cost>(
         ));
     }
 
-    let mut pairs: Vec<(usize, usize)> = if transposed {
-        col4row.iter().enumerate().map(|(c, &r)| (r, c)).collect()
+    let pairs: Vec<(usize, usize)> = if transposed {
+        let mut pairs: Vec<(usize, usize)> =
+            col4row.iter().enumerate().map(|(c, &r)| (r, c)).collect();
+        pairs.sort_unstable();
+        pairs
     } else {
         col4row.iter().enumerate().map(|(r, &c)| (r, c)).collect()
     };
-    pairs.sort_unstable();
+    if k <= KEEP_SOLVER_MAX {
+        CACHED_SOLVER.with(|cached| *cached.borrow_mut() = Some(solver));
+    }
     if stand_in.is_some() {
         if let Some(&(r, c)) = pairs
             .iter()
@@ -251,6 +263,15 @@ pub fn linear_sum_assignment_cancellable<T: Cost>(
         cols: pairs.iter().map(|p| p.1).collect(),
         objective,
     })
+}
+
+/// Largest `min(n, m)` after which [`linear_sum_assignment`] keeps its solver for the next call on
+/// the same thread (its buffers then hold at most ~4 MB).
+const KEEP_SOLVER_MAX: usize = 1024;
+
+thread_local! {
+    static CACHED_SOLVER: std::cell::RefCell<Option<SapSolver>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn infeasible(pairs: usize, forbidden: f64, detail: &str) -> Error {

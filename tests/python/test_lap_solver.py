@@ -55,6 +55,58 @@ def test_real_affinities_equal_scipy() -> None:
         assert _objective(a, rows, cols) == pytest.approx(_objective(a, r0, c0), rel=1e-12)
 
 
+def _late_layer_affinities(z: np.ndarray, pairs: list[tuple[int, int]]) -> list[np.ndarray]:
+    n, c, h, w = z.shape
+    v = z.astype(np.float64).reshape(n, c, h * w).transpose(0, 2, 1)
+    v = v - v.mean(axis=0)
+    return [np.ascontiguousarray(v[i] @ v[j].T) for i, j in pairs]
+
+
+def _variants(a: np.ndarray) -> dict[str, np.ndarray]:
+    """A real affinity and harder relatives: every column duplicated (the rows' favourite columns
+    twice over), rescaled to huge and to subnormal magnitudes, and rounded to few values (ties)."""
+    return {
+        "real": a,
+        "duplicate columns": np.repeat(a[:, : a.shape[1] // 2 + 1], 2, axis=1)[:, : a.shape[1]],
+        "huge": a * 1e295,
+        "subnormal": np.round(a / np.abs(a).max() * 1000) * 5e-324,
+        "ties": np.round(a / np.abs(a).max() * 4),
+    }
+
+
+def test_late_layer_affinities_equal_scipy() -> None:
+    """S = 49 (7×7 maps, the bundled block15): the size the solver starts from the reductions for,
+    with its real structure (the rows' best columns fall on a few columns) and harder relatives;
+    through linear_sum_assignment, match_affinity and gram."""
+    z = semrsm.load_example()["block15"]  # (20, 320, 7, 7)
+    for a in _late_layer_affinities(z, [(0, 10), (1, 2), (4, 14), (8, 19)]):
+        for name, cost in _variants(a).items():
+            for maximize in (True, False):
+                rows, cols = semrsm.linear_sum_assignment(cost, maximize=maximize)
+                r0, c0 = scipy_lsa(cost, maximize=maximize)
+                assert len(set(cols.tolist())) == len(cols), name
+                assert _objective(cost, rows, cols) == pytest.approx(
+                    _objective(cost, r0, c0), rel=1e-12, abs=1e-300
+                ), (name, maximize)
+            _, value = semrsm.match_affinity(cost, matcher="exact")
+            best = _objective(cost, *scipy_lsa(cost, maximize=True))
+            assert value == pytest.approx(best, rel=1e-12, abs=1e-300), name
+
+
+def test_real_7x7_crops_equal_scipy() -> None:
+    """The shared 2000-view EfficientNet fixture at 7×7 (float16 maps), S = 49."""
+    from conftest import require_shared_file
+
+    with np.load(require_shared_file("effnet_lite0_crops2000.npz")) as data:
+        z = data["block15"][:300]
+    rng = np.random.default_rng(13)
+    pairs = [tuple(sorted(rng.choice(300, size=2, replace=False).tolist())) for _ in range(12)]
+    for a in _late_layer_affinities(z, pairs):
+        rows, cols = semrsm.linear_sum_assignment(a, maximize=True)
+        r0, c0 = scipy_lsa(a, maximize=True)
+        assert _objective(a, rows, cols) == pytest.approx(_objective(a, r0, c0), rel=1e-12)
+
+
 def test_float32_matrix_solved_exactly_in_its_own_precision() -> None:
     rng = np.random.default_rng(5)
     cost = rng.random((150, 150)).astype(np.float32)
