@@ -176,5 +176,6 @@ def test_build_out_rbf_median_peak_memory_is_not_quadratic(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     grown, sigma = done.stdout.split()
-    assert int(grown) < 64 << 20  # K and G are 128 MB each; one d² would be 128 MB
+    assert int(grown) < 80 << 20  # K and G are 128 MB each; one d² alone would be 128 MB (the
+    # in-memory rule peaked at +259 MiB (kornblith) and +319 MiB (median) here)
     assert 0 < float(sigma) < np.inf  # its bits are checked against the in-memory rule above
