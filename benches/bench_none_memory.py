@@ -11,6 +11,8 @@ Rows (medians of ``--reps`` runs, all in the same process, interleaved):
 
 - ``semrsm.gram``: the public call (tile engine: one streaming pass for finiteness, range and
   mean; row blocks read, widened to float64 and centred per tile; the Rust tile function).
+- ``64 MiB row blocks (before)``: the same with the tile size used before in-memory ``none`` runs
+  got larger blocks (``_tiles.NONE_BLOCK_BYTES``).
 - ``core, one tile``: ``_core.gram`` on an input centred beforehand as one float64 array (the
   shape of the code before the tile engine: a full float64 copy of the input).
 - ``numpy``: ``Xc = X.reshape(N, -1) - mean`` (float64) and ``Xc @ Xc.T`` (BLAS).
@@ -38,9 +40,18 @@ def case(n: int, c: int, dtype: type, reps: int) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, 14, 14)).astype(dtype)  # (N, C, H, W): S = 196
     semrsm.gram(x[:8], matcher="none", progress=False)  # warm up
-    engine = _tiles.plan_gram(x, matcher="none")
+    engine = _tiles.Engine.create(x, None, "auto", _tiles.check_options("none", {}, True, "float64", False, False, None), in_memory=True)
+    def previous_tiles() -> None:  # the default before NONE_BLOCK_BYTES: 64 MiB row blocks
+        saved = _tiles.NONE_BLOCK_BYTES
+        _tiles.NONE_BLOCK_BYTES = _tiles.BLOCK_BYTES
+        try:
+            semrsm.gram(x, matcher="none", progress=False)
+        finally:
+            _tiles.NONE_BLOCK_BYTES = saved
+
     runs = {
         "semrsm.gram (tile engine)": lambda: semrsm.gram(x, matcher="none", progress=False),
+        "semrsm.gram, 64 MiB row blocks (before)": previous_tiles,
         "core, one tile (full float64 copy)": lambda: _core.gram(
             np.ascontiguousarray(centred_f64(x).reshape(n, c, 196).transpose(0, 2, 1)), matcher="none"
         ),

@@ -296,7 +296,9 @@ def gram(
     options = _tiles.check_options(
         matcher, matcher_options, center, precision, return_permutations, return_bound, threads, prefix_tokens
     )
-    engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
+    engine = _tiles.Engine.create(
+        x, y, layout, options, tile, fingerprint=out is not None, in_memory=out is None and client is None
+    )
     G, perm, bound = _tiles.run(engine, out, resume, progress, client)
     if return_permutations and return_bound:
         assert perm is not None and bound is not None
@@ -519,7 +521,9 @@ def build(
     options = _tiles.check_options(
         matcher, matcher_options, center, precision, False, return_bound, threads, prefix_tokens
     )
-    engine = _tiles.Engine.create(x, y, layout, options, tile, fingerprint=out is not None)
+    engine = _tiles.Engine.create(
+        x, y, layout, options, tile, fingerprint=out is not None, in_memory=out is None and client is None
+    )
     square = engine.square
     engine.record_norms = kernel != "linear"  # the kernels need the norms of the centred samples
     if out is not None and kernel != "linear":

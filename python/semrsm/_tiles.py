@@ -53,6 +53,13 @@ BLOCK_BYTES = 64 << 20
 #: tile has at most as many rows as keep it within this, so that ``out=`` needs memory for the
 #: tiles in flight only, also when ``S·C`` is small and many rows would fit in a block.
 TILE_BYTES = 256 << 20
+#: Row-block budget of in-memory ``matcher="none"`` runs (output in memory, no bound, no
+#: cluster): their tiles are GEMMs over all ``S·C`` products, faster per entry the larger the
+#: tile, and every tile row widens and centres again the blocks of the rows after it, so fewer,
+#: larger tiles pay (1.6x at N = 1000, S·C = 196·256, docs/benchmarks.md). Capped at half the
+#: input's own bytes (the two blocks in flight never exceed the input: no whole float64 copy of
+#: a float32 input) and at an eighth of the available memory; never below :data:`BLOCK_BYTES`.
+NONE_BLOCK_BYTES = 256 << 20
 #: Raw bytes read at a time by the streaming pass.
 SCAN_BYTES = 32 << 20
 #: Largest output held in memory, in entries (as the core's limit; a file via ``out=`` is not
@@ -554,9 +561,12 @@ class Engine:
         options: Options,
         tile: Optional[int] = None,
         fingerprint: bool = False,
+        in_memory: bool = False,
     ) -> "Engine":
         """Open and check the inputs (shapes first, then the one streaming pass; with
-        ``fingerprint``, the pass also hashes the inputs' bytes for :meth:`fingerprint`)."""
+        ``fingerprint``, the pass also hashes the inputs' bytes for :meth:`fingerprint`).
+        ``in_memory``: the result is held in memory on this machine (the default tile size may
+        then be larger, see :func:`_default_rows`)."""
         xi = prepare_input(x, layout, "x")
         yi = None if y is None else prepare_input(y, layout, "y")
         if yi is not None:
@@ -577,7 +587,7 @@ class Engine:
                 f"center={options.center!r} needs at least 2 samples in {reference.name} (got 1): centering one "
                 "sample leaves only zeros; pass center=False"
             )
-        rows = check_tile(tile) or _default_rows(xi, yi, options)
+        rows = check_tile(tile) or _default_rows(xi, yi, options, in_memory)
         n, m = xi.n, (xi.n if yi is None else yi.n)
         plan = plan_tiles(n, m, yi is None, rows)
         scans = [scan(xi, options.center and yi is None, fingerprint)]
@@ -806,13 +816,20 @@ def plan_gram(
     return engine
 
 
-def _default_rows(x: Input, y: Optional[Input], o: Options) -> int:
+def _default_rows(x: Input, y: Optional[Input], o: Options, in_memory: bool = False) -> int:
     """Rows per tile: as many as keep one block within :data:`BLOCK_BYTES` (the whole input in
     one tile when it fits) and the tile's results within :data:`TILE_BYTES`, fewer when
-    permutations would make the tile large."""
+    permutations would make the tile large. With ``in_memory`` (the output in memory, no
+    cluster), ``matcher="none"`` uses blocks of up to :data:`NONE_BLOCK_BYTES`."""
     work = 4 if o.precision == "float32" else 8
     n = max(x.n, 0 if y is None else y.n)
-    rows = max(1, BLOCK_BYTES // max(1, x.s * x.c * work))
+    block = BLOCK_BYTES
+    if in_memory and o.matcher == "none" and not o.return_bound:
+        own = x.n * x.s * x.c * x.source.dtype.itemsize
+        budget = available_memory()
+        block = min(NONE_BLOCK_BYTES, own // 2, NONE_BLOCK_BYTES if budget is None else budget // 8)
+        block = max(BLOCK_BYTES, block)
+    rows = max(1, block // max(1, x.s * x.c * work))
     per_entry = 8 * (3 + o.return_bound) + work  # as Engine.memory_estimate's "tile"
     rows = min(rows, max(1, int((TILE_BYTES // per_entry) ** 0.5)))
     if o.return_permutations:

@@ -207,6 +207,39 @@ def test_default_tiles_bound_the_results_in_flight(tmp_path, monkeypatch):
     assert np.array_equal(bits(G), bits(semrsm.gram(x, matcher="none", tile=700)))
 
 
+def test_in_memory_none_uses_larger_blocks_within_half_the_input(tmp_path, monkeypatch):
+    """In-memory matcher="none" runs get row blocks of up to NONE_BLOCK_BYTES (fewer, larger
+    GEMM tiles, fewer re-widened blocks), capped at half the input's own bytes: the two blocks in
+    flight never exceed the input (no whole float64 copy of a float32 input)."""
+    monkeypatch.setattr(_tiles, "BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(_tiles, "NONE_BLOCK_BYTES", 16 << 20)
+    monkeypatch.setattr(_tiles, "available_memory", lambda: None)
+    x = RNG.normal(size=(400, 64, 8, 8)).astype(np.float32)  # 6.6 MB; a float64 row is 32 KiB
+    row = 64 * 64 * 8
+
+    def rows(matcher="none", bound=False, **kw):
+        o = _tiles.check_options(matcher, {}, True, "float64", False, bound, None)
+        return _tiles.Engine.create(x, None, "auto", o, **kw).rows
+
+    assert rows() == rows(in_memory=False) == (1 << 20) // row  # 32 rows
+    assert rows(in_memory=True) == x.nbytes // 2 // row  # 100 rows: 2 blocks = the input's bytes
+    assert rows("exact", in_memory=True) == rows("none", bound=True, in_memory=True) == (1 << 20) // row
+    # gram: in memory without a cluster only (not with out=)
+    seen = []
+    create = _tiles.Engine.create.__func__
+
+    def spy(cls, *args, **kwargs):
+        engine = create(cls, *args, **kwargs)
+        seen.append(engine.rows)
+        return engine
+
+    monkeypatch.setattr(_tiles.Engine, "create", classmethod(spy))
+    G = semrsm.gram(x, matcher="none")
+    F = semrsm.gram(x, matcher="none", out=tmp_path / "G.npy")
+    assert seen == [100, 32]
+    assert np.array_equal(bits(G), bits(F)) and np.array_equal(bits(G), bits(semrsm.gram(x, matcher="none", tile=37)))
+
+
 def test_out_file_pages_do_not_stay_resident(tmp_path):
     """The result written with out= does not accumulate in the process's resident memory: a
     128 MB output in 64 tiles raises the peak RSS (VmHWM, a fresh process) far less than its size."""
