@@ -3,8 +3,10 @@
 //! The instruction set is chosen **once per process** by [`isa`]: the best the CPU offers among
 //! [`Isa::Avx512`], [`Isa::Avx2`] and [`Isa::Portable`], lowered (never raised) by the
 //! environment variable `SEMRSM_ISA` (`portable`, `avx2` or `avx512`), read at the first call. CI
-//! runs the test suite once with `SEMRSM_ISA=portable` and once with `SEMRSM_ISA=avx2`, so that
-//! every path is exercised end to end on one machine. Every kernel has a portable reference body,
+//! (`.ci/run`) runs `cargo test` and the Python test files of the LAP, the matchers and `gram`
+//! once with `SEMRSM_ISA=portable` and once with `SEMRSM_ISA=avx2`, so that every path is
+//! exercised end to end on one machine. The solvers take the level once per solve and pass it
+//! down. Every kernel has a portable reference body,
 //! and the unit tests check that each vector body computes exactly what the reference does.
 
 use std::sync::OnceLock;

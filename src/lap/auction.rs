@@ -11,12 +11,22 @@
 //! The bids run on an `f32` copy of the (sign-adjusted) costs: prices only need to be good, not
 //! exact, and half the memory traffic and twice the SIMD lanes make a bid (one pass over a row for
 //! its two smallest reduced costs) about twice as fast. The two-minimum scan keeps 8 independent
-//! lanes so that it vectorises; on x86-64 an AVX2 build of it is chosen at run time.
+//! lanes so that it vectorises; on x86-64 an AVX-512 or AVX2 body is taken, as `kernels::isa()`
+//! chose once per solve.
+//!
+//! **Why there are two auctions.** This one only warms up the exact solver: it works on an `f32`
+//! copy of the minimisation costs, keeps nothing but the prices, runs a fixed ε schedule under a
+//! bid budget, and needs no certificate, because the exact searches that follow make any prices
+//! correct. [`crate::matching::auction`] is a matcher in its own right: it bids on the affinity
+//! itself (maximisation), must hand back a valid permutation however it stops, and must certify
+//! how far that permutation is from the optimum with a feasible dual, on which its stopping rule
+//! rests. Their row scans differ for the same reason: the candidate lists here pay off over five
+//! ε rounds on one problem, while the matcher rescans a row too rarely for them (measured there).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Cost;
-use crate::kernels::signed;
+use crate::kernels::{signed, Isa};
 
 /// The smallest problem the rounds accept (each row keeps up to 16 candidate columns); the
 /// solver uses them from [`super::sap::WARM_START_MIN`] on.
@@ -26,7 +36,7 @@ const FIRST_EPS: f64 = 1.0 / 64.0;
 /// Last `ε`, relative to the cost range divided by `n`.
 const LAST_EPS: f64 = 0.01;
 /// `ε` shrinks by this factor between rounds.
-const EPS_FACTOR: f64 = 0.2;
+const EPS_SHRINK: f64 = 0.2;
 /// Upper limit on the number of rounds (`n = 2³²` needs 14).
 const MAX_ROUNDS: usize = 32;
 /// Bids per row allowed in one round before it is cut short.
@@ -37,7 +47,7 @@ const CANCEL_POLL: usize = 256;
 /// Largest cost magnitude the f32 rounds accept (prices may drift by a few hundred `n · range`).
 const MAX_MAGNITUDE: f64 = 1e30;
 
-const NONE: u32 = u32::MAX;
+const NO_OWNER: u32 = u32::MAX;
 
 const LANES: usize = 8;
 
@@ -72,6 +82,7 @@ impl Auction {
     /// once `cancel` is set; the caller reports the interruption.
     pub(super) fn prices<T: Cost, const MAX: bool>(
         &mut self,
+        isa: Isa,
         cost: &[T],
         n: usize,
         v: &mut [f64],
@@ -84,7 +95,7 @@ impl Auction {
                 && v.len() == n
                 && u32::try_from(n).is_ok()
         );
-        let (lo, hi) = signed_min_max::<T, MAX>(cost);
+        let (lo, hi) = signed_min_max::<T, MAX>(isa, cost);
         let range = hi - lo;
         // Skip when every assignment is optimal (no range), and when the costs do not fit f32
         // comfortably (prices could overflow): the exact searches then start from v = 0.
@@ -110,14 +121,14 @@ impl Auction {
         self.threshold.resize(n, f32::NEG_INFINITY);
         self.scanned.clear();
         self.scanned.resize(n, false);
-        let two_min = two_min_kernel();
+        let two_min = two_min_kernel(isa);
         let mut eps = range * FIRST_EPS;
         // `eps` shrinks geometrically from a normal number to one at least `last_eps`, so this
         // ends after about log5(n / 0.64) rounds; the cap holds even if it did not.
         let mut rounds = 0;
         while eps >= last_eps && rounds < MAX_ROUNDS && !cancel.load(Ordering::Relaxed) {
             self.round(n, eps as f32, two_min, cancel);
-            eps *= EPS_FACTOR;
+            eps *= EPS_SHRINK;
             rounds += 1;
         }
         for (vj, &p) in v.iter_mut().zip(&self.prices) {
@@ -128,7 +139,7 @@ impl Auction {
     /// One Gauss–Seidel auction round at a fixed `ε`, from an empty assignment.
     fn round(&mut self, n: usize, eps: f32, two_min: TwoMin, cancel: &AtomicBool) {
         self.owner.clear();
-        self.owner.resize(n, NONE);
+        self.owner.resize(n, NO_OWNER);
         self.free.clear();
         self.free.extend((0..n as u32).rev());
         let mut budget = BID_BUDGET * n;
@@ -142,7 +153,7 @@ impl Auction {
             let d2 = if d2.is_finite() { d2 } else { d1 };
             self.prices[j1] -= d2 - d1 + eps;
             let previous = std::mem::replace(&mut self.owner[j1], i);
-            if previous != NONE {
+            if previous != NO_OWNER {
                 self.free.push(previous);
             }
         }
@@ -180,19 +191,19 @@ impl Auction {
 }
 
 /// Smallest and largest `signed(c)`, in one vectorised pass (AVX2 for `f64` on x86-64).
-fn signed_min_max<T: Cost, const MAX: bool>(cost: &[T]) -> (f64, f64) {
+fn signed_min_max<T: Cost, const MAX: bool>(isa: Isa, cost: &[T]) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 was detected.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() && isa >= Isa::Avx2 {
+            // SAFETY: T is f64 (same type, so the cast is the identity); AVX2 is supported
+            // (`kernels::isa` never exceeds the CPU).
             let cost =
                 unsafe { std::slice::from_raw_parts(cost.as_ptr().cast::<f64>(), cost.len()) };
             let (lo, hi) = unsafe { avx2::min_max(cost) };
             return if MAX { (-hi, -lo) } else { (lo, hi) };
         }
     }
+    let _ = isa;
     cost.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
             let c = signed::<T, MAX>(c);
@@ -215,22 +226,24 @@ struct Scan {
 /// Full scan of `row[j] − prices[j]`; writes the candidate list.
 type TwoMin = fn(&[f32], &[f32], &mut [u32]) -> Scan;
 
-fn two_min_kernel() -> TwoMin {
+/// The body of the full scan for the instruction set `isa` (one choice per solve).
+fn two_min_kernel(isa: Isa) -> TwoMin {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if isa >= Isa::Avx512 {
             return two_min_avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if isa >= Isa::Avx2 {
             return two_min_avx2;
         }
     }
+    let _ = isa;
     two_min_portable
 }
 
 #[cfg(target_arch = "x86_64")]
 fn two_min_avx512(row: &[f32], prices: &[f32], candidates: &mut [u32]) -> Scan {
-    // SAFETY: only selected by `two_min_kernel` after AVX-512F was detected on this CPU.
+    // SAFETY: only selected by `two_min_kernel` for `Isa::Avx512`, which the CPU supports.
     unsafe { avx512::scan(row, prices, candidates) }
 }
 
@@ -302,7 +315,7 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 fn two_min_avx2(row: &[f32], prices: &[f32], candidates: &mut [u32]) -> Scan {
-    // SAFETY: only selected by `two_min_kernel` after AVX2 was detected on this CPU.
+    // SAFETY: only selected by `two_min_kernel` for `Isa::Avx2` or above.
     unsafe { avx2::scan(row, prices, candidates) }
 }
 

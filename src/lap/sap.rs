@@ -142,7 +142,7 @@ impl SapSolver {
         if n == m {
             if n >= WARM_START_MIN {
                 self.auction
-                    .prices::<T, MAX>(cost, n, &mut self.v[..n], cancel);
+                    .prices::<T, MAX>(isa, cost, n, &mut self.v[..n], cancel);
             } else {
                 reduce_columns::<T, MAX>(cost, n, &mut self.v[..n]);
             }

@@ -42,6 +42,15 @@
 //! than a bid), rescans of a 16-bit quantised copy, and bounds per chunk of columns (the minimum
 //! price of a chunk is too loose a bound: half the chunks had to be read).
 //!
+//! # Why there are two auctions
+//! The exact solver has its own, private auction (`src/lap/auction.rs`) that only warms up its
+//! column duals: it runs on an `f32` copy of the costs, keeps nothing but the prices, and needs no
+//! certificate or valid permutation, because the exact searches that follow are correct from any
+//! prices. This one is a matcher: its permutation is the result, so it must be valid however the
+//! run stops, and its quality must be certified by a feasible dual, which is also what decides
+//! when to stop. Hence the different scans (no candidate lists here, see above), schedules and
+//! stopping rules.
+//!
 //! # Budget, determinism, invariance
 //! At most [`MAX_BIDS_PER_ROW`]` · S` bids in all; should that run out (only seen with massively
 //! tied affinities), the still-free rows take their best free column and the run stops, with `D`
@@ -58,6 +67,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{descending_norm_order, matched_sum, Affinity};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
 
 /// Budget of bids, per position, of one auction run (all phases together).
@@ -303,8 +314,8 @@ fn min(a: f64, b: f64) -> f64 {
 #[inline]
 pub(crate) fn top_two<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
+    if isa() >= Isa::Avx2 {
+        // SAFETY: the CPU supports AVX2 (`kernels::isa` never exceeds it).
         return unsafe { top_two_avx2(row, prices) };
     }
     top_two_lanes(row, prices)
@@ -366,8 +377,8 @@ fn top_two_lanes<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
 #[inline]
 pub(crate) fn row_max_reduced<T: Cost>(row: &[T], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
+    if isa() >= Isa::Avx2 {
+        // SAFETY: the CPU supports AVX2 (`kernels::isa` never exceeds it).
         return unsafe { row_max_reduced_avx2(row, v) };
     }
     row_max_reduced_lanes(row, v)
