@@ -474,3 +474,36 @@ fn a_set_cancel_flag_interrupts_every_matcher_and_a_clear_one_changes_nothing() 
         }
     }
 }
+
+/// The exact matchers' bound (from the solver's column duals, or rebuilt from the permutation) is
+/// the optimum up to rounding also where the solver's auction warm start and its searches run
+/// (S in the hundreds), on signed, non-negative and heavily tied affinities.
+#[test]
+fn exact_bounds_are_tight_at_larger_sizes() {
+    for (seed, kind) in [(41_u64, 0_u8), (42, 1), (43, 2)] {
+        let s = 300;
+        let (x, y) = sample_pair(s, 6, kind, seed);
+        let a = affinity_of(&x, &y);
+        let (nx, ny) = (norms(&x), norms(&y));
+        let exact = exact_value(&a);
+        for matcher in [
+            Matcher::Exact,
+            Matcher::BatchOptimal { b: s },
+            Matcher::Auction { gap_ppm: 0 },
+        ] {
+            let m = match_affinity(a.view(), &nx, &ny, matcher, true).unwrap();
+            let bound = m.bound.unwrap();
+            assert!(bound >= exact - tol(exact), "{matcher:?} kind {kind}");
+            if matcher != (Matcher::Auction { gap_ppm: 0 }) {
+                assert!(
+                    (m.value - exact).abs() <= tol(exact),
+                    "{matcher:?} kind {kind}"
+                );
+                assert!(
+                    (bound - exact).abs() <= tol(exact),
+                    "{matcher:?} kind {kind}: bound {bound} vs {exact}"
+                );
+            }
+        }
+    }
+}

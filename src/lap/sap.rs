@@ -118,6 +118,15 @@ impl SapSolver {
         }
     }
 
+    /// The column duals `v` of the last solve, in its minimisation form (costs negated when
+    /// maximising): with row duals `u`, `cost'_ij − u_i − v_j ≥ 0` for every entry and `= 0` on the
+    /// assignment, up to rounding, so `v` is an optimal dual (after a solve that returned `Ok`;
+    /// all zeros after the quick exit on distinct row minima, which is optimal with them too).
+    #[must_use]
+    pub fn column_duals(&self) -> &[f64] {
+        &self.v
+    }
+
     fn solve_impl<T: Cost, const MAX: bool>(
         &mut self,
         cost: &[T],

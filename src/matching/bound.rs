@@ -16,6 +16,9 @@
 //!   their own): `v` = the auction's prices. An ε-complementary assignment is within `S·ε` of the
 //!   dual, and the auction stops once the dual certifies its gap, so the bound is within the
 //!   target gap of the optimum.
+//! - **Exact, from the solver**: the column duals of [`crate::lap::SapSolver`]'s optimal solution
+//!   (`v` of its minimisation on `−A`, so `p = −v`); two passes, tight up to rounding. Only when
+//!   that is not tight to rounding is the dual rebuilt from the permutation alone:
 //! - **Exact** (`from_optimal_permutation`): given an optimal `σ`, optimal duals satisfy
 //!   `u_i = A_{iσ(i)} − v_{σ(i)}` and `v_j ≥ A_ij − u_i = v_{σ(i)} + (A_ij − A_{iσ(i)})`, i.e. `v`
 //!   is a longest-path potential on the graph with an edge `σ(i) → j` of weight

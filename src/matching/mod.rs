@@ -307,9 +307,10 @@ impl Matcher {
     /// which weak LP duality makes at least the optimum ([`bound`] has the construction and
     /// proof). It is never below the value of the returned permutation, and:
     /// - [`Matcher::Exact`] (and `topk_greedy` with `k ≥ S`, `batch_optimal` with `b ≥ S`, which
-    ///   are exact): the dual is rebuilt from the optimal permutation, so the bound equals
-    ///   the optimum up to rounding (relative `~S²·1e-16`); cost `O(S·r)` for `r` row
-    ///   relaxations, `r ≤ S·(S+1)`, in practice a few `S`;
+    ///   are exact): the solver's optimal column duals completed over `A` (two passes), so the
+    ///   bound equals the optimum up to rounding; should that not be tight to rounding, the dual
+    ///   is rebuilt from the optimal permutation (relative `~S²·1e-16`; cost `O(S·r)` for `r` row
+    ///   relaxations, `r ≤ S·(S+1)`, in practice a few `S`);
     /// - [`Matcher::Auction`]: the dual of its own final prices, at no extra cost; within the
     ///   target gap of the matcher's value;
     /// - every other matcher: the dual of an auction run to a 1 % gap ([`BOUND_GAP_PPM`]) beside
@@ -342,10 +343,7 @@ impl Matcher {
         let s = affinity.size();
         let dual = match *self {
             // k ≥ S and b ≥ S run the exact solver on the whole pair: certify it like Exact.
-            _ if self.is_exact_for(s) => {
-                exact(affinity, &mut workspace.solver, perm, cancel)?;
-                bound::from_optimal_permutation(affinity, perm, &mut workspace.dual, cancel)
-            }
+            _ if self.is_exact_for(s) => exact_with_bound(affinity, workspace, perm, cancel)?,
             Self::Auction { gap_ppm } => {
                 certified_auction(affinity, gap(gap_ppm), workspace, perm, cancel)?
             }
@@ -388,10 +386,38 @@ fn certified_auction<T: Cost>(
     if within_gap(value, dual, gap) {
         return Ok(dual);
     }
-    exact(affinity, &mut workspace.solver, perm, cancel)?;
-    let exact_bound = bound::from_optimal_permutation(affinity, perm, &mut workspace.dual, cancel);
+    let exact_bound = exact_with_bound(affinity, workspace, perm, cancel)?;
     check_cancel(cancel)?;
     Ok(exact_bound.min(dual))
+}
+
+/// The exact permutation and its bound, equal to the optimum up to rounding. First from the
+/// solver's own optimal column duals completed over `A` ([`bound::tighten`], two passes: valid for
+/// any duals, whatever the solver did); only if that is not tight to rounding (relative
+/// `S·1e-13`), from the optimal permutation alone ([`bound::from_optimal_permutation`], which
+/// costs about as much as the solve at large `S`), keeping the lower of the two.
+fn exact_with_bound<T: Cost>(
+    affinity: &Affinity<'_, T>,
+    workspace: &mut Workspace,
+    perm: &mut [usize],
+    cancel: &AtomicBool,
+) -> Result<f64> {
+    exact(affinity, &mut workspace.solver, perm, cancel)?;
+    let s = affinity.size();
+    // Maximisation runs on −A: the prices of A are −v.
+    let mut prices = std::mem::take(&mut workspace.scores);
+    prices.clear();
+    prices.extend(workspace.solver.column_duals()[..s].iter().map(|&v| -v));
+    let from_duals = bound::tighten(affinity, &prices, &mut workspace.dual);
+    workspace.scores = prices;
+    let value = matched_sum(affinity.values(), s, perm);
+    #[allow(clippy::cast_precision_loss)]
+    let rounding = 1e-13 * s as f64 * value.abs().max(from_duals.abs());
+    if from_duals - value <= rounding {
+        return Ok(from_duals);
+    }
+    let rebuilt = bound::from_optimal_permutation(affinity, perm, &mut workspace.dual, cancel);
+    Ok(rebuilt.min(from_duals))
 }
 
 /// Whether `bound − value ≤ gap · min(|value|, |bound|)`: the relative gap `semrsm.certified_gap`
