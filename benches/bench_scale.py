@@ -167,7 +167,7 @@ def bench_dask(tmp: Path, scale: float) -> None:
             local_times.append(time.perf_counter() - t)
         rows.append(("local (no cluster)", statistics.median(local_times), True))
         for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
                 with Client(cluster) as client:
                     times = []
                     for _ in range(3):

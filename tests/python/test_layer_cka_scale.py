@@ -162,7 +162,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path):
 def dask_client():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
     )
     client = distributed.Client(cluster)
     yield client

@@ -184,7 +184,7 @@ def test_files_that_cannot_fit_on_disk_are_refused_before_writing(tmp_path, monk
 def test_dask_out_with_permutations_and_bound(tmp_path):
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
     )
     try:
         with distributed.Client(cluster) as client:
