@@ -247,6 +247,7 @@ fn gram_with_bounds_is_bit_identical_across_thread_counts() {
                 return_permutations: true,
                 return_bound: true,
                 prefix_tokens: 0,
+                mixed_precision: false,
             };
             gram(
                 x.view(),

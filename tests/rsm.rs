@@ -23,6 +23,7 @@ fn opts(matcher: Matcher, threads: Option<usize>) -> GramOptions {
         return_permutations: false,
         return_bound: false,
         prefix_tokens: 0,
+        mixed_precision: false,
     }
 }
 
@@ -144,6 +145,7 @@ fn permutations_reproduce_g_and_are_inverse_across_the_diagonal() {
         return_permutations: true,
         return_bound: false,
         prefix_tokens: 0,
+        mixed_precision: false,
     };
     let out = gram(x.view(), None, &options, &no_cancel()).unwrap();
     let perm = out.permutations.unwrap();
@@ -249,6 +251,7 @@ fn invalid_inputs_are_errors() {
         return_permutations: true,
         return_bound: false,
         prefix_tokens: 0,
+        mixed_precision: false,
     };
     let big = Array3::<f32>::zeros((2000, 300, 1));
     assert!(matches!(
@@ -334,6 +337,7 @@ fn tiles_of_any_size_assemble_to_bit_identical_gram() {
                 return_permutations: perm,
                 return_bound: bound,
                 prefix_tokens: 0,
+                mixed_precision: false,
             };
             let whole = gram(x.view(), None, &o, &no_cancel()).unwrap();
             let whole32 = gram(x32.view(), None, &o, &no_cancel()).unwrap();

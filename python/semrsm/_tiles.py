@@ -68,7 +68,7 @@ MAX_OUTPUT_ENTRIES = 1 << 31
 #: Largest number of permutation entries returned (``N·M·S``).
 MAX_PERMUTATION_ENTRIES = 1 << 30
 #: Names accepted by ``precision=``.
-PRECISIONS = ("float64", "float32")
+PRECISIONS = ("float64", "float32", "mixed")
 
 ProgressFn = Callable[[int], Any]
 
@@ -646,8 +646,10 @@ class Engine:
         needs_affinity = o.matcher != "none" or o.return_bound
         threads = o.threads or default_threads()
         raw = max(self.x.source.dtype.itemsize, 8)
+        # "mixed": float64 blocks plus their float32 copies made by the core.
+        mixed = 2 * t * s * c * 4 if o.precision == "mixed" else 0
         parts = {
-            "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8),
+            "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8) + mixed,
             # G (and bound) of the tile, its mirror image; the permutations and, off the
             # diagonal of a square matrix, their inverse
             "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
@@ -744,6 +746,7 @@ class Engine:
             return_bound=o.return_bound,
             progress=progress,
             prefix_tokens=o.prefix_tokens,
+            mixed_precision=o.precision == "mixed",
         )
 
     def tiles(

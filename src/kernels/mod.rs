@@ -9,6 +9,8 @@
 //! down. Every kernel has a portable reference body,
 //! and the unit tests check that each vector body computes exactly what the reference does.
 
+pub mod screen;
+
 use std::sync::OnceLock;
 
 use crate::lap::Cost;

@@ -113,8 +113,37 @@ impl SapSolver {
         cancel: &AtomicBool,
     ) -> Result<&[usize]> {
         match sense {
-            Sense::Minimize => self.solve_impl::<T, false>(cost, n, m, cancel),
-            Sense::Maximize => self.solve_impl::<T, true>(cost, n, m, cancel),
+            Sense::Minimize => self.solve_impl::<T, false>(cost, n, m, None, cancel),
+            Sense::Maximize => self.solve_impl::<T, true>(cost, n, m, None, cancel),
+        }
+    }
+
+    /// [`Self::solve_cancellable`] on a square `n × n` problem, warm-started from the column
+    /// duals `prices` (in the minimisation's sign, as [`Self::column_duals`] returns them; e.g.
+    /// the duals of a nearby problem) instead of the solver's own auction warm start.
+    ///
+    /// Any finite `prices` give the optimal assignment (they only decide how much searching is
+    /// left); prices close to optimal duals of this problem leave little.
+    ///
+    /// # Errors
+    /// As [`Self::solve`]; [`Error::Shape`] also when `prices.len() != n`.
+    pub fn solve_from_prices_cancellable<T: Cost>(
+        &mut self,
+        cost: &[T],
+        n: usize,
+        sense: Sense,
+        prices: &[f64],
+        cancel: &AtomicBool,
+    ) -> Result<&[usize]> {
+        if prices.len() != n {
+            return Err(Error::Shape(format!(
+                "internal: {} prices for {n} columns",
+                prices.len()
+            )));
+        }
+        match sense {
+            Sense::Minimize => self.solve_impl::<T, false>(cost, n, n, Some(prices), cancel),
+            Sense::Maximize => self.solve_impl::<T, true>(cost, n, n, Some(prices), cancel),
         }
     }
 
@@ -132,6 +161,7 @@ impl SapSolver {
         cost: &[T],
         n: usize,
         m: usize,
+        prices: Option<&[f64]>,
         cancel: &AtomicBool,
     ) -> Result<&[usize]> {
         if n > m || cost.len() != n * m {
@@ -145,10 +175,11 @@ impl SapSolver {
             return Ok(&self.col4row);
         }
         let isa = isa();
-        if self.try_distinct_row_minima::<T, MAX>(isa, cost, n, m) {
+        if let Some(prices) = prices {
+            self.v[..n].copy_from_slice(prices);
+        } else if self.try_distinct_row_minima::<T, MAX>(isa, cost, n, m) {
             return Ok(&self.col4row);
-        }
-        if n == m {
+        } else if n == m {
             if n >= WARM_START_MIN {
                 self.auction
                     .prices::<T, MAX>(isa, cost, n, &mut self.v[..n], cancel);

@@ -34,6 +34,7 @@ pub mod auction;
 pub mod batch;
 pub mod bound;
 pub mod greedy;
+pub mod mixed;
 pub mod shift;
 pub mod topk;
 
@@ -604,6 +605,8 @@ pub struct Workspace {
     scratch_perm: Vec<usize>,
     /// Score of every shift ([`Matcher::Shift`]).
     scores: Vec<f64>,
+    /// Buffers of the mixed-precision exact matcher ([`mixed::solve_certified`]).
+    mixed: mixed::MixedBuffers,
 }
 
 impl Workspace {
@@ -633,6 +636,18 @@ impl Workspace {
         }
         self.solver.try_reserve(block)?;
         self.auction.try_reserve(s)
+    }
+
+    /// [`Workspace::try_reserve`] for [`mixed::solve_certified`] on pairs of `s` positions: the
+    /// solver's warm-start copy.
+    ///
+    /// # Errors
+    /// [`std::collections::TryReserveError`] if an allocation fails.
+    pub fn try_reserve_mixed(
+        &mut self,
+        s: usize,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        self.solver.try_reserve(s)
     }
 }
 

@@ -196,7 +196,7 @@ enum Samples<'py> {
 /// float32 `(n, S, C)` blocks, already centred; `y=None` is a diagonal tile. `progress`, if
 /// given, is called with the number of pairs finished since its last call (every 50 ms).
 #[pyfunction]
-#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None, prefix_tokens=0))]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None, prefix_tokens=0, mixed_precision=false))]
 #[allow(clippy::too_many_arguments)]
 fn gram<'py>(
     py: Python<'py>,
@@ -209,6 +209,7 @@ fn gram<'py>(
     return_bound: bool,
     progress: Option<Bound<'py, PyAny>>,
     prefix_tokens: usize,
+    mixed_precision: bool,
 ) -> PyResult<GramResult<'py>> {
     let matcher = parse_matcher(matcher, options)?;
     let opts = GramOptions {
@@ -217,6 +218,7 @@ fn gram<'py>(
         return_permutations,
         return_bound,
         prefix_tokens,
+        mixed_precision,
     };
     let out = match (&x, &y) {
         (Samples::F64(x), None) => {
@@ -252,6 +254,14 @@ fn gram<'py>(
         out.permutations.map(|p| p.into_pyarray(py)),
         out.bounds.map(|b| b.into_pyarray(py)),
     ))
+}
+
+/// Process-wide counters of the mixed-precision exact matcher
+/// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates)`.
+#[pyfunction]
+fn mixed_counters() -> (u64, u64, u64, u64, u64) {
+    let c = matching::mixed::counters();
+    (c.pairs, c.certified, c.widened, c.repaired, c.candidates)
 }
 
 /// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the
@@ -402,5 +412,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linear_sum_assignment_f32, m)?)?;
     m.add_function(wrap_pyfunction!(gemm_abt, m)?)?;
     m.add_function(wrap_pyfunction!(gemm_abt_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(mixed_counters, m)?)?;
     Ok(())
 }

@@ -44,6 +44,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar};
 use crate::lap::Cost;
+use crate::matching::mixed::{self, PairFactors};
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
 pub mod pool;
@@ -220,6 +221,15 @@ pub struct GramOptions {
     /// grid), permutations map `t ↦ t` for `t < k`, and the bound is the prefix part plus the
     /// bound of the matched part. Must be below `S`; `0` (default) matches every position.
     pub prefix_tokens: usize,
+    /// Exact matching from `f32` affinities with an `f64` certificate
+    /// ([`crate::matching::mixed`]): for `f64` input and the exact matchers (including
+    /// `topk_greedy`/`batch_optimal` when they are exact), each pair's affinity is computed and
+    /// solved in `f32`, the permutation is proved optimal for the `f64` affinities (or the pair is
+    /// solved again in `f64` where it is not), and `G` is summed from `f64` dot products.
+    /// Ignored for `f32` input, for the other matchers, and for a call whose norms could take
+    /// the `f32` affinities near overflow ([`crate::matching::mixed::f32_is_safe`]): those run
+    /// as without it.
+    pub mixed_precision: bool,
 }
 
 impl Default for GramOptions {
@@ -230,6 +240,7 @@ impl Default for GramOptions {
             return_permutations: false,
             return_bound: false,
             prefix_tokens: 0,
+            mixed_precision: false,
         }
     }
 }
@@ -743,9 +754,28 @@ fn pairwise_blocked<T: Real>(
     } else {
         None
     };
+    // Mixed precision: f32 copies of the samples, whose block GEMMs give the f32 affinities.
+    let x32 = mixed_copy(
+        &x.view(),
+        y.as_ref().map(|y| y.view()).as_ref(),
+        norms,
+        options,
+    )?;
+    let y32 = match (&x32, &y) {
+        (Some(_), Some(y)) => Some(f32_copy(&y.view())?),
+        _ => None,
+    };
+    let mixed = x32.is_some();
+    let xs32: &[f32] = x32.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]);
+    let ys32: &[f32] = match &y32 {
+        Some(a) => a.as_slice().unwrap_or(&[]),
+        None => xs32,
+    };
     let tile_len = if b > 1 { (b * s) * (b * s) } else { 0 };
     let slots = (0..threads)
-        .map(|_| PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher).map(Mutex::new))
+        .map(|_| {
+            PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher, mixed).map(Mutex::new)
+        })
         .collect::<Result<Vec<_>>>()?;
     let matcher = options.matcher;
     let uses_norms = !norms.x.is_empty();
@@ -786,12 +816,23 @@ fn pairwise_blocked<T: Real>(
             // A diagonal block of one row holds only the diagonal pair: no affinity needed.
             let only_diagonal = square && i0 == j0 && rows == 1;
             if !(single || only_diagonal) {
-                // One GEMM for the whole block: (rows·S × C)·(C × cols·S).
-                let xb = ArrayView2::from_shape((rows * s, c), &xs[i0 * sc..(i0 + rows) * sc])
-                    .map_err(|e| Error::Shape(e.to_string()))?;
-                let yb = ArrayView2::from_shape((cols * s, c), &ys[j0 * sc..(j0 + cols) * sc])
-                    .map_err(|e| Error::Shape(e.to_string()))?;
-                scratch.block_affinities(xb, yb)?;
+                // One GEMM for the whole block: (rows·S × C)·(C × cols·S), in f32 for mixed
+                // precision.
+                if mixed {
+                    let xb =
+                        ArrayView2::from_shape((rows * s, c), &xs32[i0 * sc..(i0 + rows) * sc])
+                            .map_err(|e| Error::Shape(e.to_string()))?;
+                    let yb =
+                        ArrayView2::from_shape((cols * s, c), &ys32[j0 * sc..(j0 + cols) * sc])
+                            .map_err(|e| Error::Shape(e.to_string()))?;
+                    scratch.block_affinities32(xb, yb)?;
+                } else {
+                    let xb = ArrayView2::from_shape((rows * s, c), &xs[i0 * sc..(i0 + rows) * sc])
+                        .map_err(|e| Error::Shape(e.to_string()))?;
+                    let yb = ArrayView2::from_shape((cols * s, c), &ys[j0 * sc..(j0 + cols) * sc])
+                        .map_err(|e| Error::Shape(e.to_string()))?;
+                    scratch.block_affinities(xb, yb)?;
+                }
             }
             for ii in 0..rows {
                 let i = i0 + ii;
@@ -821,7 +862,20 @@ fn pairwise_blocked<T: Real>(
                     }
                     let yj = ArrayView2::from_shape((s, c), &ys[j * sc..(j + 1) * sc])
                         .map_err(|e| Error::Shape(e.to_string()))?;
-                    if single {
+                    if mixed {
+                        if single {
+                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            scratch.pair_affinity32(
+                                x32.slice(s![prefix.., ..]),
+                                y32.slice(s![prefix.., ..]),
+                            )?;
+                        } else {
+                            scratch.copy_affinity32(ii, jj, s, cols * s, prefix);
+                        }
+                    } else if single {
                         // One pair: its matched positions' affinity directly.
                         scratch.pair_affinity(
                             xi.slice(s![prefix.., ..]),
@@ -849,7 +903,17 @@ fn pairwise_blocked<T: Real>(
                     } else {
                         (&[][..], &[][..])
                     };
-                    let (g, bound) = scratch.solve(matcher, (nx, ny), with_bound, cancel)?;
+                    let (g, bound) = if mixed {
+                        let factors = PairFactors {
+                            x: xi.slice(s![prefix.., ..]),
+                            y: yj.slice(s![prefix.., ..]),
+                            norms_x: nx,
+                            norms_y: ny,
+                        };
+                        scratch.solve_mixed(&factors, with_bound, cancel)?
+                    } else {
+                        scratch.solve(matcher, (nx, ny), with_bound, cancel)?
+                    };
                     let (g, bound) = if prefix == 0 {
                         (g, bound)
                     } else {
@@ -900,6 +964,45 @@ fn pairwise_blocked<T: Real>(
     })
 }
 
+/// The `f32` copy of `x` for [`GramOptions::mixed_precision`], or `None` when the call does
+/// not take that path (not asked for, `f32` input, a matcher that is not exact, or norms that
+/// could take `f32` affinities near overflow).
+fn mixed_copy<T: Real>(
+    x: &ArrayView3<'_, T>,
+    y: Option<&ArrayView3<'_, T>>,
+    norms: &Norms,
+    options: &GramOptions,
+) -> Result<Option<Array3<f32>>> {
+    let (_, s, c) = x.dim();
+    let norms_y = norms.y.as_ref().unwrap_or(&norms.x);
+    let max = |a: &Array2<f64>| a.iter().fold(0.0_f64, |m, &v| m.max(v));
+    let applies = options.mixed_precision
+        && std::mem::size_of::<T>() == 8
+        && options.matcher.is_exact_for(s - options.prefix_tokens)
+        && !norms.x.is_empty()
+        && (y.is_none() || !norms_y.is_empty())
+        && mixed::f32_is_safe(max(&norms.x), max(norms_y), c);
+    if applies {
+        f32_copy(x).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// `a` rounded to `f32` (to nearest), allocated fallibly.
+fn f32_copy<T: Real>(a: &ArrayView3<'_, T>) -> Result<Array3<f32>> {
+    let mut v = try_filled(Some(0), 0.0_f32, "an f32 copy of the input")?;
+    v.try_reserve_exact(a.len()).map_err(|_| {
+        Error::TooLarge(format!(
+            "could not allocate an f32 copy of the input ({} bytes): not enough memory",
+            a.len().saturating_mul(4)
+        ))
+    })?;
+    #[allow(clippy::cast_possible_truncation)]
+    v.extend(a.iter().map(|&e| e.to_f64() as f32));
+    Array3::from_shape_vec(a.dim(), v).map_err(|e| Error::Shape(e.to_string()))
+}
+
 /// `Σ_{t<k} ⟨x[t], y[t]⟩` in `f64`, in a fixed order (the prefix tokens' part of a pair).
 fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> f64 {
     let mut sum = 0.0_f64;
@@ -919,6 +1022,11 @@ struct PairScratch<T> {
     block: Vec<T>,
     affinity: Array2<T>,
     gemm: Gemm<T>,
+    /// Mixed precision: the `f32` affinities of a block of pairs, one pair's, and their GEMM
+    /// (empty otherwise; `affinity` is then allocated only when a pair needs the `f64` repair).
+    block32: Vec<f32>,
+    affinity32: Vec<f32>,
+    gemm32: Gemm<f32>,
     perm: Vec<usize>,
     workspace: Workspace,
     /// Stand-in norms for matchers that do not read them.
@@ -928,23 +1036,38 @@ struct PairScratch<T> {
 impl<T: Real> PairScratch<T> {
     /// Scratch for pairs of `s` matched positions and blocks of `block_len` affinities, its
     /// large buffers reserved fallibly ([`Error::TooLarge`] when the memory is not there).
-    fn try_new(s: usize, block_len: usize, matcher: Matcher) -> Result<Self> {
+    fn try_new(s: usize, block_len: usize, matcher: Matcher, mixed: bool) -> Result<Self> {
         let mut workspace = Workspace::default();
-        workspace.try_reserve(s, matcher).map_err(|_| {
+        let reserved = if mixed {
+            workspace.try_reserve_mixed(s)
+        } else {
+            workspace.try_reserve(s, matcher)
+        };
+        reserved.map_err(|_| {
             Error::TooLarge(format!(
                 "could not allocate a matcher workspace for {s} positions ({} bytes per \
                  thread): not enough memory; lower `threads`",
                 scratch_bytes(s, 0, std::mem::size_of::<T>(), true)
             ))
         })?;
+        // Mixed precision keeps its affinities in f32 and needs an f64 one only for a repair
+        // (allocated then).
+        let (len64, len32, side) = if mixed {
+            (0, block_len, 0)
+        } else {
+            (block_len, 0, s)
+        };
         Ok(Self {
-            block: try_filled(
-                Some(block_len),
-                T::zero(),
-                "the affinities of a block of pairs",
-            )?,
-            affinity: try_array2(s, s, T::zero(), "an affinity matrix")?,
+            block: try_filled(Some(len64), T::zero(), "the affinities of a block of pairs")?,
+            affinity: try_array2(side, side, T::zero(), "an affinity matrix")?,
             gemm: Gemm::new(),
+            block32: try_filled(Some(len32), 0.0, "the affinities of a block of pairs")?,
+            affinity32: try_filled(
+                Some(if mixed { s * s } else { 0 }),
+                0.0,
+                "an f32 affinity matrix",
+            )?,
+            gemm32: Gemm::new(),
             perm: try_filled(Some(s), 0, "a permutation")?,
             workspace,
             zero_norms: try_filled(Some(s), 0.0, "the norms")?,
@@ -974,6 +1097,83 @@ impl<T: Real> PairScratch<T> {
                 dst.copy_from_slice(src);
             }
         }
+    }
+
+    /// [`Self::block_affinities`] in `f32`, into `self.block32`.
+    fn block_affinities32(
+        &mut self,
+        xb: ArrayView2<'_, f32>,
+        yb: ArrayView2<'_, f32>,
+    ) -> Result<()> {
+        let len = xb.nrows() * yb.nrows();
+        let out = self
+            .block32
+            .get_mut(..len)
+            .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
+        let out = ndarray::ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
+            .map_err(|e| Error::Shape(e.to_string()))?;
+        self.gemm32.abt(xb, yb, out)
+    }
+
+    /// [`Self::copy_affinity`] from `self.block32` into `self.affinity32`.
+    fn copy_affinity32(&mut self, ii: usize, jj: usize, s: usize, width: usize, prefix: usize) {
+        let sm = s - prefix;
+        for (r, dst) in self.affinity32.chunks_exact_mut(sm).enumerate() {
+            let start = (ii * s + prefix + r) * width + jj * s + prefix;
+            if let Some(src) = self.block32.get(start..start + sm) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// One pair's `f32` affinity into `self.affinity32` (the pair's matched positions).
+    fn pair_affinity32(&mut self, xi: ArrayView2<'_, f32>, yj: ArrayView2<'_, f32>) -> Result<()> {
+        let out =
+            ndarray::ArrayViewMut2::from_shape((xi.nrows(), yj.nrows()), &mut self.affinity32)
+                .map_err(|e| Error::Shape(e.to_string()))?;
+        self.gemm32.abt(xi, yj, out)
+    }
+
+    /// Mixed precision: solve the `f32` affinity in `self.affinity32` and certify it for the
+    /// `f64` pair `factors` (the matched positions); where that fails, compute the `f64`
+    /// affinity and repair ([`mixed::solve_certified`], [`mixed::repair`]). Returns `G` and the
+    /// bound (or `G` without `with_bound`).
+    fn solve_mixed(
+        &mut self,
+        factors: &PairFactors<'_, T>,
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<(f64, f64)> {
+        let certified = mixed::solve_certified(
+            factors,
+            &self.affinity32,
+            &mut self.workspace,
+            &mut self.perm,
+            cancel,
+        )?;
+        let r = if let Some(r) = certified {
+            r
+        } else {
+            let sm = factors.x.nrows();
+            if self.affinity.dim() != (sm, sm) {
+                self.affinity = try_array2(sm, sm, T::zero(), "an affinity matrix")?;
+            }
+            self.gemm
+                .abt(factors.x, factors.y, self.affinity.view_mut())?;
+            let a64 = self
+                .affinity
+                .as_slice()
+                .ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
+            mixed::repair(
+                factors,
+                a64,
+                &mut self.workspace,
+                &mut self.perm,
+                with_bound,
+                cancel,
+            )?
+        };
+        Ok((r.value, if with_bound { r.bound } else { f64::NAN }))
     }
 
     /// One pair's affinity `xi · yjᵀ` into `self.affinity` (the pair's matched positions).

@@ -1,0 +1,173 @@
+"""precision="mixed": float32 affinities, float64 result.
+
+Every test compares with the float64 oracle (``A = x_i @ y_j.T`` in float64, scipy's
+``linear_sum_assignment`` maximised), on inputs chosen so that float32 alone would be wrong:
+ties that float64 breaks, near-ties at 1e-9, huge and tiny ranges, duplicates, real maps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ref_gram, require_shared_file
+from hypothesis import given
+from hypothesis import strategies as st
+
+import semrsm
+from semrsm import _core
+
+# G of the mixed path vs the float64 oracle: relative to the pair's scale.
+RTOL = 1e-12
+
+
+def assert_f64_optimum(G: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> None:
+    """``G`` equals the float64 oracle to ``RTOL`` of each pair's scale ``Σ_s ‖x_s‖·max_t ‖y_t‖``."""
+    ref = ref_gram(x, y)
+    yy = x if y is None else y
+    nx = np.linalg.norm(x, axis=2)
+    ny = np.linalg.norm(yy, axis=2)
+    scale = nx.sum(axis=1)[:, None] * ny.max(axis=1)[None, :]
+    err = np.abs(G - ref)
+    assert (err <= RTOL * scale).all(), f"max relative error {np.max(err / scale):.3e}"
+
+
+def mixed(x: np.ndarray, y: np.ndarray | None = None, **kw) -> np.ndarray:
+    return semrsm.gram(x, y, center=False, layout="nsc", precision="mixed", **kw)
+
+
+def test_float32_tie_that_float64_breaks_is_repaired():
+    """x_0's two positions round to the same float32 value (1 + 2^-30 -> 1): in float32 both
+    permutations tie, in float64 exactly one is optimal, by 2^-30. Whichever the float32 solver
+    picks, one of the two orderings makes it the wrong one; the certificate must catch it."""
+    d = 2.0**-30
+    x = np.array([[[1.0 + d], [1.0]], [[1.0], [1.0 + d]]])
+    y = np.array([[[2.0], [1.0]]])
+    before = _core.mixed_counters()
+    G, perm = mixed(x, y, return_permutations=True)
+    after = _core.mixed_counters()
+    # The optimum pairs the larger x position with the larger y position.
+    assert perm[0, 0].tolist() == [0, 1] and perm[1, 0].tolist() == [1, 0]
+    assert G[0, 0] == G[1, 0] == 3.0 + 2 * d  # not 3 + d, the other permutation
+    # Only the float32 solve's tie decides: at least one pair needed the float64 repair.
+    assert after[3] - before[3] >= 1
+    # The float32 path itself cannot tell (its G is 3 for both).
+    g32 = semrsm.gram(x, y, center=False, layout="nsc", precision="float32")
+    assert g32[0, 0] == g32[1, 0] == 3.0
+
+
+def near_duplicates(rng: np.random.Generator, n: int, s: int, c: int, rel: float) -> np.ndarray:
+    """Samples whose second half of positions repeats the first half, scaled by 1 + rel·noise:
+    float32 cannot tell the copies apart, float64 can (first-order differences against a y
+    with distinct positions)."""
+    x = rng.normal(size=(n, s, c))
+    h = s // 2
+    x[:, h : 2 * h] = x[:, :h] * (1.0 + rel * rng.normal(size=(n, h, 1)))
+    return x
+
+
+@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["near", "dup", "ties", "normal", "tiny_diff"]))
+def test_adversarial_inputs_match_the_float64_oracle(seed, kind):
+    rng = np.random.default_rng(seed)
+    s = int(rng.integers(2, 24))
+    c = int(rng.integers(1, 6))
+    if kind == "near":
+        x = near_duplicates(rng, 3, s, c, 1e-9)
+        y = rng.normal(size=(2, s, c))
+    elif kind == "dup":
+        x = rng.normal(size=(3, s, c))
+        y = np.repeat(rng.normal(size=(2, (s + 1) // 2, c)), 2, axis=1)[:, :s]
+    elif kind == "ties":
+        x = rng.integers(-2, 3, size=(3, s, c)).astype(np.float64)
+        y = rng.integers(-2, 3, size=(2, s, c)).astype(np.float64)
+    elif kind == "tiny_diff":
+        # Positions that differ from each other by ~1e-9 relative only.
+        base = rng.normal(size=(1, 1, c))
+        x = base * (1.0 + 1e-9 * rng.normal(size=(3, s, 1)))
+        y = rng.normal(size=(2, s, c))
+    else:
+        x = rng.normal(size=(3, s, c))
+        y = rng.normal(size=(2, s, c))
+    assert_f64_optimum(mixed(x, y), x, y)
+    assert_f64_optimum(mixed(x), x)
+
+
+@pytest.mark.parametrize("exponent", [-30, -20, -12, 0, 12, 20, 30])
+def test_huge_and_tiny_ranges(exponent):
+    """Values from 1e-30 to 1e30: where float32 would overflow the call runs in float64, where
+    its products underflow the certificate sends the pair to the float64 repair; never garbage."""
+    rng = np.random.default_rng(abs(exponent) + 1)
+    x = near_duplicates(rng, 3, 12, 4, 1e-9) * 10.0**exponent
+    y = rng.normal(size=(2, 12, 4)) * 10.0**exponent
+    assert_f64_optimum(mixed(x, y), x, y)
+    # Each sample at its own scale, spanning 1e-30..1e30 within one call.
+    scales = 10.0 ** rng.uniform(-30, 30, size=(3, 1, 1))
+    z = rng.normal(size=(3, 10, 3)) * scales
+    assert_f64_optimum(mixed(z), z)
+
+
+def test_tiny_values_take_the_repair():
+    """Products below float32's smallest subnormal: the float32 affinity is all zeros, so no
+    permutation can be certified from it; every pair is solved in float64."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 9, 3)) * 1e-25
+    before = _core.mixed_counters()
+    G = mixed(x)
+    after = _core.mixed_counters()
+    assert after[3] - before[3] == 3  # the three off-diagonal pairs
+    assert_f64_optimum(G, x)
+
+
+def test_same_bits_for_any_thread_count_and_tile():
+    rng = np.random.default_rng(3)
+    x = near_duplicates(rng, 7, 40, 5, 1e-9)
+    G1, P1 = mixed(x, threads=1, return_permutations=True)
+    G2, P2 = mixed(x, threads=2, return_permutations=True)
+    G3, P3 = mixed(x, threads=2, return_permutations=True, tile=3)
+    assert G1.tobytes() == G2.tobytes() == G3.tobytes()
+    assert (P1 == P2).all() and (P1 == P3).all()
+    assert_f64_optimum(G1, x)
+
+
+def test_bound_and_other_matchers():
+    """With return_bound the bound equals G (the certificate's dual); the other matchers ignore
+    precision="mixed" and give their float64 results."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 16, 4))
+    G, bound = mixed(x, return_bound=True)
+    assert np.allclose(bound, G, rtol=1e-12, atol=1e-12) and (bound >= G).all()
+    for matcher in ("greedy", "auction", "none"):
+        a = semrsm.gram(x, matcher=matcher, center=False, layout="nsc", precision="mixed")
+        b = semrsm.gram(x, matcher=matcher, center=False, layout="nsc")
+        assert a.tobytes() == b.tobytes()
+
+
+def test_prefix_tokens():
+    rng = np.random.default_rng(6)
+    x = near_duplicates(rng, 4, 11, 3, 1e-9)
+    G = mixed(x, prefix_tokens=1)
+    ref = semrsm.gram(x, center=False, layout="nsc", prefix_tokens=1)
+    assert np.allclose(G, ref, rtol=1e-13, atol=1e-13)
+
+
+def _real(name: str, key: str, n: int) -> np.ndarray:
+    with np.load(require_shared_file(name)) as f:
+        a = np.asarray(f[key][:n], dtype=np.float64)
+    if a.ndim == 4:  # (N, C, H, W) -> (N, S, C)
+        a = a.reshape(a.shape[0], a.shape[1], -1).transpose(0, 2, 1)
+    return np.ascontiguousarray(a - a.mean(axis=0))
+
+
+@pytest.mark.parametrize(
+    "name,key,n",
+    [
+        ("effnet_lite0_crops2000.npz", "block15", 10),  # S = 49, float16 on disk
+        ("vit_s14_shifted_pairs.npz", "layer11", 5),  # S = 257
+        ("effnet_lite0_s64_to_s4096.npz", "block4", 3),  # S = 1024
+    ],
+)
+def test_real_maps_match_the_float64_oracle(name, key, n):
+    x = _real(name, key, n)
+    G = mixed(x)
+    assert_f64_optimum(G, x)
+    # And the float64 path (same permutation up to ties: same G up to rounding).
+    assert np.allclose(G, semrsm.gram(x, center=False, layout="nsc"), rtol=1e-13, atol=0)
