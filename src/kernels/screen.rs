@@ -106,7 +106,8 @@ fn screen_body(row: &[f32], v: &[f64], (c0, tau): (f64, f64), candidates: &mut V
         // (NaN labels cannot arise from the finite inputs the certificate passes.)
         if step_min <= tau {
             for (l, &x) in r.iter().enumerate() {
-                if !(x > tau) {
+                // `x ≤ tau` or NaN
+                if x.partial_cmp(&tau) != Some(std::cmp::Ordering::Greater) {
                     candidates.push(k * W + l);
                 }
             }
@@ -125,7 +126,7 @@ fn screen_body(row: &[f32], v: &[f64], (c0, tau): (f64, f64), candidates: &mut V
                 lowest = x;
             }
         } else {
-            candidates.push(j);
+            candidates.push(j); // x ≤ tau or NaN
         }
     }
     lowest
