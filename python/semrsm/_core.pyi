@@ -18,6 +18,7 @@ __all__ = [
     "linear_sum_assignment",
     "match_affinity",
     "linear_sum_assignment_f32",
+    "mixed_counters",
     "scratch_bytes",
 ]
 __version__: str

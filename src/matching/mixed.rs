@@ -414,7 +414,8 @@ fn certify<T: Cost>(
     while let Some(i) = queue.pop_front() {
         queued[i] = false;
         relaxations += 1;
-        if relaxations > limit || (relaxations.is_multiple_of(s) && cancel.load(Ordering::Relaxed)) {
+        if relaxations > limit || (relaxations.is_multiple_of(s) && cancel.load(Ordering::Relaxed))
+        {
             return None;
         }
         let base = q[perm[i]] - diag[i];
