@@ -1292,6 +1292,7 @@ mod tests {
                         return_permutations: true,
                         return_bound: true,
                         prefix_tokens: prefix,
+                        mixed_precision: false,
                     };
                     let per_pair = run(&x, yy, &o, Some(1));
                     for (block, threads) in [(None, 1), (Some(2), 2), (Some(3), 1), (Some(7), 2)] {
