@@ -1,8 +1,9 @@
 //! Exact matching with `f32` affinities and an `f64` guarantee ("mixed precision").
 //!
 //! The exact matched inner product of a pair `(x, y)` (`S × C` each, `f64`) is
-//! `max_σ Σ_i Â_{iσ(i)}` where `Â_ij` is the `f64` dot product of `x_i` and `y_j` ([`dot`], a
-//! fixed summation order). Computing all of `Â` streams `8·S²` bytes per pair; the solver's
+//! `max_σ Σ_i Â_{iσ(i)}` where `Â_ij` is the `f64` dot product of `x_i` and `y_j` ([`dot`]: the
+//! strict FMA chain of [`crate::kernels::gemm`], so `Â` is bit for bit the affinity of the `f64`
+//! path). Computing all of `Â` streams `8·S²` bytes per pair; the solver's
 //! searches read it again. [`solve_certified`] instead takes `A32 = fl32(x) fl32(y)ᵀ` from `f32`
 //! (half the traffic, twice the SIMD width), solves that problem exactly, and then **proves**
 //! the permutation optimal for `Â`, reading `Â` only where it could matter:
@@ -38,7 +39,8 @@
 //!    caller runs on the `f64` affinity it computes.
 //!
 //! Either way `G = Σ_i Â_{iσ(i)}` (each entry by [`dot`], summed in row order): a function of
-//! the pair alone, hence bit-identical for any thread count. The permutation is an optimal one
+//! the pair alone, hence bit-identical for any thread count, and equal to the `f64` path's `G`
+//! bit for bit whenever both find the same permutation. The permutation is an optimal one
 //! for `Â`; where several are optimal (exact ties), which one is returned may differ from the
 //! `f64` path's choice, but not between runs or thread counts.
 
