@@ -45,6 +45,75 @@ fn dot_body<T: crate::lap::Cost>(a: &[T], b: &[T]) -> f64 {
     acc
 }
 
+/// [`dot`] of many pairs of rows: `out` gets `dot(x_i, y_j)` for every `(i, j)` of `pairs`, in
+/// order (`x`, `y` row-major with rows of `c` entries). Eight chains advance together (each still
+/// the strict FMA chain of [`dot`], so the bits are [`dot`]'s), which hides the FMA latency that
+/// bounds one chain.
+///
+/// # Errors
+/// [`crate::Error::Shape`] when a row index is out of range.
+pub fn dots<T: crate::lap::Cost>(
+    x: &[T],
+    y: &[T],
+    c: usize,
+    pairs: &[(usize, usize)],
+    out: &mut Vec<f64>,
+) -> crate::Result<()> {
+    for group in pairs.chunks(8) {
+        let mut ra: [&[T]; 8] = [&[]; 8];
+        let mut rb: [&[T]; 8] = [&[]; 8];
+        for (l, &(i, j)) in group.iter().enumerate() {
+            ra[l] = row_of(x, i, c)?;
+            rb[l] = row_of(y, j, c)?;
+        }
+        let acc = dots8(ra, rb, c);
+        out.extend_from_slice(&acc[..group.len()]);
+    }
+    Ok(())
+}
+
+/// Row `i` (of `c` entries) of the row-major `a`.
+fn row_of<T>(a: &[T], i: usize, c: usize) -> crate::Result<&[T]> {
+    a.get(i * c..(i + 1) * c)
+        .ok_or_else(|| crate::Error::Shape("internal: row out of range".into()))
+}
+
+/// Eight chains (rows shorter than `c`, the unused slots, contribute nothing).
+fn dots8<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa() {
+            // SAFETY: `isa()` reports only levels the CPU supports.
+            Isa::Avx512 | Isa::Avx2 => return unsafe { dots8_fma(ra, rb, c) },
+            Isa::Portable => {}
+        }
+    }
+    dots8_body(ra, rb, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots8_fma<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
+    dots8_body(ra, rb, c)
+}
+
+#[inline(always)]
+fn dots8_body<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
+    let mut acc = [0.0_f64; 8];
+    if ra.iter().chain(rb.iter()).all(|r| r.len() >= c) {
+        for k in 0..c {
+            for l in 0..8 {
+                acc[l] = ra[l][k].to_f64().mul_add(rb[l][k].to_f64(), acc[l]);
+            }
+        }
+    } else {
+        for l in 0..8 {
+            acc[l] = dot_body(ra[l], rb[l]);
+        }
+    }
+    acc
+}
+
 /// Screen one row of the certificate: with `r_j = (c0 + v_j) − row_j` (in `f64`), push every
 /// `j` with `r_j ≤ tau` (or NaN) onto `candidates` (in
 /// increasing order) and return the smallest `r_j` of the others (`+∞` when there are none).
@@ -190,6 +259,19 @@ mod tests {
             }
             assert_eq!((low_want, &c_want), (low_def, &c_def));
             assert_eq!(dot(&a, &b).to_bits(), want.to_bits());
+            // Batched chains: the same bits.
+            if n > 0 {
+                let x: Vec<f64> = [&a[..], &b[..], &a[..]].concat();
+                let y: Vec<f64> = [&b[..], &a[..]].concat();
+                let pairs: Vec<(usize, usize)> = (0..11).map(|t| (t % 3, (t / 3) % 2)).collect();
+                let mut out = Vec::new();
+                dots(&x, &y, n, &pairs, &mut out).unwrap();
+                for (&(i, j), v) in pairs.iter().zip(&out) {
+                    let d = dot_body(&x[i * n..(i + 1) * n], &y[j * n..(j + 1) * n]);
+                    assert_eq!(v.to_bits(), d.to_bits());
+                }
+                assert!(dots(&x, &y, n, &[(3, 0)], &mut out).is_err());
+            }
             // The same bits as the GEMM's entry for these rows.
             if n > 0 {
                 let (ra, rb) = (

@@ -50,6 +50,7 @@ use ndarray::ArrayView2;
 
 use super::{bound, Affinity, Workspace};
 pub use crate::kernels::screen::dot;
+use crate::kernels::screen::dots;
 
 use crate::error::{Error, Result};
 use crate::kernels::screen::screen_row;
@@ -150,6 +151,9 @@ pub(crate) struct MixedBuffers {
     cand_start: Vec<usize>,
     cand_col: Vec<usize>,
     cand_val: Vec<f64>,
+    /// Row pairs whose `Â` is computed (one batch), and their values.
+    pairs: Vec<(usize, usize)>,
+    spare: Vec<f64>,
     owner: Vec<usize>,
     queue: std::collections::VecDeque<usize>,
     queued: Vec<bool>,
@@ -205,7 +209,8 @@ pub fn solve_certified<T: Cost>(
                 WIDENED.fetch_add(1, Ordering::Relaxed);
             }
             CERTIFIED.fetch_add(1, Ordering::Relaxed);
-            let value = rows.matched_sum(perm);
+            // Σ_i Â_iσ(i) in row order: the certificate's d_i.
+            let value = mixed.diag.iter().sum::<f64>();
             return Ok(Some(MixedPair {
                 value,
                 bound: dual.max(value),
@@ -343,12 +348,16 @@ fn certify<T: Cost>(
         cand_start,
         cand_col,
         cand_val,
+        pairs,
+        spare,
         owner,
         queue,
         queued,
     } = mixed;
     diag.clear();
-    diag.extend(perm.iter().enumerate().map(|(i, &j)| rows.entry(i, j)));
+    pairs.clear();
+    pairs.extend(perm.iter().copied().enumerate());
+    dots(rows.x, rows.y, rows.c, pairs, diag).ok()?;
     let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
     let max_p0 = perm
         .iter()
@@ -381,18 +390,28 @@ fn certify<T: Cost>(
     }
     cand_start.push(cand_col.len());
     CANDIDATES.fetch_add(cand_col.len() as u64, Ordering::Relaxed);
-    cand_val.extend(
-        (0..s)
-            .flat_map(|i| (cand_start[i]..cand_start[i + 1]).map(move |t| (i, t)))
-            .map(|(i, t)| {
-                let j = cand_col[t];
-                if j == perm[i] {
-                    diag[i]
-                } else {
-                    rows.entry(i, j)
-                }
-            }),
-    );
+    // Candidates other than the assigned entries, computed in batches of chains.
+    pairs.clear();
+    for i in 0..s {
+        for &j in &cand_col[cand_start[i]..cand_start[i + 1]] {
+            if j != perm[i] {
+                pairs.push((i, j));
+            }
+        }
+    }
+    spare.clear();
+    dots(rows.x, rows.y, rows.c, pairs, spare).ok()?;
+    let mut next = spare.iter();
+    cand_val.clear();
+    for i in 0..s {
+        for &j in &cand_col[cand_start[i]..cand_start[i + 1]] {
+            cand_val.push(if j == perm[i] {
+                diag[i]
+            } else {
+                next.next().copied().unwrap_or(f64::NAN)
+            });
+        }
+    }
     let max_cand = cand_val.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
     if !max_cand.is_finite() {
         return None;
