@@ -20,3 +20,24 @@ def data_dir(fixture: str = FIXTURE) -> Path:
             "(the project's shared data folder, ../shared/data beside the repository)."
         )
     return path
+
+
+def write_section(path: Path, text: str, start: str, end: str, what: str) -> None:
+    """Put ``text`` between the markers ``start`` and ``end`` of the Markdown file ``path``
+    (replacing what was there; appended with the markers when they are absent)."""
+    section = f"{start}\n{text}\n{end}"
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        new = old[: old.index(start)] + section + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(new)
+    print(f"wrote the {what} section of {path}", file=sys.stderr)
+
+
+def emit(table: str, output: Path | None) -> None:
+    """Print a Markdown table and append it to ``output`` when one is given."""
+    print(table)
+    if output:
+        with output.open("a") as fh:
+            fh.write("\n" + table + "\n")

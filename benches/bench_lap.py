@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from _fixtures import FIXTURE, data_dir
+from _fixtures import FIXTURE, data_dir, emit
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
@@ -238,10 +238,7 @@ def main() -> None:
         note += f"; OR-Tools (integer costs) deviates by at most {worst:.1e} relative"
     lines += ["", note + "."]
     table = "\n".join(lines)
-    print(table)
-    if args.output:
-        with args.output.open("a") as fh:
-            fh.write("\n" + table + "\n")
+    emit(table, args.output)
 
 
 if __name__ == "__main__":

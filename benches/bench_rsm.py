@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _fixtures import FIXTURE, data_dir
+from _fixtures import FIXTURE, data_dir, emit
 
 LAYERS = {256: "block10", 1024: "block4", 4096: "block2"}
 _V: np.ndarray  # centred samples (N, S, C), set in the workers by fork
@@ -97,10 +97,7 @@ def main() -> None:
         f"| {s} | {k} | {n} | {p} | {a:.1f} | {b:.2f} | {a / b:.1f}× | {e:.1e} |" for s, k, n, p, a, b, e in rows
     ]
     table = "\n".join(lines)
-    print(table)
-    if args.output:
-        with args.output.open("a") as fh:
-            fh.write("\n" + table + "\n")
+    emit(table, args.output)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _fixtures import FIXTURE, data_dir  # noqa: E402
+from _fixtures import FIXTURE, data_dir, write_section  # noqa: E402
 
 import semrsm  # noqa: E402
 
@@ -143,17 +143,6 @@ def markdown(groups: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def write_section(path: Path, text: str) -> None:
-    section = f"{START}\n{text}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        new = old[: old.index(START)] + section + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
-    print(f"wrote the frontier section of {path}", file=sys.stderr)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="pairs per layer (S = 3136: per kind; default 3)")
@@ -170,7 +159,7 @@ def main() -> None:
             "A, included; the affinity GEMM not), same matrices and run for every method; T / T_exact divides "
             "medians. certified ≥: mean of value / bound.\n"
         )
-        write_section(args.output, header + "\n" + text)
+        write_section(args.output, header + "\n" + text, START, END, "frontier")
 
 
 if __name__ == "__main__":

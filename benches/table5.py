@@ -40,7 +40,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _fixtures import FIXTURE, data_dir  # noqa: E402
+from _fixtures import FIXTURE, data_dir, write_section  # noqa: E402
 
 import semrsm  # noqa: E402
 
@@ -279,17 +279,6 @@ def plot(all_rows: dict[int, list[dict]], path: Path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def write_section(path: Path, text: str) -> None:
-    section = f"{START}\n{text}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        new = old[: old.index(START)] + section + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
-    print(f"wrote the Table 5 section of {path}", file=sys.stderr)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=sorted(LAYERS), choices=sorted(LAYERS))
@@ -332,7 +321,7 @@ def main() -> None:
     if args.plot:
         text += f"\n\n![quality vs time]({args.plot.name})"
     if args.output:
-        write_section(args.output, text)
+        write_section(args.output, text, START, END, "Table 5")
     if args.plot:
         plot(all_rows, args.plot)
 

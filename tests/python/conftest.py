@@ -118,3 +118,18 @@ def ref_gram(x: np.ndarray, y: Optional[np.ndarray] = None, matcher: str = "exac
             r, c = scipy_lsa(A, maximize=True)
             G[i, j] = A[r, c].sum()
     return G
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A two-process Dask ``LocalCluster`` (one thread each) for the module's tests; skips the
+    test when ``distributed`` is not installed. The dashboard takes a free port (``":0"``): with
+    the default, concurrent test runs clash on port 8787."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

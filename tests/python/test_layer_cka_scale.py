@@ -6,16 +6,14 @@ order: bit-identical to a local run)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
+from helpers import Crash, crash_after, kill_after_tiles
 import semrsm
 from semrsm import OptionError, _layer_cka, _tiles
 
@@ -28,36 +26,17 @@ def bits(value: float) -> int:
     return int(np.float64(value).view(np.uint64))
 
 
-class _Crash(Exception):
-    pass
-
-
-def _count_partials(monkeypatch, crash_after: int) -> list[int]:
-    """Make tile partials countable (tile indices) and crash after ``crash_after`` of them."""
-    computed: list[int] = []
-    original = _layer_cka._tile_partials
-
-    def partials(rows, tile, K, L):
-        if len(computed) >= crash_after:
-            raise _Crash
-        computed.append(tile.index)
-        return original(rows, tile, K, L)
-
-    monkeypatch.setattr(_layer_cka, "_tile_partials", partials)
-    return computed
-
-
 @pytest.mark.parametrize("kernel, extra", [("linear", {}), ("rbf", {"sigma": 4.0})])
 def test_a_killed_run_resumes_without_recomputing_finished_tiles(tmp_path, monkeypatch, kernel, extra):
     state = tmp_path / "cka_state"
     kw = dict(kernel=kernel, matcher="greedy", tile=3, debiased=True, **extra)
     expected = semrsm.layer_cka(X, Y, **kw)
-    _count_partials(monkeypatch, 4)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _layer_cka, "_tile_partials", 4)
+    with pytest.raises(Crash):
         semrsm.layer_cka(X, Y, resume=state, **kw)
     assert (tmp_path / "cka_state.partial").exists() and (tmp_path / "cka_state.partial.tiles").exists()
     monkeypatch.undo()
-    computed = _count_partials(monkeypatch, 10**6)
+    computed = crash_after(monkeypatch, _layer_cka, "_tile_partials", 10**6)
     got = semrsm.layer_cka(X, Y, resume=state, **kw)
     n_tiles = len(_tiles.plan_tiles(13, 13, True, 3))
     assert computed == list(range(4, n_tiles))  # the first 4 tiles come from the file
@@ -65,8 +44,8 @@ def test_a_killed_run_resumes_without_recomputing_finished_tiles(tmp_path, monke
     assert not any(p.name.startswith("cka_state") for p in tmp_path.iterdir())  # removed when done
     # the same stored sums serve the biased estimator too
     monkeypatch.undo()
-    _count_partials(monkeypatch, 2)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _layer_cka, "_tile_partials", 2)
+    with pytest.raises(Crash):
         semrsm.layer_cka(X, Y, resume=str(state), **kw)
     monkeypatch.undo()
     assert bits(semrsm.layer_cka(X, Y, resume=state, **{**kw, "debiased": False})) == bits(
@@ -76,8 +55,8 @@ def test_a_killed_run_resumes_without_recomputing_finished_tiles(tmp_path, monke
 
 def test_resume_refuses_other_inputs_or_options(tmp_path, monkeypatch):
     state = tmp_path / "s"
-    _count_partials(monkeypatch, 2)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _layer_cka, "_tile_partials", 2)
+    with pytest.raises(Crash):
         semrsm.layer_cka(X, Y, tile=3, resume=state)
     monkeypatch.undo()
     y2 = Y.copy()
@@ -131,21 +110,7 @@ _LONG_RUN = textwrap.dedent(
 def test_kill_9_then_resume_is_bit_identical(tmp_path):
     state = tmp_path / "state"
     sidecar = tmp_path / "state.partial.tiles"
-    proc = subprocess.Popen([sys.executable, "-c", _LONG_RUN, str(state)], stdout=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sidecar.exists() and sidecar.read_bytes().split(b"\n", 1)[-1].count(1) >= 3:
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-    if proc.returncode == 0:
-        pytest.skip("the run finished before it could be killed")
-    done_before = sidecar.read_bytes().split(b"\n", 1)[-1].count(1)
-    assert done_before >= 3
+    kill_after_tiles(_LONG_RUN, [str(state)], sidecar)
     resumed = subprocess.run([sys.executable, "-c", _LONG_RUN, str(state)], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     rng = np.random.default_rng(5)
@@ -156,18 +121,6 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path):
 
 
 # --------------------------------------------------------------------------- Dask
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 def test_dask_is_bit_identical_to_a_local_run(dask_client, tmp_path, monkeypatch):
@@ -189,8 +142,8 @@ def test_dask_is_bit_identical_to_a_local_run(dask_client, tmp_path, monkeypatch
 
 def test_dask_resume_sends_only_unfinished_tiles(dask_client, tmp_path, monkeypatch):
     state = tmp_path / "s"
-    _count_partials(monkeypatch, 3)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _layer_cka, "_tile_partials", 3)
+    with pytest.raises(Crash):
         semrsm.layer_cka(X, Y, tile=3, resume=state, matcher="none")
     monkeypatch.undo()
     from semrsm import _dask

@@ -6,16 +6,15 @@ memory estimate and checked against the free disk space."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections import namedtuple
 
 import numpy as np
 import pytest
 
+from helpers import Crash, crash_after, kill_after_tiles
 import semrsm
 from semrsm import OptionError, TooLargeError, _tiles
 
@@ -59,31 +58,13 @@ def test_build_out_with_bound_equals_memory(tmp_path, kernel):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["K.bound.npy", "K.npy"]
 
 
-class _Crash(Exception):
-    pass
-
-
-def _crash_after(monkeypatch, k):
-    computed = []
-    original = _tiles.Engine.compute
-
-    def compute(self, tile, *args, **kwargs):
-        if len(computed) == k:
-            raise _Crash()
-        computed.append(tile.index)
-        return original(self, tile, *args, **kwargs)
-
-    monkeypatch.setattr(_tiles.Engine, "compute", compute)
-    return computed
-
-
 def test_crash_then_resume_with_permutations_and_bound(tmp_path, monkeypatch):
     out = tmp_path / "rsm.npy"
     np.save(tmp_path / "rsm.perm.npy", np.arange(3))  # a previous result, kept until the new one is complete
     opts = dict(matcher="greedy", return_permutations=True, return_bound=True, tile=3)
     expected = semrsm.gram(X, **opts)
-    _crash_after(monkeypatch, 4)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _tiles.Engine, "compute", 4)
+    with pytest.raises(Crash):
         semrsm.gram(X, out=out, **opts)
     assert np.array_equal(np.load(tmp_path / "rsm.perm.npy"), np.arange(3))
     assert (tmp_path / "rsm.perm.npy.partial").exists() and (tmp_path / "rsm.bound.npy.partial").exists()
@@ -91,7 +72,7 @@ def test_crash_then_resume_with_permutations_and_bound(tmp_path, monkeypatch):
     # the fingerprint covers the flags: resuming without the permutations is refused
     with pytest.raises(OptionError, match="options"):
         semrsm.gram(X, out=out, resume=True, matcher="greedy", return_bound=True, tile=3)
-    computed = _crash_after(monkeypatch, 10**6)
+    computed = crash_after(monkeypatch, _tiles.Engine, "compute", 10**6)
     got = semrsm.gram(X, out=out, resume=True, **opts)
     assert computed == list(range(4, len(_tiles.plan_tiles(13, 13, True, 3))))
     _same(got, expected)
@@ -101,12 +82,12 @@ def test_crash_then_resume_with_permutations_and_bound(tmp_path, monkeypatch):
 def test_resume_with_a_missing_companion_starts_again(tmp_path, monkeypatch):
     out = tmp_path / "rsm.npy"
     opts = dict(matcher="greedy", return_permutations=True, tile=3)
-    _crash_after(monkeypatch, 2)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _tiles.Engine, "compute", 2)
+    with pytest.raises(Crash):
         semrsm.gram(X, out=out, **opts)
     monkeypatch.undo()
     (tmp_path / "rsm.perm.npy.partial").unlink()
-    computed = _crash_after(monkeypatch, 10**6)
+    computed = crash_after(monkeypatch, _tiles.Engine, "compute", 10**6)
     G, P = semrsm.gram(X, out=out, resume=True, **opts)
     assert computed[0] == 0  # nothing taken from the incomplete partial run
     assert np.array_equal(P, semrsm.gram(X, **opts)[1])
@@ -124,22 +105,8 @@ _LONG_RUN = textwrap.dedent(
 
 def test_kill_9_then_resume_with_permutations_and_bound(tmp_path):
     out = tmp_path / "rsm.npy"
-    state = tmp_path / "rsm.npy.partial.tiles"
-    proc = subprocess.Popen([sys.executable, "-c", _LONG_RUN, str(out), "0"])
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.exists() and state.read_bytes().split(b"\n", 1)[-1].count(1) >= 3:
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    if proc.returncode == 0:
-        pytest.skip("the run finished before it could be killed")
+    kill_after_tiles(_LONG_RUN, [str(out), "0"], tmp_path / "rsm.npy.partial.tiles")
     assert not out.exists() and not (tmp_path / "rsm.perm.npy").exists()
-    assert state.read_bytes().split(b"\n", 1)[-1].count(1) >= 3
     subprocess.run([sys.executable, "-c", _LONG_RUN, str(out), "1"], check=True, timeout=300)
     x = np.random.default_rng(3).normal(size=(40, 16, 8, 8))
     expected = semrsm.gram(x, matcher="greedy", return_permutations=True, return_bound=True)
@@ -181,15 +148,7 @@ def test_files_that_cannot_fit_on_disk_are_refused_before_writing(tmp_path, monk
     assert not any(p.name.startswith("R.") for p in tmp_path.iterdir())
 
 
-def test_dask_out_with_permutations_and_bound(tmp_path):
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-    )
-    try:
-        with distributed.Client(cluster) as client:
-            opts = dict(matcher="greedy", return_permutations=True, return_bound=True, tile=4)
-            got = semrsm.gram(X, Y, out=tmp_path / "rsm.npy", client=client, **opts)
-            _same(got, semrsm.gram(X, Y, **opts))
-    finally:
-        cluster.close()
+def test_dask_out_with_permutations_and_bound(dask_client, tmp_path):
+    opts = dict(matcher="greedy", return_permutations=True, return_bound=True, tile=4)
+    got = semrsm.gram(X, Y, out=tmp_path / "rsm.npy", client=dask_client, **opts)
+    _same(got, semrsm.gram(X, Y, **opts))

@@ -4,16 +4,13 @@ in-memory rules of :mod:`semrsm.kernels`; a callable σ is checked to fit before
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import peak_rss_growth
 import semrsm
 from semrsm import SemrsmError, TooLargeError, _api, _tiles, kernels
 
@@ -156,26 +153,11 @@ def test_build_out_rbf_median_peak_memory_is_not_quadratic(tmp_path):
     """A 4000 x 4000 RBF RSM (128 MB) with sigma='median' and out=: the peak RSS (VmHWM, a fresh
     process) grows far less than one N² matrix: neither d², nor the distances i < j, nor the
     file's pages are held (the in-memory rule holds several N² arrays)."""
-    if not os.path.exists("/proc/self/status"):
-        pytest.skip("needs /proc (Linux)")
-    script = textwrap.dedent(
-        f"""
-        import numpy as np, semrsm
-        def hwm():
-            for line in open("/proc/self/status"):
-                if line.startswith("VmHWM"):
-                    return int(line.split()[1]) * 1024
-        x = np.random.default_rng(0).normal(size=(4000, 1, 1, 1))
-        semrsm.build(x[:50], kernel="rbf", matcher="none", tile=10)  # warm up imports and pools
-        before = hwm()
-        K, s = semrsm.build(x, kernel="rbf", sigma="median", matcher="none", tile=500,
-                            out={str(tmp_path / "K.npy")!r}, progress=False, return_sigma=True)
-        print(hwm() - before, repr(s))
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    grown, sigma = done.stdout.split()
+    grown, sigma = peak_rss_growth(
+        'semrsm.build(x[:50], kernel="rbf", matcher="none", tile=10)  # warm up imports and pools',
+        f'K, s = semrsm.build(x, kernel="rbf", sigma="median", matcher="none", tile=500, '
+        f'out={str(tmp_path / "K.npy")!r}, progress=False, return_sigma=True); extra = repr(s)',
+    ).split()
     assert int(grown) < 80 << 20  # K and G are 128 MB each; one d² alone would be 128 MB (the
     # in-memory rule peaked at +259 MiB (kornblith) and +319 MiB (median) here)
     assert 0 < float(sigma) < np.inf  # its bits are checked against the in-memory rule above

@@ -4,7 +4,6 @@ progress, out=/resume, and the scale-related reliability fixes of issue 9 (9.2, 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from helpers import Crash, crash_after, kill_after_tiles, peak_rss_growth
 import semrsm
 from semrsm import _core, _tiles
 from semrsm import NonFiniteError, OptionError, TooLargeError
@@ -243,25 +243,11 @@ def test_in_memory_none_uses_larger_blocks_within_half_the_input(tmp_path, monke
 def test_out_file_pages_do_not_stay_resident(tmp_path):
     """The result written with out= does not accumulate in the process's resident memory: a
     128 MB output in 64 tiles raises the peak RSS (VmHWM, a fresh process) far less than its size."""
-    script = textwrap.dedent(
-        f"""
-        import numpy as np, semrsm
-        def hwm():
-            for line in open("/proc/self/status"):
-                if line.startswith("VmHWM"):
-                    return int(line.split()[1]) * 1024
-        x = np.random.default_rng(0).normal(size=(4000, 1, 1, 1))
-        semrsm.gram(x[:50], matcher="none", tile=10)  # warm up imports and pools
-        before = hwm()
-        semrsm.gram(x, matcher="none", tile=500, out={str(tmp_path / "G.npy")!r}, progress=False)
-        print(hwm() - before)
-        """
+    grown = peak_rss_growth(
+        'semrsm.gram(x[:50], matcher="none", tile=10)  # warm up imports and pools',
+        f'semrsm.gram(x, matcher="none", tile=500, out={str(tmp_path / "G.npy")!r}, progress=False)',
     )
-    if not os.path.exists("/proc/self/status"):
-        pytest.skip("needs /proc (Linux)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) < 48 << 20  # the output is 128 MB; a tile of results is 8 MB
+    assert int(grown) < 48 << 20  # the output is 128 MB; a tile of results is 8 MB
 
 
 def test_fixed_limits_without_a_memory_estimate(monkeypatch):
@@ -394,36 +380,17 @@ def test_out_options_are_checked(tmp_path):
         semrsm.gram(X, resume=True)
 
 
-class _Crash(Exception):
-    pass
-
-
-def _crash_after(monkeypatch, k):
-    """Make the engine fail after computing k tiles; returns the list of tiles computed."""
-    computed = []
-    original = _tiles.Engine.compute
-
-    def compute(self, tile, *args, **kwargs):
-        if len(computed) == k:
-            raise _Crash()
-        computed.append(tile.index)
-        return original(self, tile, *args, **kwargs)
-
-    monkeypatch.setattr(_tiles.Engine, "compute", compute)
-    return computed
-
-
 def test_a_crash_keeps_the_old_out_and_resume_finishes_bit_identically(tmp_path, monkeypatch):
     out = tmp_path / "G.npy"
     np.save(out, np.arange(4.0))  # a previous result
     expected = semrsm.gram(X, matcher="greedy", tile=3)
-    computed = _crash_after(monkeypatch, 4)
-    with pytest.raises(_Crash):
+    computed = crash_after(monkeypatch, _tiles.Engine, "compute", 4)
+    with pytest.raises(Crash):
         semrsm.gram(X, matcher="greedy", tile=3, out=out)
     assert np.array_equal(np.load(out), np.arange(4.0))  # untouched
     assert (tmp_path / "G.npy.partial").exists()
     monkeypatch.undo()
-    computed = _crash_after(monkeypatch, 10**6)
+    computed = crash_after(monkeypatch, _tiles.Engine, "compute", 10**6)
     G = semrsm.gram(X, matcher="greedy", tile=3, out=out, resume=True)
     n_tiles = len(_tiles.plan_tiles(13, 13, True, 3))
     assert computed == list(range(4, n_tiles))  # finished tiles are not recomputed
@@ -433,8 +400,8 @@ def test_a_crash_keeps_the_old_out_and_resume_finishes_bit_identically(tmp_path,
 
 def test_resume_refuses_other_data_or_options(tmp_path, monkeypatch):
     out = tmp_path / "G.npy"
-    _crash_after(monkeypatch, 2)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _tiles.Engine, "compute", 2)
+    with pytest.raises(Crash):
         semrsm.gram(X, tile=3, out=out)
     monkeypatch.undo()
     x2 = X.copy()
@@ -461,47 +428,15 @@ _LONG_RUN = textwrap.dedent(
 
 
 def test_kill_9_then_resume_is_bit_identical(tmp_path):
-    import signal
-    import time
-
     out = tmp_path / "G.npy"
-    state = tmp_path / "G.npy.partial.tiles"
-    proc = subprocess.Popen([sys.executable, "-c", _LONG_RUN, str(out), "0"])
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.exists():
-                body = state.read_bytes()
-                if body.split(b"\n", 1)[-1].count(1) >= 3:
-                    break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    if proc.returncode == 0:
-        pytest.skip("the run finished before it could be killed")
+    kill_after_tiles(_LONG_RUN, [str(out), "0"], tmp_path / "G.npy.partial.tiles")
     assert not out.exists()
-    done_before = state.read_bytes().split(b"\n", 1)[-1].count(1)
-    assert done_before >= 3
     subprocess.run([sys.executable, "-c", _LONG_RUN, str(out), "1"], check=True, timeout=300)
     x = np.random.default_rng(3).normal(size=(48, 16, 8, 8))
     assert np.array_equal(bits(np.load(out)), bits(semrsm.gram(x)))
 
 
 # --------------------------------------------------------------------------- Dask
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 def test_dask_cluster_is_bit_identical_to_a_local_run(dask_client, tmp_path):
@@ -527,8 +462,8 @@ def test_dask_cluster_is_bit_identical_to_a_local_run(dask_client, tmp_path):
 
 def test_dask_resume_skips_finished_tiles(dask_client, tmp_path, monkeypatch):
     out = tmp_path / "G.npy"
-    _crash_after(monkeypatch, 3)
-    with pytest.raises(_Crash):
+    crash_after(monkeypatch, _tiles.Engine, "compute", 3)
+    with pytest.raises(Crash):
         semrsm.gram(X, tile=3, out=out)
     monkeypatch.undo()
     from semrsm import _dask
