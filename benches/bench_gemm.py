@@ -139,33 +139,69 @@ def _numpy_scipy(v: np.ndarray) -> np.ndarray:
     return g
 
 
+def _precisions() -> list[str]:
+    """The ``precision=`` values this build accepts, ``"auto"`` (the default) first if present."""
+    from semrsm import _tiles
+
+    return ["auto", "float64", "mixed"] if "auto" in _tiles.PRECISIONS else ["float64", "mixed"]
+
+
 def part_d(repeat: int) -> None:
+    """Whole ``gram`` per pair vs numpy + scipy, each precision and the reference interleaved
+    (A, B, C, A, B, C, ...) in the same run; CPU time of the process (one thread each: on a
+    shared machine it measures the work, not the neighbours); medians."""
     import semrsm
 
     rng = np.random.default_rng(3)
     cases = []
     crops = np.load(data_dir("effnet_lite0_crops2000.npz") / "effnet_lite0_crops2000.npz")
     z = crops["block15"][:64].astype(np.float32)  # (N, 320, 7, 7)
-    cases.append(("EffNet block15 (real), N = 64", z.reshape(64, 320, 49).transpose(0, 2, 1)))
-    relu = np.maximum(rng.normal(size=(40, 49, 2048)), 0).astype(np.float32)
-    cases.append(("post-ReLU S = 49, C = 2048 (synthetic), N = 40", relu))
-    vit = np.load(data_dir("vit_s14_shifted_pairs.npz") / "vit_s14_shifted_pairs.npz")["layer11"].astype(np.float32)
-    cases.append(("ViT-S/14 layer11 (real), S = 257, C = 384, N = 20", vit))
-    print("\n(d) whole gram per pair, exact, one thread (semrsm threads=1; numpy/OpenBLAS 1 thread)\n")
-    print("| maps | pairs | numpy + scipy / pair | semrsm / pair | numpy+scipy / semrsm | max rel. diff |")
-    print("|---|---|---|---|---|---|")
+    cases.append(("EffNet block15 (real), S = 49, C = 320, N = 64", z.reshape(64, 320, 49).transpose(0, 2, 1)))
+    for c, n in ((1280, 40), (2048, 40)):
+        relu = np.maximum(rng.normal(size=(n, 49, c)), 0).astype(np.float32)
+        cases.append((f"post-ReLU S = 49, C = {c} (synthetic), N = {n}", relu))
+    vit = np.load(data_dir("vit_s14_shifted_pairs.npz") / "vit_s14_shifted_pairs.npz")["layer11"][:12]
+    cases.append(("ViT-S/14 layer11 (real), S = 257, C = 384, N = 12", vit.astype(np.float32)))
+    fix = np.load(data_dir() / "effnet_lite0_s64_to_s4096.npz")["block4"][:5].astype(np.float32)  # (5, 40, 32, 32)
+    cases.append(("EffNet block4 (real), S = 1024, C = 40, N = 5", fix.reshape(5, 40, -1).transpose(0, 2, 1)))
+    precs = _precisions()
+    print("\n(d) whole gram per pair, exact, one thread (semrsm threads=1; numpy/OpenBLAS 1 thread), CPU time, ")
+    print(f"interleaved, median of {repeat}; ratios = numpy+scipy / semrsm\n")
+    print(
+        "| maps | pairs | numpy + scipy / pair | "
+        + " | ".join(f"{p} / pair" for p in precs)
+        + " | "
+        + " | ".join(f"ratio {p}" for p in precs)
+        + " | max rel. diff |"
+    )
+    print("|---|---|---|" + "---|" * (2 * len(precs)) + "---|")
     for name, v in cases:
         n = v.shape[0]
         pairs = n * (n - 1) // 2
         vc = v.astype(np.float64)
         vc = vc - vc.mean(axis=0)
-        with threadpool_limits(1):
-            t_ref = median_time(lambda: _numpy_scipy(vc), max(1, repeat // 2), min_time=0) / pairs
-            g_ref = _numpy_scipy(vc)
-        t_us = median_time(lambda: semrsm.gram(v, layout="nsc", threads=1, progress=False), repeat, min_time=0) / pairs
-        g = semrsm.gram(v, layout="nsc", threads=1, progress=False)
-        diff = float(np.abs(g - g_ref).max() / np.abs(g_ref).max())
-        print(f"| {name} | {pairs} | {fmt(t_ref)} | {fmt(t_us)} | {t_ref / t_us:.2f} | {diff:.1e} |")
+        times: dict[str, list[float]] = {"ref": [], **{p: [] for p in precs}}
+        results: dict[str, np.ndarray] = {}
+        for _ in range(repeat):
+            with threadpool_limits(1):
+                t = time.process_time()
+                results["ref"] = _numpy_scipy(vc)
+                times["ref"].append(time.process_time() - t)
+            for p in precs:
+                t = time.process_time()
+                results[p] = semrsm.gram(v, layout="nsc", threads=1, progress=False, precision=p)
+                times[p].append(time.process_time() - t)
+        med = {k: statistics.median(x) / pairs for k, x in times.items()}
+        g_ref = results["ref"]
+        diff = max(float(np.abs(results[p] - g_ref).max() / np.abs(g_ref).max()) for p in precs)
+        print(
+            f"| {name} | {pairs} | {fmt(med['ref'])} | "
+            + " | ".join(fmt(med[p]) for p in precs)
+            + " | "
+            + " | ".join(f"{med['ref'] / med[p]:.2f}" for p in precs)
+            + f" | {diff:.1e} |",
+            flush=True,
+        )
 
 
 def main() -> None:

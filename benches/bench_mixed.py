@@ -12,6 +12,11 @@ mostly measures the neighbours.
 
     python benches/bench_mixed.py                       # S = 49, 256, 1024, 4096 (257: ViT-S/14 tokens)
     python benches/bench_mixed.py --sizes 49 256 --repeats 5 --output docs/benchmarks.md
+    python benches/bench_mixed.py --grid                # synthetic S × C grid: where mixed pays
+
+``--grid`` times float64, mixed and auto (the default) on centred post-ReLU Gaussian maps over
+a grid of S and C (N chosen so that each call does about the same work), interleaved: the
+measurements behind ``precision="auto"``'s rule (docs/benchmarks.md, "Mixed precision").
 """
 
 from __future__ import annotations
@@ -51,12 +56,48 @@ def run(x: np.ndarray, precision: str) -> tuple[float, np.ndarray]:
     return time.process_time() - t, G
 
 
+GRID_S = (49, 144, 256, 576, 1024)
+GRID_C = (64, 256, 768, 2048)
+
+
+def grid(repeats: int) -> None:
+    """float64 vs mixed (and auto when this build has it) on a synthetic S × C grid."""
+    from semrsm import _tiles
+
+    precs = ["float64", "mixed"] + (["auto"] if "auto" in _tiles.PRECISIONS else [])
+    rng = np.random.default_rng(5)
+    print("| S | C | pairs | " + " | ".join(precs) + " | float64 / mixed | auto picks |")
+    print("|---|---|---|" + "---|" * len(precs) + "---|---|")
+    for s in GRID_S:
+        for c in GRID_C:
+            n = int(np.clip(round((4e9 / (s * s * c + 40 * s**2.5)) ** 0.5 + 1), 3, 40))
+            x = np.maximum(rng.normal(size=(n, s, c)), 0)
+            x = np.ascontiguousarray(x - x.mean(axis=0))
+            pairs = n * (n - 1) // 2
+            times: dict[str, list[float]] = {p: [] for p in precs}
+            picks = ""
+            for _ in range(repeats):
+                for prec in precs:
+                    before = _core.mixed_counters()[0]
+                    dt, _ = run(x, prec)
+                    times[prec].append(dt / pairs)
+                    if prec == "auto":
+                        picks = "mixed" if _core.mixed_counters()[0] > before else "float64"
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            cells = " | ".join(f"{med[p] * 1e6:.0f} µs" for p in precs)
+            print(f"| {s} | {c} | {pairs} | {cells} | {med['float64'] / med['mixed']:.2f} | {picks or '-'} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[49, 256, 1024, 4096], choices=sorted(CASES))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--output", help="append the table to this Markdown file")
+    p.add_argument("--grid", action="store_true", help="the synthetic S × C grid instead")
     args = p.parse_args()
+    if args.grid:
+        grid(args.repeats)
+        return
     lines = [
         f"Mixed precision, exact matcher, one thread ({platform.processor() or platform.machine()}), "
         f"CPU time per pair, median of {args.repeats}:",

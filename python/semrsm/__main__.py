@@ -14,6 +14,7 @@ import numpy as np
 from . import __version__, build
 from ._example import load_example
 from ._errors import OptionError, SemrsmError
+from ._tiles import PRECISIONS
 from ._validation import LAYOUTS
 from .analysis import translation
 from .kernels import KERNELS, SIGMA_RULES
@@ -101,6 +102,7 @@ def _compute(
         sigma=args.sigma,
         sigma_scale=args.sigma_scale,
         threads=args.threads,
+        precision=args.precision,
         out=output,
         resume=args.resume,
         progress=args.progress,
@@ -279,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_build.add_argument("--sigma-scale", type=float, default=1.0, help="multiplies the RBF bandwidth (Kornblith's threshold)")
     p_build.add_argument("--threads", type=int, default=None)
+    p_build.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="affinity arithmetic (default auto: float32 affinities with a float64 certificate where "
+        "that is faster, else float64; G is the float64 optimum either way)",
+    )
     p_build.add_argument(
         "--resume",
         action="store_true",

@@ -172,7 +172,7 @@ def gram(
     center: Union[bool, str] = True,
     threads: Optional[int] = None,
     return_permutations: bool = False,
-    precision: str = "float64",
+    precision: str = "auto",
     return_bound: bool = False,
     out: Any = None,
     resume: bool = False,
@@ -224,21 +224,29 @@ def gram(
     return_permutations : bool
         Also return ``perm`` of shape (N, M, S): ``perm[i, j, s]`` is the position of ``y_j``
         matched to position ``s`` of ``x_i`` (memory: ``8·N·M·S`` bytes).
-    precision : {"float64", "float32", "mixed"}
-        Arithmetic of the affinities. ``"float64"`` (default): computed and matched in float64.
-        ``"float32"``: the input is rounded to float32 and everything is computed from it: half
-        the memory traffic, about 1e-7 relative error in G, possibly a different, near-optimal
-        permutation. ``"mixed"``: the float64 result (the exact float64 optimum, equal to
-        ``"float64"``'s G up to rounding, ~1e-15 relative) from float32 affinities where that
-        can be proved: with ``matcher="exact"`` (and ``topk_greedy``/``batch_optimal`` when they
-        are exact) each pair's affinity is computed and solved in float32, then a dual
-        certificate proves the permutation optimal for the float64 affinities, computing in
-        float64 only the few entries that a rounding bound cannot rule out; where it does not
-        hold (float32 ties that float64 breaks, values so small that float32 underflows) the
-        pair is solved again in float64 from the float32 duals. G is always summed from float64
-        dot products. Inputs whose norms could overflow float32, and the other matchers, run
-        in float64. Memory: as ``"float64"`` plus a float32 copy of the input blocks. See
-        docs/benchmarks.md ("Mixed precision") for when it is faster.
+    precision : {"auto", "float64", "float32", "mixed"}
+        Arithmetic of the affinities. ``"auto"`` (default): ``"mixed"`` where it was measured
+        faster than ``"float64"`` on one thread — the exact matcher (or ``topk_greedy``/
+        ``batch_optimal``) with at least 128 matched positions (``S`` minus ``prefix_tokens``)
+        and at least 256 channels, e.g. ViT tokens (S = 197–257, C = 384–768) — and
+        ``"float64"`` elsewhere (e.g. 7×7 maps, S = 49, where the float64 certificate costs more
+        than float32 saves). Either way G is the float64 optimum, with ``"float64"``'s bits
+        whenever the same permutation is found (always, unless several are optimal); the rule
+        is :func:`semrsm._tiles.resolve_precision`. ``"float64"``: computed and matched in
+        float64 (forces the float64 path). ``"float32"``: the input is rounded to float32 and
+        everything is computed from it: half the memory traffic, about 1e-7 relative error in
+        G, possibly a different, near-optimal permutation. ``"mixed"``: the float64 result (the
+        exact float64 optimum, equal to ``"float64"``'s G up to rounding, ~1e-15 relative) from
+        float32 affinities where that can be proved: with ``matcher="exact"`` (and
+        ``topk_greedy``/``batch_optimal`` when they are exact) each pair's affinity is computed
+        and solved in float32, then a dual certificate proves the permutation optimal for the
+        float64 affinities, computing in float64 only the few entries that a rounding bound
+        cannot rule out; where it does not hold (float32 ties that float64 breaks, values so
+        small that float32 underflows) the pair is solved again in float64 from the float32
+        duals. G is always summed from float64 dot products. Inputs whose norms could overflow
+        float32, and the other matchers, run in float64. Memory: as ``"float64"`` plus a float32
+        copy of the input blocks. See docs/benchmarks.md ("Mixed precision") for the
+        measurements behind ``"auto"``.
     return_bound : bool
         Also return ``bound``, a certified upper bound on the *exact* matched inner product of
         every pair (from a feasible dual of the assignment problem): ``G <= G_exact <= bound``.
@@ -452,7 +460,7 @@ def build(
     sigma: kernels.Sigma = None,
     sigma_scale: float = 1.0,
     threads: Optional[int] = None,
-    precision: str = "float64",
+    precision: str = "auto",
     return_bound: bool = False,
     return_sigma: bool = False,
     out: Any = None,

@@ -460,7 +460,7 @@ def layer_cka(
     sigma: Optional[float] = None,
     sigma_scale: float = 1.0,
     threads: Optional[int] = None,
-    precision: str = "float64",
+    precision: str = "auto",
     tile: Optional[int] = None,
     progress: Optional[bool] = None,
     prefix_tokens: Any = 0,

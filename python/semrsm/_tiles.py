@@ -28,7 +28,7 @@ import mmap
 import numbers
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -67,8 +67,19 @@ SCAN_BYTES = 32 << 20
 MAX_OUTPUT_ENTRIES = 1 << 31
 #: Largest number of permutation entries returned (``N·M·S``).
 MAX_PERMUTATION_ENTRIES = 1 << 30
-#: Names accepted by ``precision=``.
-PRECISIONS = ("float64", "float32", "mixed")
+#: Names accepted by ``precision=`` (``"auto"``, the default, first).
+PRECISIONS = ("auto", "float64", "float32", "mixed")
+#: ``precision="auto"`` takes ``"mixed"`` when the matched positions (``S`` minus the prefix
+#: tokens) number at least :data:`AUTO_MIXED_MIN_S` and the channels at least
+#: :data:`AUTO_MIXED_MIN_C`, with a matcher that can be exact, else ``"float64"``: where float32
+#: affinities with the float64 certificate were measured faster than float64 on one thread
+#: (``benches/bench_mixed.py --grid``, docs/benchmarks.md "Mixed precision"). Below, the
+#: certificate's float64 dot products (strict FMA chains, memory-bound at large ``C``) and its
+#: ``O(S²)`` screen cost more than the float32 GEMM saves.
+AUTO_MIXED_MIN_S = 128
+AUTO_MIXED_MIN_C = 256
+#: Matchers for which ``"mixed"`` can apply (when they are exact).
+MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 
 ProgressFn = Callable[[int], Any]
 
@@ -494,6 +505,21 @@ def check_options(
     )
 
 
+def resolve_precision(precision: str, matcher: str, s: int, c: int) -> str:
+    """The precision a run uses: ``precision`` itself, or for ``"auto"`` ``"mixed"`` where it
+    pays (``s`` matched positions >= :data:`AUTO_MIXED_MIN_S`, ``c`` channels >=
+    :data:`AUTO_MIXED_MIN_C`, a matcher of :data:`MIXED_MATCHERS`) and ``"float64"`` otherwise.
+    Both give the float64 optimum ``G``.
+
+    >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 256, 384)
+    ('float64', 'mixed')
+    """
+    if precision != "auto":
+        return precision
+    pays = matcher in MIXED_MATCHERS and s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C
+    return "mixed" if pays else "float64"
+
+
 def check_prefix_tokens(k: Any) -> int:
     """``prefix_tokens=``: an int ``>= 0`` (``< S`` is checked once the input's S is known)."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or int(k) < 0:
@@ -582,6 +608,11 @@ class Engine:
                 f"prefix_tokens={options.prefix_tokens} must be below the number of positions S = {xi.s} "
                 f"of {xi.name} (layout {xi.layout}): at least one token must be matched"
             )
+        # "auto" becomes what it runs, so that the memory estimate, the tile function, Dask
+        # workers and out=/resume fingerprints all see the concrete precision.
+        options = replace(
+            options, precision=resolve_precision(options.precision, options.matcher, xi.s - options.prefix_tokens, xi.c)
+        )
         if options.center and reference.n < 2:
             raise ShapeError(
                 f"center={options.center!r} needs at least 2 samples in {reference.name} (got 1): centering one "
@@ -689,7 +720,7 @@ class Engine:
             fit = max(0, int(budget // 2 // max(1, parts["scratch"] // threads)))
             hints.append(f"use fewer threads (threads={threads} need {_gib(parts['scratch'])} of scratch; about {fit} fit)")
         hints.append("use smaller tiles (tile=)")
-        if o.precision == "float64":
+        if o.precision in ("float64", "mixed"):
             hints.append("use precision='float32'")
         raise TooLargeError(
             f"this call needs about {_gib(total)} ({detail}) but only about {_gib(budget)} of memory "
@@ -790,7 +821,7 @@ def plan_gram(
     layout: str = "auto",
     center: bool = True,
     threads: Optional[int] = None,
-    precision: str = "float64",
+    precision: str = "auto",
     return_permutations: bool = False,
     return_bound: bool = False,
     tile: Optional[int] = None,

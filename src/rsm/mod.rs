@@ -1014,6 +1014,44 @@ fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> 
     sum
 }
 
+/// The affinities of a block of pairs in `E`'s precision, `xb · ybᵀ` (`xb`: the block's rows
+/// of `x`, stacked positions, `(rows·S) × C`; `yb` likewise), row-major into the front of
+/// `block`, by `gemm`.
+fn block_affinities<E: GemmScalar>(
+    gemm: &mut Gemm<E>,
+    block: &mut [E],
+    xb: ArrayView2<'_, E>,
+    yb: ArrayView2<'_, E>,
+) -> Result<()> {
+    let len = xb.nrows() * yb.nrows();
+    let out = block
+        .get_mut(..len)
+        .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
+    let out = ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
+        .map_err(|e| Error::Shape(e.to_string()))?;
+    gemm.abt(xb, yb, out)
+}
+
+/// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of a block of
+/// affinities from [`block_affinities`] (`width` = the block's row length, `cols·S`) into `dst`,
+/// row-major `(S − prefix)²`.
+fn copy_pair<E: Copy>(
+    block: &[E],
+    dst: &mut [E],
+    (ii, jj): (usize, usize),
+    s: usize,
+    width: usize,
+    prefix: usize,
+) {
+    let sm = s - prefix;
+    for (r, row) in dst.chunks_exact_mut(sm).enumerate() {
+        let start = (ii * s + prefix + r) * width + jj * s + prefix;
+        if let Some(src) = block.get(start..start + sm) {
+            row.copy_from_slice(src);
+        }
+    }
+}
+
 /// Buffers of one thread: the affinities of a block of pairs, one pair's (matched) affinity, the
 /// GEMM's packing buffers, the permutation and the matcher's workspace.
 struct PairScratch<T> {
@@ -1075,27 +1113,16 @@ impl<T: Real> PairScratch<T> {
     }
 
     /// The affinities of a block of pairs, `xb · ybᵀ` (`xb`: the block's rows of `x`, stacked
-    /// positions, `(rows·S) × C`; `yb` likewise), into `self.block`.
+    /// positions, `(rows·S) × C`; `yb` likewise), into `self.block` ([`block_affinities`]).
     fn block_affinities(&mut self, xb: ArrayView2<'_, T>, yb: ArrayView2<'_, T>) -> Result<()> {
-        let len = xb.nrows() * yb.nrows();
-        let out = self
-            .block
-            .get_mut(..len)
-            .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
-        let out = ndarray::ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
-            .map_err(|e| Error::Shape(e.to_string()))?;
-        self.gemm.abt(xb, yb, out)
+        block_affinities(&mut self.gemm, &mut self.block, xb, yb)
     }
 
     /// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of the block
     /// (`width` = the block's row length, `cols·S`) into `self.affinity`.
     fn copy_affinity(&mut self, ii: usize, jj: usize, s: usize, width: usize, prefix: usize) {
-        let sm = s - prefix;
-        for (r, dst) in self.affinity.outer_iter_mut().enumerate() {
-            let start = (ii * s + prefix + r) * width + jj * s + prefix;
-            if let (Some(src), Some(dst)) = (self.block.get(start..start + sm), dst.into_slice()) {
-                dst.copy_from_slice(src);
-            }
+        if let Some(dst) = self.affinity.as_slice_mut() {
+            copy_pair(&self.block, dst, (ii, jj), s, width, prefix);
         }
     }
 
@@ -1105,25 +1132,12 @@ impl<T: Real> PairScratch<T> {
         xb: ArrayView2<'_, f32>,
         yb: ArrayView2<'_, f32>,
     ) -> Result<()> {
-        let len = xb.nrows() * yb.nrows();
-        let out = self
-            .block32
-            .get_mut(..len)
-            .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
-        let out = ndarray::ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
-            .map_err(|e| Error::Shape(e.to_string()))?;
-        self.gemm32.abt(xb, yb, out)
+        block_affinities(&mut self.gemm32, &mut self.block32, xb, yb)
     }
 
     /// [`Self::copy_affinity`] from `self.block32` into `self.affinity32`.
     fn copy_affinity32(&mut self, ii: usize, jj: usize, s: usize, width: usize, prefix: usize) {
-        let sm = s - prefix;
-        for (r, dst) in self.affinity32.chunks_exact_mut(sm).enumerate() {
-            let start = (ii * s + prefix + r) * width + jj * s + prefix;
-            if let Some(src) = self.block32.get(start..start + sm) {
-                dst.copy_from_slice(src);
-            }
-        }
+        copy_pair(&self.block32, &mut self.affinity32, (ii, jj), s, width, prefix);
     }
 
     /// One pair's `f32` affinity into `self.affinity32` (the pair's matched positions).

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import semrsm
-from semrsm import _core
+from semrsm import OptionError, _core, _tiles
 
 # G of the mixed path vs the float64 oracle: relative to the pair's scale.
 RTOL = 1e-12
@@ -171,3 +171,106 @@ def test_real_maps_match_the_float64_oracle(name, key, n):
     assert_f64_optimum(G, x)
     # And the float64 path (same permutation up to ties: same G up to rounding).
     assert np.allclose(G, semrsm.gram(x, center=False, layout="nsc"), rtol=1e-13, atol=0)
+
+
+# ----------------------------------------------------------------- precision="auto" (the default)
+
+
+def _uses_mixed(x: np.ndarray, **kw) -> bool:
+    """Whether a default-precision gram on ``x`` went through the mixed path (its counter of
+    pairs given to the certificate moves)."""
+    before = _core.mixed_counters()[0]
+    semrsm.gram(x, center=False, layout="nsc", **kw)
+    return _core.mixed_counters()[0] > before
+
+
+@pytest.mark.parametrize(
+    "s,c,kw,expected",
+    [
+        (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C, {}, True),
+        (_tiles.AUTO_MIXED_MIN_S - 1, _tiles.AUTO_MIXED_MIN_C, {}, False),
+        (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C - 1, {}, False),
+        (49, 2048, {}, False),  # late CNN layers: float64 was faster there
+        # The threshold counts matched positions: prefix tokens are not matched.
+        (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 1}, True),
+        (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 2}, False),
+        (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C, {"matcher": "greedy"}, False),
+        (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C, {"precision": "float64"}, False),
+    ],
+)
+def test_auto_picks_mixed_where_documented(s, c, kw, expected):
+    rng = np.random.default_rng(s + c)
+    x = rng.normal(size=(2, s, c))
+    assert _uses_mixed(x, **kw) == expected
+    prefix = kw.get("prefix_tokens", 0)
+    want = "mixed" if expected else "float64"
+    assert _tiles.resolve_precision(kw.get("precision", "auto"), kw.get("matcher", "exact"), s - prefix, c) == want
+
+
+def test_auto_has_the_float64_bits_when_the_permutation_is_the_same():
+    """Where auto takes the mixed path, G is float64's bit for bit wherever both find the same
+    permutation (here every pair: random maps have a unique optimum)."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, _tiles.AUTO_MIXED_MIN_S + 3, _tiles.AUTO_MIXED_MIN_C))
+    G, P = semrsm.gram(x, center=False, layout="nsc", return_permutations=True)
+    G64, P64 = semrsm.gram(x, center=False, layout="nsc", precision="float64", return_permutations=True)
+    assert (P == P64).all()
+    assert G.tobytes() == G64.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["ties", "near", "dup", "huge", "tiny", "spread"])
+def test_auto_adversarial_inputs_match_the_float64_oracle(kind):
+    """The default at a size where it takes float32 affinities, on inputs where float32 alone
+    is wrong: integer ties, near-ties at 1e-9, duplicated positions, 1e±30 ranges."""
+    rng = np.random.default_rng(len(kind))
+    s, c = _tiles.AUTO_MIXED_MIN_S + 2, _tiles.AUTO_MIXED_MIN_C
+    if kind == "ties":
+        x = rng.integers(-2, 3, size=(3, s, c)).astype(np.float64)
+    elif kind == "near":
+        x = near_duplicates(rng, 3, s, c, 1e-9)
+    elif kind == "dup":
+        x = np.repeat(rng.normal(size=(3, s // 2, c)), 2, axis=1)
+    elif kind == "huge":
+        x = near_duplicates(rng, 3, s, c, 1e-9) * 1e30
+    elif kind == "tiny":
+        x = near_duplicates(rng, 3, s, c, 1e-9) * 1e-30
+    else:
+        x = rng.normal(size=(3, s, c)) * 10.0 ** rng.uniform(-30, 30, size=(3, 1, 1))
+    y = rng.normal(size=(2, s, c)) * (1e30 if kind == "huge" else 1e-30 if kind == "tiny" else 1.0)
+    G = semrsm.gram(x, center=False, layout="nsc")
+    assert_f64_optimum(G, x)
+    assert_f64_optimum(semrsm.gram(x, y, center=False, layout="nsc"), x, y)
+    # Same bits for any thread count or tile.
+    G2 = semrsm.gram(x, center=False, layout="nsc", threads=2, tile=2)
+    assert G.tobytes() == G2.tobytes()
+
+
+def test_auto_resume_fingerprint_is_the_resolved_precision(tmp_path, monkeypatch):
+    """out=/resume record what auto ran: a crashed run resumes under "auto" or the precision it
+    resolved to ("mixed" here), bit-identically, and refuses "float64"."""
+
+    class Crash(Exception):
+        pass
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(4, _tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C))
+    opts = dict(center=False, layout="nsc", tile=2)
+    expected = semrsm.gram(x, precision="mixed", **opts)
+    original = _tiles.Engine.compute
+    done = []
+
+    def compute(self, tile, *args, **kwargs):
+        if done:
+            raise Crash()
+        done.append(tile.index)
+        return original(self, tile, *args, **kwargs)
+
+    out = tmp_path / "G.npy"
+    monkeypatch.setattr(_tiles.Engine, "compute", compute)
+    with pytest.raises(Crash):
+        semrsm.gram(x, out=out, **opts)
+    monkeypatch.undo()
+    with pytest.raises(OptionError, match="options"):
+        semrsm.gram(x, out=out, resume=True, precision="float64", **opts)
+    G = semrsm.gram(x, out=out, resume=True, precision="mixed", **opts)
+    assert np.asarray(G).tobytes() == expected.tobytes()
