@@ -57,7 +57,7 @@ def run(x: np.ndarray, precision: str) -> tuple[float, np.ndarray]:
 
 
 GRID_S = (49, 144, 256, 576, 1024)
-GRID_C = (64, 256, 768, 2048)
+GRID_C = (64, 256, 512, 768, 2048)
 
 
 def grid(repeats: int) -> None:

@@ -77,7 +77,7 @@ PRECISIONS = ("auto", "float64", "float32", "mixed")
 #: certificate's float64 dot products (strict FMA chains, memory-bound at large ``C``) and its
 #: ``O(S²)`` screen cost more than the float32 GEMM saves.
 AUTO_MIXED_MIN_S = 128
-AUTO_MIXED_MIN_C = 256
+AUTO_MIXED_MIN_C = 512
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 
@@ -511,7 +511,7 @@ def resolve_precision(precision: str, matcher: str, s: int, c: int) -> str:
     :data:`AUTO_MIXED_MIN_C`, a matcher of :data:`MIXED_MATCHERS`) and ``"float64"`` otherwise.
     Both give the float64 optimum ``G``.
 
-    >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 256, 384)
+    >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
     """
     if precision != "auto":

@@ -1137,7 +1137,14 @@ impl<T: Real> PairScratch<T> {
 
     /// [`Self::copy_affinity`] from `self.block32` into `self.affinity32`.
     fn copy_affinity32(&mut self, ii: usize, jj: usize, s: usize, width: usize, prefix: usize) {
-        copy_pair(&self.block32, &mut self.affinity32, (ii, jj), s, width, prefix);
+        copy_pair(
+            &self.block32,
+            &mut self.affinity32,
+            (ii, jj),
+            s,
+            width,
+            prefix,
+        );
     }
 
     /// One pair's `f32` affinity into `self.affinity32` (the pair's matched positions).

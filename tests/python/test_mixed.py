@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import ref_gram, require_shared_file
+from helpers import Crash, crash_after
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -249,24 +250,12 @@ def test_auto_resume_fingerprint_is_the_resolved_precision(tmp_path, monkeypatch
     """out=/resume record what auto ran: a crashed run resumes under "auto" or the precision it
     resolved to ("mixed" here), bit-identically, and refuses "float64"."""
 
-    class Crash(Exception):
-        pass
-
     rng = np.random.default_rng(12)
     x = rng.normal(size=(4, _tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C))
     opts = dict(center=False, layout="nsc", tile=2)
     expected = semrsm.gram(x, precision="mixed", **opts)
-    original = _tiles.Engine.compute
-    done = []
-
-    def compute(self, tile, *args, **kwargs):
-        if done:
-            raise Crash()
-        done.append(tile.index)
-        return original(self, tile, *args, **kwargs)
-
     out = tmp_path / "G.npy"
-    monkeypatch.setattr(_tiles.Engine, "compute", compute)
+    crash_after(monkeypatch, _tiles.Engine, "compute", 1)
     with pytest.raises(Crash):
         semrsm.gram(x, out=out, **opts)
     monkeypatch.undo()
