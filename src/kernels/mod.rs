@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use crate::lap::Cost;
 
+pub mod bid;
 pub mod gemm;
 pub mod relax;
 pub mod scan;

@@ -1,5 +1,14 @@
 //! ε-scaling auction with a certified stopping rule: semrsm's own matcher.
 //!
+//! **Why there are two auctions.** The exact solver has its own, private auction
+//! (`src/lap/auction.rs`) that only warms up its column duals: it runs on an `f32` copy of the
+//! costs, keeps nothing but the prices, and needs no certificate or valid permutation, because the
+//! exact searches that follow are correct from any prices. This one is a matcher: its permutation
+//! is the result, so it must be valid however the run stops, and its quality must be certified by
+//! a feasible dual (`bound::complete_dual`), which is also what decides when to stop.
+//! Hence the different scans (no candidate lists here, see below), schedules and stopping rules;
+//! the vector kernels of the bids are shared ([`crate::kernels::bid`]).
+//!
 //! # Algorithm
 //! The forward auction of Bertsekas (1988; *Linear Network Optimization*, 1991, ch. 4) for the
 //! maximisation problem, Gauss–Seidel form. Every position `j` of `y` has a price `p_j ≥ 0`; a free
@@ -7,7 +16,7 @@
 //! (best − second best value) `+ ε`, and takes it from its previous owner, who becomes free. When
 //! nobody is free, the assignment is ε-complementary (every row holds a column within `ε` of its
 //! best) and so within `S·ε` of the optimum. A phase runs bids until nobody is free; ε-scaling
-//! runs phases with `ε` shrinking by [`EPS_FACTOR`] from `range / `[`FIRST_EPS_DIVISOR`] (range =
+//! runs phases with `ε` shrinking by the factor [`EPS_SHRINK`] from `range / `[`FIRST_EPS_DIVISOR`] (range =
 //! max − min of `A`), keeping the prices, and the assignments still ε-complementary, between
 //! phases. A bid is one contiguous, branch-free (vectorised) scan of a row.
 //!
@@ -42,15 +51,6 @@
 //! than a bid), rescans of a 16-bit quantised copy, and bounds per chunk of columns (the minimum
 //! price of a chunk is too loose a bound: half the chunks had to be read).
 //!
-//! # Why there are two auctions
-//! The exact solver has its own, private auction (`src/lap/auction.rs`) that only warms up its
-//! column duals: it runs on an `f32` copy of the costs, keeps nothing but the prices, and needs no
-//! certificate or valid permutation, because the exact searches that follow are correct from any
-//! prices. This one is a matcher: its permutation is the result, so it must be valid however the
-//! run stops, and its quality must be certified by a feasible dual, which is also what decides
-//! when to stop. Hence the different scans (no candidate lists here, see above), schedules and
-//! stopping rules.
-//!
 //! # Budget, determinism, invariance
 //! At most [`MAX_BIDS_PER_ROW`]` · S` bids in all; should that run out (only seen with massively
 //! tied affinities), the still-free rows take their best free column and the run stops, with `D`
@@ -66,8 +66,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{descending_norm_order, matched_sum, Affinity};
-#[cfg(target_arch = "x86_64")]
+use super::{bound, descending_norm_order, matched_sum, Affinity};
+use crate::kernels::bid::{min_max, top_two};
 use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
 
@@ -75,17 +75,15 @@ use crate::lap::Cost;
 pub const MAX_BIDS_PER_ROW: usize = 64;
 /// The first `ε` is the affinity range divided by this.
 pub const FIRST_EPS_DIVISOR: f64 = 128.0;
-/// `ε` shrinks by this factor between phases.
-pub const EPS_FACTOR: f64 = 8.0;
+/// `ε` is multiplied by this between phases.
+pub const EPS_SHRINK: f64 = 0.125;
 /// Smallest `ε`, relative to the affinity range (prices stay far from absorbing it).
 const MIN_EPS: f64 = 1e-12;
 /// Affinities above this many bytes are scanned through an `f32` copy (`f64` input only): from
 /// `S ≈ 1450` on, where `A` leaves the caches and bids become memory-bound.
 pub const COMPACT_FROM_BYTES: usize = 16 << 20;
-/// Lanes of the vectorised scans.
-const LANES: usize = 8;
-
-const NONE: usize = usize::MAX;
+/// An unassigned row (in `perm`) or column (in `owner`).
+const UNASSIGNED: usize = usize::MAX;
 
 /// Buffers of the auction, kept in the per-thread [`super::Workspace`].
 #[derive(Debug, Default, Clone)]
@@ -143,10 +141,11 @@ fn auction_with<T: Cost>(
     // One pass over A: its range and largest magnitude, and the compact copy if used.
     let mut compact_rows = std::mem::take(&mut state.compact);
     compact_rows.clear();
+    let isa = isa();
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for i in 0..s {
         let row = affinity.row(i);
-        let (l, h) = row_range(row);
+        let (l, h) = min_max(isa, row);
         lo = lo.min(l);
         hi = hi.max(h);
         if compact {
@@ -168,6 +167,7 @@ fn auction_with<T: Cost>(
         // smallest subnormal): decisions use the copy, the certificate adds that slack.
         let slack = magnitude * f64::from(f32::EPSILON) * 0.5 + f64::from(f32::MIN_POSITIVE);
         run(
+            isa,
             &compact_rows,
             slack,
             affinity,
@@ -179,6 +179,7 @@ fn auction_with<T: Cost>(
         )
     } else {
         run(
+            isa,
             affinity.values(),
             0.0,
             affinity,
@@ -198,6 +199,7 @@ fn auction_with<T: Cost>(
 /// `Σ_i (max_j (scan_ij − p_j) + slack) + Σ_j p_j` is valid for `A`.
 #[allow(clippy::too_many_arguments)]
 fn run<U: Cost, T: Cost>(
+    isa: Isa,
     scan: &[U],
     slack: f64,
     affinity: &Affinity<'_, T>,
@@ -222,10 +224,8 @@ fn run<U: Cost, T: Cost>(
     prices.clear();
     prices.resize(s, 0.0);
     owner.clear();
-    owner.resize(s, NONE);
-    row_max.clear();
-    row_max.resize(s, 0.0);
-    perm.fill(NONE);
+    owner.resize(s, UNASSIGNED);
+    perm.fill(UNASSIGNED);
     descending_norm_order(affinity.norms_x(), order);
     free.clear();
     free.extend(order.iter().rev());
@@ -244,200 +244,42 @@ fn run<U: Cost, T: Cost>(
             }
             budget -= 1;
             free.pop();
-            let (j, best, second) = top_two(row(i), prices);
+            let (j, best, second) = top_two(isa, row(i), prices);
             prices[j] += (best - second) + eps;
             let previous = owner[j];
             owner[j] = i;
             perm[i] = j;
-            if previous != NONE {
-                perm[previous] = NONE;
+            if previous != UNASSIGNED {
+                perm[previous] = UNASSIGNED;
                 free.push(previous);
             }
         }
         let out_of_budget = !free.is_empty();
         if out_of_budget {
-            complete(scan, s, prices, owner, free, spare, perm);
+            assign_leftovers(scan, s, prices, owner, free, spare, perm);
         }
-        for (i, m) in row_max.iter_mut().enumerate() {
-            *m = row_max_reduced(row(i), prices);
-        }
-        // The dual (u, v'): u_i = row max + slack, v'_j = max_i (A_ij − u_i) ≤ p_j (see
-        // super::bound::tighten), with A_ij ≤ scan_ij + slack.
-        col_max.clear();
-        col_max.resize(s, f64::NEG_INFINITY);
-        for (i, &m) in row_max.iter().enumerate() {
-            column_max_update(row(i), m, col_max);
-        }
+        // The dual (u + slack, v'): u_i = max_j (scan_ij − p_j), v'_j = max_i (scan_ij − u_i)
+        // ≤ p_j, feasible for A because A_ij ≤ scan_ij + slack (bound::complete_dual).
+        let dual = bound::complete_dual(isa, scan, s, prices, slack, row_max, col_max);
         let primal = matched_sum(affinity.values(), s, perm);
-        #[allow(clippy::cast_precision_loss)]
-        let dual = row_max.iter().sum::<f64>() + slack * s as f64 + col_max.iter().sum::<f64>();
         if out_of_budget || super::within_gap(primal, dual, gap) || eps <= floor {
             return dual;
         }
-        eps = (eps / EPS_FACTOR).max(floor);
+        eps = (eps * EPS_SHRINK).max(floor);
         // Keep the assignments that are ε-complementary for the new ε; free the others.
         for &i in order.iter().rev() {
             let j = perm[i];
             if row(i)[j].to_f64() - prices[j] < row_max[i] - eps {
-                owner[j] = NONE;
-                perm[i] = NONE;
+                owner[j] = UNASSIGNED;
+                perm[i] = UNASSIGNED;
                 free.push(i);
             }
         }
     }
 }
 
-#[inline(always)]
-fn max(a: f64, b: f64) -> f64 {
-    if a > b {
-        a
-    } else {
-        b
-    }
-}
-
-#[inline(always)]
-fn min(a: f64, b: f64) -> f64 {
-    if a < b {
-        a
-    } else {
-        b
-    }
-}
-
-/// Best column of `row_j − p_j` (ties: the lower column), its value and the second-best value
-/// (equal to the best on a tie). Needs `row.len() ≥ 2`.
-///
-/// Branch-free per lane: every lane keeps its best value and column and its second-best value
-/// (`second = max(second, min(best, w))`, then `best = max(best, w)`), which vectorises; the
-/// lanes are merged at the end.
-#[inline]
-pub(crate) fn top_two<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
-    #[cfg(target_arch = "x86_64")]
-    if isa() >= Isa::Avx2 {
-        // SAFETY: the CPU supports AVX2 (`kernels::isa` never exceeds it).
-        return unsafe { top_two_avx2(row, prices) };
-    }
-    top_two_lanes(row, prices)
-}
-
-/// [`top_two_lanes`] compiled for AVX2 (same operations in the same order: same results).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn top_two_avx2<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
-    top_two_lanes(row, prices)
-}
-
-#[inline(always)]
-fn top_two_lanes<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
-    let mut best = [f64::NEG_INFINITY; LANES];
-    let mut second = [f64::NEG_INFINITY; LANES];
-    // Column indices as f64 (exact below 2^53), so that the selects stay in vector registers.
-    let mut at = [0.0_f64; LANES];
-    let mut column = [0.0_f64; LANES];
-    for (l, c) in column.iter_mut().enumerate() {
-        *c = l as f64;
-    }
-    let mut rows = row.chunks_exact(LANES);
-    let mut ps = prices.chunks_exact(LANES);
-    for (r, p) in rows.by_ref().zip(ps.by_ref()) {
-        for l in 0..LANES {
-            let w = r[l].to_f64() - p[l];
-            second[l] = max(second[l], min(best[l], w));
-            at[l] = if w > best[l] { column[l] } else { at[l] };
-            best[l] = max(best[l], w);
-            column[l] += LANES as f64;
-        }
-    }
-    for (&a, &p) in rows.remainder().iter().zip(ps.remainder()) {
-        let w = a.to_f64() - p;
-        second[0] = max(second[0], min(best[0], w));
-        at[0] = if w > best[0] { column[0] } else { at[0] };
-        best[0] = max(best[0], w);
-        column[0] += 1.0;
-    }
-    // Merge: the best lane (ties: lower column), then the second best over everything else.
-    let mut lane = 0;
-    for l in 1..LANES {
-        if best[l] > best[lane] || (best[l] == best[lane] && at[l] < at[lane]) {
-            lane = l;
-        }
-    }
-    let mut runner_up = second[lane];
-    for (l, &b) in best.iter().enumerate() {
-        if l != lane {
-            runner_up = max(runner_up, b);
-        }
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (at[lane] as usize, best[lane], runner_up)
-}
-
-/// `max_j (row_j − v_j)`, vectorised over lanes.
-#[inline]
-pub(crate) fn row_max_reduced<T: Cost>(row: &[T], v: &[f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if isa() >= Isa::Avx2 {
-        // SAFETY: the CPU supports AVX2 (`kernels::isa` never exceeds it).
-        return unsafe { row_max_reduced_avx2(row, v) };
-    }
-    row_max_reduced_lanes(row, v)
-}
-
-/// [`row_max_reduced_lanes`] compiled for AVX2 (same results).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn row_max_reduced_avx2<T: Cost>(row: &[T], v: &[f64]) -> f64 {
-    row_max_reduced_lanes(row, v)
-}
-
-#[inline(always)]
-fn row_max_reduced_lanes<T: Cost>(row: &[T], v: &[f64]) -> f64 {
-    let mut high = [f64::NEG_INFINITY; LANES];
-    let mut rows = row.chunks_exact(LANES);
-    let mut vs = v.chunks_exact(LANES);
-    for (r, v) in rows.by_ref().zip(vs.by_ref()) {
-        for l in 0..LANES {
-            high[l] = max(high[l], r[l].to_f64() - v[l]);
-        }
-    }
-    for (&a, &vj) in rows.remainder().iter().zip(vs.remainder()) {
-        high[0] = max(high[0], a.to_f64() - vj);
-    }
-    high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h))
-}
-
-/// `v_j = max(v_j, row_j − u)` for the whole row (contiguous, vectorised).
-#[inline]
-fn column_max_update<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
-    for (vj, &a) in v.iter_mut().zip(row) {
-        *vj = max(*vj, a.to_f64() - u);
-    }
-}
-
-/// The minimum and maximum of a row, vectorised over lanes.
-fn row_range<T: Cost>(row: &[T]) -> (f64, f64) {
-    let mut low = [f64::INFINITY; LANES];
-    let mut high = [f64::NEG_INFINITY; LANES];
-    let mut full = row.chunks_exact(LANES);
-    for r in full.by_ref() {
-        for l in 0..LANES {
-            low[l] = min(low[l], r[l].to_f64());
-            high[l] = max(high[l], r[l].to_f64());
-        }
-    }
-    for &a in full.remainder() {
-        low[0] = min(low[0], a.to_f64());
-        high[0] = max(high[0], a.to_f64());
-    }
-    (
-        low.iter().fold(f64::INFINITY, |m, &l| min(m, l)),
-        high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h)),
-    )
-}
-
 /// Out of budget: give each still-free row (stack order) its best free column at current prices.
-fn complete<U: Cost>(
+fn assign_leftovers<U: Cost>(
     scan: &[U],
     s: usize,
     prices: &[f64],
@@ -447,7 +289,7 @@ fn complete<U: Cost>(
     perm: &mut [usize],
 ) {
     spare.clear();
-    spare.extend((0..owner.len()).filter(|&j| owner[j] == NONE));
+    spare.extend((0..owner.len()).filter(|&j| owner[j] == UNASSIGNED));
     while let Some(i) = free.pop() {
         let row = &scan[i * s..(i + 1) * s];
         let mut best_at = 0;
@@ -483,49 +325,6 @@ mod tests {
                 u * 2.0 - 1.0
             })
             .collect()
-    }
-
-    fn naive_top_two(row: &[f64], prices: &[f64]) -> (usize, f64, f64) {
-        let w: Vec<f64> = row.iter().zip(prices).map(|(a, p)| a - p).collect();
-        let mut best = 0;
-        for j in 1..w.len() {
-            if w[j] > w[best] {
-                best = j;
-            }
-        }
-        let second = w
-            .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != best)
-            .fold(f64::NEG_INFINITY, |m, (_, &v)| m.max(v));
-        (best, w[best], second)
-    }
-
-    #[test]
-    fn top_two_matches_a_naive_scan_with_ties_and_tails() {
-        for (seed, len) in [2_usize, 3, 7, 8, 9, 16, 17, 31, 64, 100]
-            .into_iter()
-            .enumerate()
-        {
-            let seed = seed as u64;
-            let mut row = values(len, seed);
-            let prices: Vec<f64> = values(len, seed + 100).iter().map(|v| v.abs()).collect();
-            // Ties: coarse values, and a repeated maximum.
-            for v in &mut row {
-                *v = (*v * 4.0).round();
-            }
-            assert_eq!(
-                top_two(&row, &prices),
-                naive_top_two(&row, &prices),
-                "len {len}"
-            );
-            assert_eq!(top_two_lanes(&row, &prices), naive_top_two(&row, &prices));
-            let zero = vec![0.0; len];
-            let flat = vec![1.0; len];
-            assert_eq!(top_two(&flat, &zero), (0, 1.0, 1.0));
-            let m = row_max_reduced(&row, &prices);
-            assert_eq!(m, naive_top_two(&row, &prices).1);
-        }
     }
 
     #[test]

@@ -37,8 +37,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::auction::row_max_reduced;
 use super::Affinity;
+use crate::kernels::bid::{column_max_update, row_max_reduced};
+use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
 
 /// Dual vectors of a bound, kept in the per-thread [`super::Workspace`].
@@ -59,21 +60,37 @@ pub(crate) fn tighten<T: Cost>(
     v: &[f64],
     buffers: &mut DualBuffers,
 ) -> f64 {
-    let s = affinity.size();
     let DualBuffers { u, d: v_new, .. } = buffers;
+    complete_dual(isa(), affinity.values(), affinity.size(), v, 0.0, u, v_new)
+}
+
+/// The completion behind every bound here, on a stand-in `scan` for the affinity (row-major
+/// `s × s`) whose entries are within `slack` of the affinity's (`scan = A`, `slack = 0`, or an
+/// `f32` copy of `A`): `u_i = max_j (scan_ij − v_j)` (written to `u`, without the slack),
+/// `v'_j = max_i (scan_ij − u_i)` (written to `v_new`); returns `Σ_i (u_i + slack) + Σ_j v'_j`.
+///
+/// `(u + slack, v')` is feasible for `A`: `u_i + slack + v'_j ≥ scan_ij + slack ≥ A_ij`. Two
+/// row-major passes over `scan`; the sums run in index order (deterministic).
+pub(crate) fn complete_dual<U: Cost>(
+    isa: Isa,
+    scan: &[U],
+    s: usize,
+    v: &[f64],
+    slack: f64,
+    u: &mut Vec<f64>,
+    v_new: &mut Vec<f64>,
+) -> f64 {
+    let row = |i: usize| &scan[i * s..(i + 1) * s];
     u.clear();
-    u.extend((0..s).map(|i| row_max_reduced(affinity.row(i), v)));
+    u.extend((0..s).map(|i| row_max_reduced(isa, row(i), v)));
     v_new.clear();
     v_new.resize(s, f64::NEG_INFINITY);
     for (i, &ui) in u.iter().enumerate() {
-        for (vj, &a) in v_new.iter_mut().zip(affinity.row(i)) {
-            let w = a.to_f64() - ui;
-            if w > *vj {
-                *vj = w;
-            }
-        }
+        column_max_update(row(i), ui, v_new);
     }
-    u.iter().sum::<f64>() + v_new.iter().sum::<f64>()
+    #[allow(clippy::cast_precision_loss)]
+    let slack_total = slack * s as f64;
+    u.iter().sum::<f64>() + slack_total + v_new.iter().sum::<f64>()
 }
 
 /// The dual of an optimal permutation `perm`, rebuilt by longest-path relaxation (see the module

@@ -1,0 +1,64 @@
+//! Time the exact solver and the certified auction on raw little-endian `f64` square matrices,
+//! one reused workspace, interleaved (profiling aid; `SEMRSM_STATS=1` adds per-phase counters).
+//!
+//! `cargo run --release --example profile_pair -- REPS A.bin [A2.bin ...]`: for every file,
+//! `REPS` alternating runs of the exact solver and of the auction's first phase; prints the median
+//! of each. Dump matrices from Python with `np.ascontiguousarray(A).tofile("A.bin")`.
+
+use std::time::Instant;
+
+use ndarray::ArrayView2;
+use semrsm::matching::{match_affinity, Matcher};
+
+fn median(mut t: Vec<f64>) -> f64 {
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let reps: usize = args.next().ok_or("REPS")?.parse()?;
+    for path in args {
+        let bytes = std::fs::read(&path)?;
+        let values: Vec<f64> = bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        let n = (values.len() as f64).sqrt() as usize;
+        let view = ArrayView2::from_shape((n, n), &values)?;
+        let norms: Vec<f64> = (0..n)
+            .map(|i| {
+                values[i * n..(i + 1) * n]
+                    .iter()
+                    .map(|a| a * a)
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect();
+        let (mut te, mut ta) = (Vec::new(), Vec::new());
+        let (mut ve, mut va, mut ba) = (0.0, 0.0, 0.0);
+        for _ in 0..reps {
+            let t = Instant::now();
+            ve = match_affinity(view, &norms, &norms, Matcher::Exact, false)?.value;
+            te.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let m = match_affinity(
+                view,
+                &norms,
+                &norms,
+                Matcher::Auction { gap_ppm: 1_000_000 },
+                true,
+            )?;
+            ta.push(t.elapsed().as_secs_f64() * 1e3);
+            (va, ba) = (m.value, m.bound.unwrap_or(f64::NAN));
+        }
+        println!(
+            "{path}: n={n} exact {:.1} ms  auction {:.1} ms  k/k_opt {:.4}  value/bound {:.4}",
+            median(te),
+            median(ta),
+            va / ve,
+            va / ba
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,637 @@
+//! Bid scans of the two auctions: one pass over a row for its two best reduced values.
+//!
+//! - [`two_min`]: the exact solver's warm start ([`crate::lap`]'s private auction), minimisation on
+//!   an `f32` copy of the costs with `f32` prices; also writes the row's candidate list (the two
+//!   smallest of each of the [`LANES`] lanes) and a lower bound on every other column.
+//! - [`top_two`]: the certified auction ([`crate::matching::auction`]), maximisation on the
+//!   affinity (or its `f32` copy) with `f64` prices.
+//! - [`row_max_reduced`]: `max_j (row_j − v_j)`, the row dual of a price vector (the certified
+//!   auction's stopping rule and [`crate::matching::bound`]).
+//! - [`min_max`], [`signed_min_max`]: the range of a row or of a whole cost matrix.
+//!
+//! Every kernel takes the [`Isa`] that [`super::isa`] chose once per solve and has a portable
+//! reference body (`*_portable`); the x86 bodies compute exactly what the reference does (the unit
+//! tests below check each against it on every level the CPU runs).
+
+use super::Isa;
+use crate::lap::Cost;
+
+/// Lanes of the reference bodies: each keeps its own running best values over the columns
+/// `l, l + LANES, …`, so that the loops vectorise and the results do not depend on the ISA.
+pub const LANES: usize = 8;
+
+/// Candidate columns [`two_min`] writes per row: the two smallest of each lane.
+pub const CANDIDATES: usize = 2 * LANES;
+
+/// Result of [`two_min`] on one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoMin {
+    /// Smallest `row_j − prices_j`.
+    pub d1: f32,
+    /// Second smallest (`+∞` for a row of one column).
+    pub d2: f32,
+    /// First column at `d1` (`0` when nothing compares below `+∞`).
+    pub j1: usize,
+    /// Every column not written to the candidate list has a reduced value at least this.
+    pub threshold: f32,
+}
+
+/// `(smallest, second smallest, arg-min)` of `row_j − prices_j`, ties to the lower column, and
+/// the row's [`CANDIDATES`] candidate columns (the two smallest of each lane; the tail of the row
+/// goes to lane 0) with a lower bound on every other column. `O(row.len())`, one pass.
+#[inline]
+#[must_use]
+pub fn two_min(
+    isa: Isa,
+    row: &[f32],
+    prices: &[f32],
+    candidates: &mut [u32; CANDIDATES],
+) -> TwoMin {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa >= Isa::Avx512 {
+            // SAFETY: AVX-512F is supported (`kernels::isa` never exceeds the CPU).
+            return unsafe { x86::two_min_avx512(row, prices, candidates) };
+        }
+        if isa >= Isa::Avx2 {
+            // SAFETY: AVX2 is supported.
+            return unsafe { x86::two_min_avx2(row, prices, candidates) };
+        }
+    }
+    let _ = isa;
+    two_min_portable(row, prices, candidates)
+}
+
+/// The portable reference body of [`two_min`].
+#[must_use]
+pub fn two_min_portable(row: &[f32], prices: &[f32], candidates: &mut [u32; CANDIDATES]) -> TwoMin {
+    let n = row.len().min(prices.len());
+    let mut m1 = [f32::INFINITY; LANES];
+    let mut m2 = [f32::INFINITY; LANES];
+    let mut i1 = [0_u32; LANES];
+    let mut i2 = [0_u32; LANES];
+    let full = n / LANES * LANES;
+    for (k, (c, p)) in row[..full]
+        .chunks_exact(LANES)
+        .zip(prices[..full].chunks_exact(LANES))
+        .enumerate()
+    {
+        let base = (k * LANES) as u32;
+        for l in 0..LANES {
+            let d = c[l] - p[l];
+            let j = base + l as u32;
+            if d < m1[l] {
+                (m2[l], i2[l], m1[l], i1[l]) = (m1[l], i1[l], d, j);
+            } else if d < m2[l] {
+                (m2[l], i2[l]) = (d, j);
+            }
+        }
+    }
+    merge_lanes(row, prices, full, (m1, m2, i1, i2), candidates)
+}
+
+/// Lane results of a two-minimum scan: per lane the smallest and second smallest value and their
+/// columns.
+type Lanes = ([f32; LANES], [f32; LANES], [u32; LANES], [u32; LANES]);
+
+/// Fold the tail `full..n` into lane 0, merge the lanes' two smallest values into the row's,
+/// write the lane winners as candidates, and bound every other column by the smallest runner-up.
+/// Ties go to the smaller column index, so the result does not depend on the lane layout.
+#[inline(always)]
+fn merge_lanes(
+    row: &[f32],
+    prices: &[f32],
+    full: usize,
+    lanes: Lanes,
+    candidates: &mut [u32; CANDIDATES],
+) -> TwoMin {
+    let (mut m1, mut m2, mut i1, mut i2) = lanes;
+    for j in full..row.len().min(prices.len()) {
+        let d = row[j] - prices[j];
+        if d < m1[0] {
+            (m2[0], i2[0], m1[0], i1[0]) = (m1[0], i1[0], d, j as u32);
+        } else if d < m2[0] {
+            (m2[0], i2[0]) = (d, j as u32);
+        }
+    }
+    let (mut d1, mut d2, mut j1) = (f32::INFINITY, f32::INFINITY, usize::MAX);
+    let mut threshold = f32::INFINITY;
+    for l in 0..LANES {
+        for (d, j) in [(m1[l], i1[l]), (m2[l], i2[l])] {
+            let j = j as usize;
+            if d < d1 || (d == d1 && j < j1) {
+                d2 = d2.min(d1);
+                d1 = d;
+                j1 = j;
+            } else {
+                d2 = d2.min(d);
+            }
+        }
+        threshold = threshold.min(m2[l]);
+        candidates[2 * l] = i1[l];
+        candidates[2 * l + 1] = i2[l];
+    }
+    TwoMin {
+        d1,
+        d2,
+        j1: if j1 == usize::MAX { 0 } else { j1 },
+        threshold,
+    }
+}
+
+/// Smallest and largest `signed(c)` over `cost` (NaN-free), in one pass.
+#[must_use]
+pub fn signed_min_max<T: Cost, const MAX: bool>(isa: Isa, cost: &[T]) -> (f64, f64) {
+    let (lo, hi) = min_max(isa, cost);
+    if MAX {
+        (-hi, -lo)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// Smallest and largest entry of `values` (NaN-free), in one pass.
+#[inline]
+#[must_use]
+pub fn min_max<T: Cost>(isa: Isa, values: &[T]) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa >= Isa::Avx2 {
+            if let Some(values) = super::same_type::<T, f64>(values) {
+                // SAFETY: AVX2 is supported.
+                return unsafe { x86::min_max_f64_avx2(values) };
+            }
+            // SAFETY: AVX2 is supported.
+            return unsafe { x86::min_max_avx2(values) };
+        }
+    }
+    let _ = isa;
+    min_max_portable(values)
+}
+
+/// The portable reference body of [`min_max`].
+#[inline(always)]
+#[must_use]
+pub fn min_max_portable<T: Cost>(values: &[T]) -> (f64, f64) {
+    let mut low = [f64::INFINITY; LANES];
+    let mut high = [f64::NEG_INFINITY; LANES];
+    let mut full = values.chunks_exact(LANES);
+    for r in full.by_ref() {
+        for l in 0..LANES {
+            low[l] = min(low[l], r[l].to_f64());
+            high[l] = max(high[l], r[l].to_f64());
+        }
+    }
+    for &a in full.remainder() {
+        low[0] = min(low[0], a.to_f64());
+        high[0] = max(high[0], a.to_f64());
+    }
+    (
+        low.iter().fold(f64::INFINITY, |m, &l| min(m, l)),
+        high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h)),
+    )
+}
+
+#[inline(always)]
+fn max(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn min(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Best column of `row_j − p_j` (ties: the lower column), its value and the second-best value
+/// (equal to the best on a tie). Needs `row.len() ≥ 2` and `prices.len() ≥ row.len()`.
+#[inline]
+#[must_use]
+pub fn top_two<T: Cost>(isa: Isa, row: &[T], prices: &[f64]) -> (usize, f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        // SAFETY: AVX2 is supported (`kernels::isa` never exceeds the CPU).
+        return unsafe { x86::top_two_avx2(row, prices) };
+    }
+    let _ = isa;
+    top_two_portable(row, prices)
+}
+
+/// The portable reference body of [`top_two`].
+///
+/// Branch-free per lane: every lane keeps its best value and column and its second-best value
+/// (`second = max(second, min(best, w))`, then `best = max(best, w)`), which vectorises; the
+/// lanes are merged at the end.
+#[inline(always)]
+#[must_use]
+pub fn top_two_portable<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
+    let mut best = [f64::NEG_INFINITY; LANES];
+    let mut second = [f64::NEG_INFINITY; LANES];
+    // Column indices as f64 (exact below 2^53), so that the selects stay in vector registers.
+    let mut at = [0.0_f64; LANES];
+    let mut column = [0.0_f64; LANES];
+    for (l, c) in column.iter_mut().enumerate() {
+        *c = l as f64;
+    }
+    let mut rows = row.chunks_exact(LANES);
+    let mut ps = prices.chunks_exact(LANES);
+    for (r, p) in rows.by_ref().zip(ps.by_ref()) {
+        for l in 0..LANES {
+            let w = r[l].to_f64() - p[l];
+            second[l] = max(second[l], min(best[l], w));
+            at[l] = if w > best[l] { column[l] } else { at[l] };
+            best[l] = max(best[l], w);
+            column[l] += LANES as f64;
+        }
+    }
+    for (&a, &p) in rows.remainder().iter().zip(ps.remainder()) {
+        let w = a.to_f64() - p;
+        second[0] = max(second[0], min(best[0], w));
+        at[0] = if w > best[0] { column[0] } else { at[0] };
+        best[0] = max(best[0], w);
+        column[0] += 1.0;
+    }
+    // Merge: the best lane (ties: lower column), then the second best over everything else.
+    let mut lane = 0;
+    for l in 1..LANES {
+        if best[l] > best[lane] || (best[l] == best[lane] && at[l] < at[lane]) {
+            lane = l;
+        }
+    }
+    let mut runner_up = second[lane];
+    for (l, &b) in best.iter().enumerate() {
+        if l != lane {
+            runner_up = max(runner_up, b);
+        }
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (at[lane] as usize, best[lane], runner_up)
+}
+
+/// `max_j (row_j − v_j)` (`−∞` for an empty row). Needs `v.len() ≥ row.len()`.
+#[inline]
+#[must_use]
+pub fn row_max_reduced<T: Cost>(isa: Isa, row: &[T], v: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        // SAFETY: AVX2 is supported (`kernels::isa` never exceeds the CPU).
+        return unsafe { x86::row_max_reduced_avx2(row, v) };
+    }
+    let _ = isa;
+    row_max_reduced_portable(row, v)
+}
+
+/// The portable reference body of [`row_max_reduced`].
+#[inline(always)]
+#[must_use]
+pub fn row_max_reduced_portable<T: Cost>(row: &[T], v: &[f64]) -> f64 {
+    let mut high = [f64::NEG_INFINITY; LANES];
+    let mut rows = row.chunks_exact(LANES);
+    let mut vs = v.chunks_exact(LANES);
+    for (r, v) in rows.by_ref().zip(vs.by_ref()) {
+        for l in 0..LANES {
+            high[l] = max(high[l], r[l].to_f64() - v[l]);
+        }
+    }
+    for (&a, &vj) in rows.remainder().iter().zip(vs.remainder()) {
+        high[0] = max(high[0], a.to_f64() - vj);
+    }
+    high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h))
+}
+
+/// `v_j = max(v_j, row_j − u)` over the row (contiguous; the compiler vectorises it, and an
+/// element-wise maximum has the same result in any lane layout).
+#[inline]
+pub fn column_max_update<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
+    for (vj, &a) in v.iter_mut().zip(row) {
+        *vj = max(*vj, a.to_f64() - u);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{merge_lanes, TwoMin, CANDIDATES, LANES};
+    use crate::lap::Cost;
+    use std::arch::x86_64::{
+        __m256, __m256i, _mm256_add_epi32, _mm256_blendv_ps, _mm256_castps_si256,
+        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_max_pd,
+        _mm256_min_pd, _mm256_set1_epi32, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32,
+        _mm256_storeu_pd, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_ps, _mm512_add_epi32,
+        _mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_mask_blend_epi32, _mm512_mask_blend_ps,
+        _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_storeu_ps,
+        _mm512_storeu_si512, _mm512_sub_ps, _CMP_LT_OQ,
+    };
+
+    /// [`super::two_min`] with 16-wide AVX-512 vectors; lanes `l` and `l + 8` are then folded
+    /// into lane `l`, keeping the two smallest of their four, so that the result has the 8-lane
+    /// meaning of the reference: a dropped value is at least the folded runner-up.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn two_min_avx512(
+        row: &[f32],
+        prices: &[f32],
+        candidates: &mut [u32; CANDIDATES],
+    ) -> TwoMin {
+        const W: usize = 2 * LANES;
+        let n = row.len().min(prices.len());
+        let wide = n / W * W;
+        let mut m1 = _mm512_set1_ps(f32::INFINITY);
+        let mut m2 = m1;
+        let mut i1 = _mm512_set1_epi32(0);
+        let mut i2 = i1;
+        let mut index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let step = _mm512_set1_epi32(W as i32);
+        let mut k = 0;
+        while k < wide {
+            // SAFETY: k + 16 <= wide <= len of both slices.
+            let d = _mm512_sub_ps(
+                _mm512_loadu_ps(row.as_ptr().add(k)),
+                _mm512_loadu_ps(prices.as_ptr().add(k)),
+            );
+            let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m1);
+            let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m2);
+            m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, m2, d), m1);
+            i2 = _mm512_mask_blend_epi32(below1, _mm512_mask_blend_epi32(below2, i2, index), i1);
+            m1 = _mm512_mask_blend_ps(below1, m1, d);
+            i1 = _mm512_mask_blend_epi32(below1, i1, index);
+            index = _mm512_add_epi32(index, step);
+            k += W;
+        }
+        let (mut v1, mut v2, mut j1, mut j2) = ([0.0_f32; W], [0.0_f32; W], [0_u32; W], [0_u32; W]);
+        _mm512_storeu_ps(v1.as_mut_ptr(), m1);
+        _mm512_storeu_ps(v2.as_mut_ptr(), m2);
+        _mm512_storeu_si512(j1.as_mut_ptr().cast(), i1);
+        _mm512_storeu_si512(j2.as_mut_ptr().cast(), i2);
+        let mut lanes = (
+            [f32::INFINITY; LANES],
+            [f32::INFINITY; LANES],
+            [0_u32; LANES],
+            [0_u32; LANES],
+        );
+        for l in 0..LANES {
+            let mut four = [
+                (v1[l], j1[l]),
+                (v2[l], j2[l]),
+                (v1[l + LANES], j1[l + LANES]),
+                (v2[l + LANES], j2[l + LANES]),
+            ];
+            four.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            (lanes.0[l], lanes.2[l]) = four[0];
+            (lanes.1[l], lanes.3[l]) = four[1];
+        }
+        // Columns wide..n go through the scalar tail of `merge_lanes` (into lane 0).
+        merge_lanes(row, prices, wide, lanes, candidates)
+    }
+
+    #[inline(always)]
+    unsafe fn select_i(a: __m256i, b: __m256i, mask: __m256) -> __m256i {
+        _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(a),
+            _mm256_castsi256_ps(b),
+            mask,
+        ))
+    }
+
+    /// [`super::two_min`] with explicit 8-wide AVX2 vectors (the reference's lanes).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn two_min_avx2(
+        row: &[f32],
+        prices: &[f32],
+        candidates: &mut [u32; CANDIDATES],
+    ) -> TwoMin {
+        let n = row.len().min(prices.len());
+        let full = n / LANES * LANES;
+        let mut m1 = _mm256_set1_ps(f32::INFINITY);
+        let mut m2 = m1;
+        let mut i1 = _mm256_set1_epi32(0);
+        let mut i2 = i1;
+        let mut index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let step = _mm256_set1_epi32(LANES as i32);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= len of both slices.
+            let d = _mm256_sub_ps(
+                _mm256_loadu_ps(row.as_ptr().add(k)),
+                _mm256_loadu_ps(prices.as_ptr().add(k)),
+            );
+            let below1 = _mm256_cmp_ps::<_CMP_LT_OQ>(d, m1);
+            let below2 = _mm256_cmp_ps::<_CMP_LT_OQ>(d, m2);
+            m2 = _mm256_blendv_ps(_mm256_blendv_ps(m2, d, below2), m1, below1);
+            i2 = select_i(select_i(i2, index, below2), i1, below1);
+            m1 = _mm256_blendv_ps(m1, d, below1);
+            i1 = select_i(i1, index, below1);
+            index = _mm256_add_epi32(index, step);
+            k += LANES;
+        }
+        let mut lanes = (
+            [0.0_f32; LANES],
+            [0.0_f32; LANES],
+            [0_u32; LANES],
+            [0_u32; LANES],
+        );
+        _mm256_storeu_ps(lanes.0.as_mut_ptr(), m1);
+        _mm256_storeu_ps(lanes.1.as_mut_ptr(), m2);
+        _mm256_storeu_si256(lanes.2.as_mut_ptr().cast(), i1);
+        _mm256_storeu_si256(lanes.3.as_mut_ptr().cast(), i2);
+        merge_lanes(row, prices, full, lanes, candidates)
+    }
+
+    /// [`super::min_max`] of `f64` values with two 4-lane accumulators (min and max are exact,
+    /// so any order gives the reference's answer).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn min_max_f64_avx2(values: &[f64]) -> (f64, f64) {
+        let full = values.len() / 8 * 8;
+        let (mut lo_a, mut lo_b) = (_mm256_set1_pd(f64::INFINITY), _mm256_set1_pd(f64::INFINITY));
+        let (mut hi_a, mut hi_b) = (
+            _mm256_set1_pd(f64::NEG_INFINITY),
+            _mm256_set1_pd(f64::NEG_INFINITY),
+        );
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= values.len().
+            let a = _mm256_loadu_pd(values.as_ptr().add(k));
+            let b = _mm256_loadu_pd(values.as_ptr().add(k + 4));
+            lo_a = _mm256_min_pd(a, lo_a);
+            lo_b = _mm256_min_pd(b, lo_b);
+            hi_a = _mm256_max_pd(a, hi_a);
+            hi_b = _mm256_max_pd(b, hi_b);
+            k += 8;
+        }
+        let (mut lo, mut hi) = ([0.0_f64; 4], [0.0_f64; 4]);
+        _mm256_storeu_pd(lo.as_mut_ptr(), _mm256_min_pd(lo_a, lo_b));
+        _mm256_storeu_pd(hi.as_mut_ptr(), _mm256_max_pd(hi_a, hi_b));
+        let low = lo.iter().fold(f64::INFINITY, |l, &x| l.min(x));
+        let high = hi.iter().fold(f64::NEG_INFINITY, |h, &x| h.max(x));
+        values[full..]
+            .iter()
+            .fold((low, high), |(l, h), &x| (l.min(x), h.max(x)))
+    }
+
+    /// [`super::min_max_portable`] compiled for AVX2 (same operations: same results).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn min_max_avx2<T: Cost>(values: &[T]) -> (f64, f64) {
+        super::min_max_portable(values)
+    }
+
+    /// [`super::top_two_portable`] compiled for AVX2 (same operations in the same order: same
+    /// results).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn top_two_avx2<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
+        super::top_two_portable(row, prices)
+    }
+
+    /// [`super::row_max_reduced_portable`] compiled for AVX2 (same results).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn row_max_reduced_avx2<T: Cost>(row: &[T], v: &[f64]) -> f64 {
+        super::row_max_reduced_portable(row, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The levels this CPU runs.
+    fn levels() -> impl Iterator<Item = Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|&isa| isa <= Isa::detect())
+    }
+
+    /// xorshift values in `0..modulus`, divided by `scale` (coarse values make ties).
+    fn values(n: usize, seed: u64, modulus: u64, scale: f64) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % modulus) as f64 / scale
+            })
+            .collect()
+    }
+
+    const LENGTHS: [usize; 14] = [2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 1000];
+
+    /// `two_min` on every level: the two smallest values and the first arg-min of a sort, the
+    /// threshold a lower bound on every column left off the candidate list.
+    #[test]
+    fn two_min_bodies_match_a_sort() {
+        for (seed, n) in LENGTHS.into_iter().enumerate() {
+            for modulus in [1000, 7] {
+                let row: Vec<f32> = values(n, seed as u64, modulus, 10.0)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                let prices: Vec<f32> = values(n, seed as u64 + 50, modulus, 10.0)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                let d: Vec<f32> = row.iter().zip(&prices).map(|(c, p)| c - p).collect();
+                let mut sorted: Vec<(f32, usize)> = d.iter().copied().zip(0..).collect();
+                sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let mut reference = [0_u32; CANDIDATES];
+                let want = two_min_portable(&row, &prices, &mut reference);
+                assert_eq!(
+                    (want.d1, want.j1, want.d2),
+                    (sorted[0].0, sorted[0].1, sorted[1].0)
+                );
+                for isa in levels() {
+                    let mut cand = [0_u32; CANDIDATES];
+                    let got = two_min(isa, &row, &prices, &mut cand);
+                    assert_eq!(
+                        (got.d1, got.d2, got.j1),
+                        (want.d1, want.d2, want.j1),
+                        "{isa:?} n={n}"
+                    );
+                    // Lane layouts differ (AVX-512 folds 16 lanes into 8), so the lists and
+                    // thresholds may too; each must be a valid bound.
+                    for (j, &dj) in d.iter().enumerate() {
+                        if !cand.contains(&(j as u32)) {
+                            assert!(dj >= got.threshold, "{isa:?} n={n} column {j}");
+                        }
+                    }
+                    if isa <= Isa::Avx2 {
+                        assert_eq!((got, cand), (want, reference), "{isa:?} n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `top_two` and `row_max_reduced` on every level equal a naive scan (ties, tails, `f32`).
+    #[test]
+    fn top_two_and_row_max_bodies_match_a_naive_scan() {
+        fn naive(row: &[f64], prices: &[f64]) -> (usize, f64, f64) {
+            let w: Vec<f64> = row.iter().zip(prices).map(|(a, p)| a - p).collect();
+            let mut best = 0;
+            for j in 1..w.len() {
+                if w[j] > w[best] {
+                    best = j;
+                }
+            }
+            let second = w
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != best)
+                .fold(f64::NEG_INFINITY, |m, (_, &v)| m.max(v));
+            (best, w[best], second)
+        }
+        for (seed, n) in LENGTHS.into_iter().enumerate() {
+            // Coarse values: ties, and repeated maxima.
+            let row = values(n, seed as u64, 9, 4.0);
+            let prices = values(n, seed as u64 + 100, 1000, 1000.0);
+            let narrow: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            let want = naive(&row, &prices);
+            for isa in levels() {
+                assert_eq!(top_two(isa, &row, &prices), want, "{isa:?} n={n}");
+                assert_eq!(top_two(isa, &narrow, &prices), want, "{isa:?} n={n} f32");
+                assert_eq!(row_max_reduced(isa, &row, &prices), want.1, "{isa:?} n={n}");
+                assert_eq!(
+                    row_max_reduced(isa, &narrow, &prices),
+                    want.1,
+                    "{isa:?} n={n}"
+                );
+                let flat = vec![1.0; n];
+                assert_eq!(top_two(isa, &flat, &vec![0.0; n]), (0, 1.0, 1.0));
+            }
+        }
+    }
+
+    /// `min_max` and `signed_min_max` on every level equal a fold, for `f64` and `f32`.
+    #[test]
+    fn min_max_bodies_match_a_fold() {
+        for (seed, n) in LENGTHS.into_iter().chain([0, 1]).enumerate() {
+            let v: Vec<f64> = values(n, seed as u64, 2001, 1.0)
+                .iter()
+                .map(|x| x - 1000.0)
+                .collect();
+            let narrow: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            let want = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                    (l.min(x), h.max(x))
+                });
+            for isa in levels() {
+                assert_eq!(min_max(isa, &v), want, "{isa:?} n={n}");
+                assert_eq!(min_max(isa, &narrow), want, "{isa:?} n={n} f32");
+                assert_eq!(signed_min_max::<f64, false>(isa, &v), want);
+                assert_eq!(signed_min_max::<f64, true>(isa, &v), (-want.1, -want.0));
+            }
+        }
+    }
+
+    #[test]
+    fn column_max_update_is_elementwise() {
+        let row = [1.0, 5.0, -2.0];
+        let mut v = [0.0, 0.0, f64::NEG_INFINITY];
+        column_max_update(&row, 2.0, &mut v);
+        assert_eq!(v, [0.0, 3.0, -4.0]);
+    }
+}
