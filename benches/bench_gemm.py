@@ -1,14 +1,20 @@
 """semrsm's deterministic GEMM (issues 8, 13) against numpy/OpenBLAS, measured in the same run.
 
-Prints Markdown tables of medians and ratios (numpy time / semrsm time: above 1 = semrsm faster):
+Prints Markdown tables of medians and ratios:
 
-(a) affinity per pair, ``x_i @ y_j.T`` (S × C times C × S), ``semrsm._core.gemm_abt`` vs numpy;
+(a) affinity per pair, ``x_i @ y_j.T`` (S × C times C × S), ``semrsm._core.gemm_abt`` (and
+    ``gemm_abt_f32``) vs numpy, float64 and float32;
 (b) the GEMM share of a tile: semrsm computes the affinities of a block of b × b pairs with one
     GEMM (b from the same 4 MiB budget as ``rsm::pair_block``); per pair against one large OpenBLAS
-    GEMM over the whole tile ``X_I @ Y_J.T``;
-(c) ``semrsm.gram(x, matcher="none")`` vs numpy's float64 copy + centring + ``X @ X.T``;
+    GEMM over the whole tile ``X_I @ Y_J.T``, float64 and float32.
+
+(c) ``semrsm.gram(x, matcher="none")`` vs numpy's float64 copy + centring + ``X @ X.T``
+    (numpy time / semrsm time: above 1 = semrsm faster, as in (d));
 (d) whole ``semrsm.gram(..., threads=1)`` per pair vs numpy + scipy per pair
     (``A = V_i @ V_j.T; linear_sum_assignment(A, maximize=True)``) on real maps.
+
+(a) and (b) interleave numpy and semrsm round by round and report the median of the per-round
+ratios semrsm / numpy (below 1 = semrsm faster), which cancels most of the load of other jobs.
 
 numpy's BLAS threads are pinned with threadpoolctl: one thread in (a), (b), (d); ``--threads`` in
 (c), where semrsm gets the same. Run it once on main before a change (``--label before``) and once
@@ -61,44 +67,72 @@ def pair_block(s: int, elem: int) -> int:
     return max(1, int((PAIR_BLOCK_BYTES // (s * s * elem)) ** 0.5))
 
 
+def paired(f_ref: Callable[[], object], f_ours: Callable[[], object], repeat: int, min_time: float = 0.02) -> tuple[float, float, float]:
+    """Interleaved timing of a reference and semrsm (rounds of ref, ours / ours, ref alternately,
+    each the mean of as many calls as fill ``min_time``): the medians of both and the median of
+    the per-round ratios ours / ref, which cancels the load that other jobs put on a shared
+    machine better than two separate medians."""
+    f_ref()
+    f_ours()
+    start = time.perf_counter()
+    f_ref()
+    f_ours()
+    inner = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
+    t_ref, t_ours = [], []
+    for r in range(repeat):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            f = f_ref if which == 0 else f_ours
+            start = time.perf_counter()
+            for _ in range(inner):
+                f()
+            (t_ref if which == 0 else t_ours).append((time.perf_counter() - start) / inner)
+    ratio = statistics.median(o / r for o, r in zip(t_ours, t_ref))
+    return statistics.median(t_ref), statistics.median(t_ours), ratio
+
+
 def part_a(repeat: int) -> None:
     from semrsm import _core
 
     rng = np.random.default_rng(0)
-    print("\n(a) affinity per pair, x_i @ y_j.T, float64, one thread\n")
-    print("| S | C | numpy | semrsm | numpy / semrsm |")
-    print("|---|---|---|---|---|")
-    for s in (49, 256, 1024):
-        for c in (24, 112, 320, 1280):
-            x, y = rng.normal(size=(s, c)), rng.normal(size=(s, c))
-            with threadpool_limits(1):
-                t_np = median_time(lambda: x @ y.T, repeat)
-            t_us = median_time(lambda: _core.gemm_abt(x, y), repeat)
-            print(f"| {s} | {c} | {fmt(t_np)} | {fmt(t_us)} | {t_np / t_us:.2f} |")
+    print("\n(a) affinity per pair, x_i @ y_j.T, one thread, interleaved (ratio: median of rounds)\n")
+    print("| dtype | S | C | numpy | semrsm | semrsm / numpy |")
+    print("|---|---|---|---|---|---|")
+    for dtype, fn in ((np.float64, _core.gemm_abt), (np.float32, _core.gemm_abt_f32)):
+        for s in (49, 256, 1024):
+            for c in (24, 112, 320, 1280):
+                x = rng.normal(size=(s, c)).astype(dtype)
+                y = rng.normal(size=(s, c)).astype(dtype)
+                with threadpool_limits(1):
+                    t_np, t_us, ratio = paired(lambda: x @ y.T, lambda: fn(x, y), 4 * repeat + 1)
+                print(f"| {np.dtype(dtype).name} | {s} | {c} | {fmt(t_np)} | {fmt(t_us)} | {ratio:.2f} |")
 
 
 def part_b(repeat: int) -> None:
     from semrsm import _core
 
     rng = np.random.default_rng(1)
-    print("\n(b) GEMM share of a tile, per pair, float64, one thread\n")
-    print("| S | C | tile (samples) | semrsm block b | one OpenBLAS GEMM / pair | semrsm / pair | semrsm / OpenBLAS |")
-    print("|---|---|---|---|---|---|---|")
-    for s, c, n in ((49, 320, 56), (49, 2048, 28), (257, 384, 12)):
-        x = rng.normal(size=(n * s, c))
-        y = rng.normal(size=(n * s, c))
-        b = pair_block(s, 8)
-        with threadpool_limits(1):
-            t_big = median_time(lambda: x @ y.T, repeat) / (n * n)
+    print("\n(b) GEMM share of a tile, per pair, one thread, interleaved (ratio: median of rounds)\n")
+    print("| dtype | S | C | tile (samples) | semrsm block b | one OpenBLAS GEMM / pair | semrsm / pair | semrsm / OpenBLAS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dtype, fn in ((np.float64, _core.gemm_abt), (np.float32, _core.gemm_abt_f32)):
+        for s, c, n in ((49, 320, 56), (49, 2048, 28), (257, 384, 12)):
+            x = rng.normal(size=(n * s, c)).astype(dtype)
+            y = rng.normal(size=(n * s, c)).astype(dtype)
+            b = pair_block(s, np.dtype(dtype).itemsize)
 
-        def blocks() -> None:
-            for i0 in range(0, n, b):
-                xi = x[i0 * s : min(n, i0 + b) * s]
-                for j0 in range(0, n, b):
-                    _core.gemm_abt(xi, y[j0 * s : min(n, j0 + b) * s])
+            def blocks() -> None:
+                for i0 in range(0, n, b):
+                    xi = x[i0 * s : min(n, i0 + b) * s]
+                    for j0 in range(0, n, b):
+                        fn(xi, y[j0 * s : min(n, j0 + b) * s])
 
-        t_ours = median_time(blocks, repeat) / (n * n)
-        print(f"| {s} | {c} | {n} × {n} | {b} | {fmt(t_big)} | {fmt(t_ours)} | {t_ours / t_big:.2f} |")
+            with threadpool_limits(1):
+                t_big, t_ours, ratio = paired(lambda: x @ y.T, blocks, 2 * repeat + 1, min_time=0)
+            pairs = n * n
+            print(
+                f"| {np.dtype(dtype).name} | {s} | {c} | {n} × {n} | {b} | {fmt(t_big / pairs)} | {fmt(t_ours / pairs)} "
+                f"| {ratio:.2f} |"
+            )
 
 
 def part_c(repeat: int, threads: int, sizes: list[int]) -> None:

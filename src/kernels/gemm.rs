@@ -25,6 +25,20 @@
 //! `6 × 8` and `6 × 16`, portable `4 × 8`. The instruction set is [`super::isa`], chosen once
 //! per process.
 //!
+//! Measured against OpenBLAS 0.3.31's SkylakeX kernels in the same process (see
+//! `docs/benchmarks.md`, "GEMM engine"), what mattered beyond the micro-kernel, which was already
+//! as dense as OpenBLAS's (24 accumulators, one FMA per 0.45 loads):
+//! - **edge tiles**: a tile of `r ≤ MR` rows and `v` vectors runs its own kernel (a table of
+//!   `MR × NR/lanes` kernels) instead of padding to the full tile, and panels are zero-padded
+//!   only to whole vectors. A `49 × 49` pair computed 4032 entries' chains before, 2744 now;
+//! - **packing**: groups of 8 rows are moved with 8 × 8 in-register transposes (AVX-512), not
+//!   element by element (packing was ~40 % of a `49 × 49 × 320` product);
+//! - **prefetch**: the A panel (streamed from L2) 8 steps ahead, and the next C tile row by row
+//!   during the first steps of each kernel (its loads and stores would otherwise miss);
+//! - **blocking**: `KC = 192` (the `24 × 192` f64 B panel is 36 KiB of the 48 KiB L1; 128 and
+//!   256 were no better, a B-streaming loop order with `KC = k` was worse above `n ≈ 700`),
+//!   `k` split into equal blocks; `MC = 144`, `NC = 1536` (72 and 288 no better).
+//!
 //! Complexity: `m·n·k` fused multiply-adds, `O((m + n)·k)` packing, buffers of
 //! `O((MC + NC)·KC)` elements kept in a reusable [`Gemm`].
 
@@ -36,27 +50,33 @@ use crate::error::{Error, Result};
 mod sealed {
     use super::Isa;
 
-    /// A micro-kernel: `C[0..MR, 0..NR] (+)= Apanel · Bpanelᵀ` over `kc` steps.
+    /// A micro-kernel: `C[0..rows, 0..vecs·lanes] (+)= Apanel · Bpanelᵀ` over `kc` steps.
     ///
-    /// Arguments: `kc`, the packed `A` panel (`kc × MR`, step-major), the packed `B` panel
-    /// (`kc × NR`), the `C` tile (`MR` rows of `NR` contiguous entries, `ldc` apart), and whether
-    /// to continue the chains from the values in `C` (`true`) or start them from zero.
-    pub type KernelFn<T> = unsafe fn(usize, *const T, *const T, *mut T, isize, bool);
+    /// Arguments: `kc`; the packed `A` panel (`kc` steps of the full tile height `MR`, of which
+    /// the kernel reads its `rows`); the packed `B` panel (`kc` steps of the full tile width `NR`,
+    /// of which it reads `vecs` vectors); the `C` tile (rows `ldc` apart, `vecs·lanes` contiguous
+    /// entries each); whether to continue the chains from the values in `C` (`true`) or start
+    /// them from zero; and the corner of the `C` tile computed next (only prefetched, never
+    /// dereferenced, so any address will do).
+    pub type KernelFn<T> = unsafe fn(usize, *const T, *const T, *mut T, isize, bool, *const T);
 
-    /// A micro-kernel and its tile.
+    /// The micro-kernels of one instruction set and type.
     #[derive(Clone, Copy)]
-    pub struct Kernel<T> {
-        /// Rows of the micro-tile.
+    pub struct Kernel<T: 'static> {
+        /// Rows of the full micro-tile (`MR`, the packed `A` panel's width).
         pub mr: usize,
-        /// Columns of the micro-tile.
+        /// Columns of the full micro-tile (`NR`, the packed `B` panel's width).
         pub nr: usize,
-        /// The kernel.
-        pub run: KernelFn<T>,
+        /// Lanes of a vector (`NR` is a multiple).
+        pub lanes: usize,
+        /// `table[rows - 1][vecs - 1]`: the kernel of a `rows × vecs·lanes` tile (edge tiles run
+        /// the smallest kernel that covers them instead of padding to the full tile).
+        pub table: &'static [&'static [KernelFn<T>]],
     }
 
     /// What [`super::GemmScalar`] needs internally (not nameable outside this module).
     pub trait Sealed: Copy + Send + Sync + Default + 'static {
-        /// Steps of `k` per packed block.
+        /// Steps of `k` per packed block (at most; see [`super::blocking`]).
         const KC: usize;
         /// Rows of `A` per packed block.
         const MC: usize;
@@ -64,13 +84,20 @@ mod sealed {
         const NC: usize;
         /// Exact fused multiply-add `a·b + acc`, one rounding.
         fn fma(a: Self, b: Self, acc: Self) -> Self;
-        /// The micro-kernel for an instruction set (never one the CPU lacks: callers pass at
+        /// The micro-kernels for an instruction set (never one the CPU lacks: callers pass at
         /// most [`super::Isa::detect`]).
         fn kernel(isa: Isa) -> Kernel<Self>;
+        /// A vector transpose for packing, when the instruction set has one: `f(src, dst, w,
+        /// blocks)` moves `blocks` blocks of 8 steps of the 8 rows `src` (unit stride) to
+        /// `dst[p·w .. p·w + 8]` for each step `p` (see [`super::pack`]).
+        fn transpose8(isa: Isa) -> Option<Transpose8<Self>>;
     }
+
+    /// See [`Sealed::transpose8`].
+    pub type Transpose8<T> = unsafe fn(&[*const T; 8], *mut T, usize, usize);
 }
 
-use sealed::Kernel;
+use sealed::{Kernel, KernelFn, Transpose8};
 
 /// Element type of the GEMM: `f32` or `f64` (sealed).
 pub trait GemmScalar: sealed::Sealed {}
@@ -78,13 +105,48 @@ pub trait GemmScalar: sealed::Sealed {}
 impl GemmScalar for f32 {}
 impl GemmScalar for f64 {}
 
+/// `[[f::<1, 1>, f::<1, 2>, …], [f::<2, 1>, …], …]`: a kernel table of `rows × vecs` entries.
+macro_rules! table {
+    ($t:ty, $m:ident::$f:ident, [$($mr:literal),*], $nv:tt) => {
+        &[$(table!(@row $t, $m::$f, $mr, $nv)),*]
+    };
+    (@row $t:ty, $m:ident::$f:ident, $mr:literal, [$($nv:literal),*]) => {
+        &[$($m::$f::<$mr, $nv> as KernelFn<$t>),*]
+    };
+}
+
+/// Portable kernels: tile `4 × 8`, one "vector" of 8 lanes.
+static PORTABLE_F64: &[&[KernelFn<f64>]] =
+    table!(f64, self::portable_kernel_f64, [1, 2, 3, 4], [1]);
+static PORTABLE_F32: &[&[KernelFn<f32>]] =
+    table!(f32, self::portable_kernel_f32, [1, 2, 3, 4], [1]);
+
+#[cfg(target_arch = "x86_64")]
+static AVX512_F64: &[&[KernelFn<f64>]] =
+    table!(f64, x86::f64_avx512, [1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3]);
+#[cfg(target_arch = "x86_64")]
+static AVX512_F32: &[&[KernelFn<f32>]] =
+    table!(f32, x86::f32_avx512, [1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3]);
+#[cfg(target_arch = "x86_64")]
+static AVX2_F64: &[&[KernelFn<f64>]] = table!(f64, x86::f64_avx2, [1, 2, 3, 4, 5, 6], [1, 2]);
+#[cfg(target_arch = "x86_64")]
+static AVX2_F32: &[&[KernelFn<f32>]] = table!(f32, x86::f32_avx2, [1, 2, 3, 4, 5, 6], [1, 2]);
+
 impl sealed::Sealed for f64 {
-    const KC: usize = 128;
+    const KC: usize = 192;
     const MC: usize = 144;
     const NC: usize = 1536;
 
     fn fma(a: Self, b: Self, acc: Self) -> Self {
         a.mul_add(b, acc)
+    }
+
+    fn transpose8(isa: Isa) -> Option<Transpose8<Self>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86::transpose8_f64),
+            _ => None,
+        }
     }
 
     fn kernel(isa: Isa) -> Kernel<Self> {
@@ -93,30 +155,41 @@ impl sealed::Sealed for f64 {
             Isa::Avx512 => Kernel {
                 mr: 8,
                 nr: 24,
-                run: x86::f64_avx512,
+                lanes: 8,
+                table: AVX512_F64,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Kernel {
                 mr: 6,
                 nr: 8,
-                run: x86::f64_avx2,
+                lanes: 4,
+                table: AVX2_F64,
             },
             _ => Kernel {
                 mr: 4,
                 nr: 8,
-                run: portable_kernel::<f64, 4, 8>,
+                lanes: 8,
+                table: PORTABLE_F64,
             },
         }
     }
 }
 
 impl sealed::Sealed for f32 {
-    const KC: usize = 128;
+    const KC: usize = 192;
     const MC: usize = 144;
     const NC: usize = 1536;
 
     fn fma(a: Self, b: Self, acc: Self) -> Self {
         a.mul_add(b, acc)
+    }
+
+    fn transpose8(isa: Isa) -> Option<Transpose8<Self>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86::transpose8_f32),
+            _ => None,
+        }
     }
 
     fn kernel(isa: Isa) -> Kernel<Self> {
@@ -125,29 +198,33 @@ impl sealed::Sealed for f32 {
             Isa::Avx512 => Kernel {
                 mr: 8,
                 nr: 48,
-                run: x86::f32_avx512,
+                lanes: 16,
+                table: AVX512_F32,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Kernel {
                 mr: 6,
                 nr: 16,
-                run: x86::f32_avx2,
+                lanes: 8,
+                table: AVX2_F32,
             },
             _ => Kernel {
                 mr: 4,
                 nr: 8,
-                run: portable_kernel::<f32, 4, 8>,
+                lanes: 8,
+                table: PORTABLE_F32,
             },
         }
     }
 }
 
-/// The portable micro-kernel: the same chains with [`f64::mul_add`] / [`f32::mul_add`].
+/// The portable micro-kernel (full tile `4 × 8`): the same chains with [`f64::mul_add`] /
+/// [`f32::mul_add`], `MR` rows of the packed panels' 4.
 ///
 /// # Safety
-/// `a` must hold `kc · MR` and `b` `kc · NR` readable elements; `c` must address `MR` rows of
-/// `NR` elements, `ldc` apart, readable (when `load`) and writable.
-unsafe fn portable_kernel<T: sealed::Sealed, const MR: usize, const NR: usize>(
+/// `a` must hold `kc · 4` and `b` `kc · 8` readable elements; `c` must address `MR` rows of
+/// 8 elements, `ldc` apart, readable (when `load`) and writable.
+unsafe fn portable_kernel<T: sealed::Sealed, const MR: usize>(
     kc: usize,
     a: *const T,
     b: *const T,
@@ -155,6 +232,7 @@ unsafe fn portable_kernel<T: sealed::Sealed, const MR: usize, const NR: usize>(
     ldc: isize,
     load: bool,
 ) {
+    const NR: usize = 8;
     let mut acc = [[T::default(); NR]; MR];
     if load {
         for (r, row) in acc.iter_mut().enumerate() {
@@ -164,9 +242,9 @@ unsafe fn portable_kernel<T: sealed::Sealed, const MR: usize, const NR: usize>(
             }
         }
     }
-    let a = std::slice::from_raw_parts(a, kc * MR);
+    let a = std::slice::from_raw_parts(a, kc * 4);
     let b = std::slice::from_raw_parts(b, kc * NR);
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+    for (ap, bp) in a.chunks_exact(4).zip(b.chunks_exact(NR)) {
         for (row, &ar) in acc.iter_mut().zip(ap) {
             for (e, &bv) in row.iter_mut().zip(bp) {
                 *e = T::fma(ar, bv, *e);
@@ -181,59 +259,211 @@ unsafe fn portable_kernel<T: sealed::Sealed, const MR: usize, const NR: usize>(
     }
 }
 
+/// [`portable_kernel`] for `f64` in the [`KernelFn`] shape (`NV` is always 1).
+///
+/// # Safety
+/// As [`portable_kernel`].
+unsafe fn portable_kernel_f64<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    ldc: isize,
+    load: bool,
+    _next: *const f64,
+) {
+    portable_kernel::<f64, MR>(kc, a, b, c, ldc, load);
+}
+
+/// [`portable_kernel`] for `f32` in the [`KernelFn`] shape (`NV` is always 1).
+///
+/// # Safety
+/// As [`portable_kernel`].
+unsafe fn portable_kernel_f32<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: isize,
+    load: bool,
+    _next: *const f32,
+) {
+    portable_kernel::<f32, MR>(kc, a, b, c, ldc, load);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The x86-64 micro-kernels, one macro instantiated per instruction set and type.
     #[allow(clippy::wildcard_imports)]
     use std::arch::x86_64::*;
 
-    /// A register-blocked micro-kernel: `$mr` rows × `$nv` vectors of `$lanes` lanes.
+    /// A register-blocked micro-kernel of `MR` rows × `NV` vectors of `$lanes` lanes, reading
+    /// packed panels of `$mr` (A) and `$nr` (B) elements per step.
     macro_rules! kernel {
-        ($name:ident, $feat:literal, $t:ty, $v:ty, $lanes:literal, $mr:literal, $nv:literal,
+        ($name:ident, $feat:literal, $t:ty, $v:ty, $lanes:literal, $mr:literal, $nr:literal,
          $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
             /// Micro-kernel (see `sealed::KernelFn`).
             ///
             /// # Safety
-            /// The CPU must support the target features; pointers as for the portable kernel.
+            /// The CPU must support the target features; `a` must hold `kc · $mr` and `b`
+            /// `kc · $nr` readable elements, `c` address `MR` rows of `NV · $lanes` elements,
+            /// `ldc` apart, readable (when `load`) and writable.
             #[target_feature(enable = $feat)]
-            pub(super) unsafe fn $name(
+            pub(super) unsafe fn $name<const MR: usize, const NV: usize>(
                 kc: usize,
                 a: *const $t,
                 b: *const $t,
                 c: *mut $t,
                 ldc: isize,
                 load: bool,
+                next: *const $t,
             ) {
-                let mut acc: [[$v; $nv]; $mr] = [[$zero(); $nv]; $mr];
+                let mut acc: [[$v; NV]; MR] = [[$zero(); NV]; MR];
                 if load {
-                    for r in 0..$mr {
-                        for v in 0..$nv {
+                    for r in 0..MR {
+                        for v in 0..NV {
                             acc[r][v] = $load(c.offset(r as isize * ldc).add(v * $lanes));
                         }
                     }
                 }
                 let (mut a, mut b) = (a, b);
-                for _ in 0..kc {
-                    let mut bv: [$v; $nv] = [$zero(); $nv];
-                    for v in 0..$nv {
-                        bv[v] = $load(b.add(v * $lanes));
-                    }
-                    for r in 0..$mr {
-                        let av = $set1(*a.add(r));
-                        for v in 0..$nv {
-                            acc[r][v] = $fma(av, bv[v], acc[r][v]);
+                // One step: NV vectors of B, MR broadcasts of A, MR·NV fused multiply-adds, and
+                // a prefetch of the A panel 8 steps ahead (it streams from L2; the B panel
+                // stays in L1 across the A panels of a block).
+                macro_rules! step {
+                    () => {
+                        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(8 * $mr).cast());
+                        let mut bv: [$v; NV] = [$zero(); NV];
+                        for v in 0..NV {
+                            bv[v] = $load(b.add(v * $lanes));
                         }
-                    }
-                    a = a.add($mr);
-                    b = b.add($nv * $lanes);
+                        for r in 0..MR {
+                            let av = $set1(*a.add(r));
+                            for v in 0..NV {
+                                acc[r][v] = $fma(av, bv[v], acc[r][v]);
+                            }
+                        }
+                        a = a.add($mr);
+                        b = b.add($nr);
+                    };
                 }
-                for r in 0..$mr {
-                    for v in 0..$nv {
+                // The first MR steps also prefetch one row each of the next C tile (its
+                // vectors and last entry), so that its loads and stores hit the cache.
+                let head = MR.min(kc);
+                for p in 0..head {
+                    let row = next.wrapping_offset(p as isize * ldc);
+                    for v in 0..NV {
+                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(v * $lanes).cast());
+                    }
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NV * $lanes - 1).cast());
+                    step!();
+                }
+                for _ in head..kc {
+                    step!();
+                }
+                for r in 0..MR {
+                    for v in 0..NV {
                         $store(c.offset(r as isize * ldc).add(v * $lanes), acc[r][v]);
                     }
                 }
             }
         };
+    }
+
+    /// Pack transpose for `f64` (see `sealed::Transpose8`): 8 rows × 8 steps per block, in
+    /// three rounds of 128-bit lane shuffles.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; each `src[r]` must hold `8 · blocks` readable elements and
+    /// `dst` must hold `(8 · blocks − 1) · w + 8` writable ones.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose8_f64(
+        src: &[*const f64; 8],
+        dst: *mut f64,
+        w: usize,
+        blocks: usize,
+    ) {
+        for blk in 0..blocks {
+            let o = blk * 8;
+            let r: [__m512d; 8] = std::array::from_fn(|i| _mm512_loadu_pd(src[i].add(o)));
+            // t: pairs of rows interleaved per step parity.
+            let t0 = _mm512_unpacklo_pd(r[0], r[1]);
+            let t1 = _mm512_unpackhi_pd(r[0], r[1]);
+            let t2 = _mm512_unpacklo_pd(r[2], r[3]);
+            let t3 = _mm512_unpackhi_pd(r[2], r[3]);
+            let t4 = _mm512_unpacklo_pd(r[4], r[5]);
+            let t5 = _mm512_unpackhi_pd(r[4], r[5]);
+            let t6 = _mm512_unpacklo_pd(r[6], r[7]);
+            let t7 = _mm512_unpackhi_pd(r[6], r[7]);
+            let u0 = _mm512_shuffle_f64x2::<0x88>(t0, t2);
+            let u1 = _mm512_shuffle_f64x2::<0xDD>(t0, t2);
+            let u2 = _mm512_shuffle_f64x2::<0x88>(t1, t3);
+            let u3 = _mm512_shuffle_f64x2::<0xDD>(t1, t3);
+            let u4 = _mm512_shuffle_f64x2::<0x88>(t4, t6);
+            let u5 = _mm512_shuffle_f64x2::<0xDD>(t4, t6);
+            let u6 = _mm512_shuffle_f64x2::<0x88>(t5, t7);
+            let u7 = _mm512_shuffle_f64x2::<0xDD>(t5, t7);
+            let steps = [
+                _mm512_shuffle_f64x2::<0x88>(u0, u4),
+                _mm512_shuffle_f64x2::<0x88>(u2, u6),
+                _mm512_shuffle_f64x2::<0x88>(u1, u5),
+                _mm512_shuffle_f64x2::<0x88>(u3, u7),
+                _mm512_shuffle_f64x2::<0xDD>(u0, u4),
+                _mm512_shuffle_f64x2::<0xDD>(u2, u6),
+                _mm512_shuffle_f64x2::<0xDD>(u1, u5),
+                _mm512_shuffle_f64x2::<0xDD>(u3, u7),
+            ];
+            for (q, v) in steps.into_iter().enumerate() {
+                _mm512_storeu_pd(dst.add((o + q) * w), v);
+            }
+        }
+    }
+
+    /// Pack transpose for `f32` (see `sealed::Transpose8`): 8 rows × 8 steps per block in
+    /// 256-bit registers.
+    ///
+    /// # Safety
+    /// As [`transpose8_f64`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose8_f32(
+        src: &[*const f32; 8],
+        dst: *mut f32,
+        w: usize,
+        blocks: usize,
+    ) {
+        for blk in 0..blocks {
+            let o = blk * 8;
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src[i].add(o)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let steps = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (q, v) in steps.into_iter().enumerate() {
+                _mm256_storeu_ps(dst.add((o + q) * w), v);
+            }
+        }
     }
 
     kernel!(
@@ -243,7 +473,7 @@ mod x86 {
         __m512d,
         8,
         8,
-        3,
+        24,
         _mm512_setzero_pd,
         _mm512_loadu_pd,
         _mm512_set1_pd,
@@ -257,7 +487,7 @@ mod x86 {
         __m512,
         16,
         8,
-        3,
+        48,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
         _mm512_set1_ps,
@@ -271,7 +501,7 @@ mod x86 {
         __m256d,
         4,
         6,
-        2,
+        8,
         _mm256_setzero_pd,
         _mm256_loadu_pd,
         _mm256_set1_pd,
@@ -285,7 +515,7 @@ mod x86 {
         __m256,
         8,
         6,
-        2,
+        16,
         _mm256_setzero_ps,
         _mm256_loadu_ps,
         _mm256_set1_ps,
@@ -386,10 +616,14 @@ impl<T: GemmScalar> Gemm<T> {
         }
         let isa = self.isa.unwrap_or_else(super::isa);
         let kernel = T::kernel(isa);
+        let tr = T::transpose8(isa);
         let (mr, nr) = (kernel.mr, kernel.nr);
-        let kc_max = T::KC.min(k);
-        let mc_max = T::MC.min(m.next_multiple_of(mr));
-        let nc_max = T::NC.min(n.next_multiple_of(nr));
+        let (bmc, bnc) = (T::MC, T::NC);
+        // Steps of k split into equal blocks of at most KC (each block reloads the C tiles).
+        let bkc = k.div_ceil(k.div_ceil(T::KC));
+        let kc_max = bkc;
+        let mc_max = bmc.min(m.next_multiple_of(mr));
+        let nc_max = bnc.min(n.next_multiple_of(nr));
         grow(&mut self.packed_a, mc_max.next_multiple_of(mr) * kc_max)?;
         grow(&mut self.packed_b, nc_max.next_multiple_of(nr) * kc_max)?;
         let (ars, acs) = strides(&a);
@@ -397,62 +631,138 @@ impl<T: GemmScalar> Gemm<T> {
         let (crs, ccs) = strides2(&c);
         let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         let mut tile = [T::default(); 8 * 48];
-        for jc in (0..n).step_by(T::NC) {
-            let nc = T::NC.min(n - jc);
-            for p0 in (0..k).step_by(T::KC) {
-                let kc = T::KC.min(k - p0);
+        for jc in (0..n).step_by(bnc) {
+            let nc = bnc.min(n - jc);
+            for p0 in (0..k).step_by(bkc) {
+                let kc = bkc.min(k - p0);
                 // SAFETY: rows jc..jc+nc and columns p0..p0+kc are inside `b` (n × k), and
                 // the buffer holds ceil(nc / nr)·nr·kc elements.
-                unsafe { pack(pb, brs, bcs, jc, nc, p0, kc, nr, &mut self.packed_b) };
-                for ic in (0..m).step_by(T::MC) {
-                    let mc = T::MC.min(m - ic);
+                unsafe {
+                    pack(
+                        pb,
+                        brs,
+                        bcs,
+                        jc,
+                        nc,
+                        p0,
+                        kc,
+                        nr,
+                        kernel.lanes,
+                        tr,
+                        &mut self.packed_b,
+                    )
+                };
+                for ic in (0..m).step_by(bmc) {
+                    let mc = bmc.min(m - ic);
                     // SAFETY: as above, for `a`.
-                    unsafe { pack(pa, ars, acs, ic, mc, p0, kc, mr, &mut self.packed_a) };
+                    unsafe { pack(pa, ars, acs, ic, mc, p0, kc, mr, 1, tr, &mut self.packed_a) };
+                    let block = Block {
+                        kernel: &kernel,
+                        kc,
+                        load: p0 > 0,
+                        a: &self.packed_a,
+                        b: &self.packed_b,
+                        c: pc,
+                        crs,
+                        ccs,
+                        row0: ic,
+                        col0: jc,
+                    };
+                    // The B panel (L1) stays while the A panels of the block (L2) pass;
+                    // the tile after each is prefetched.
                     for jr in (0..nc).step_by(nr) {
-                        let nn = nr.min(nc - jr);
-                        let bpanel = self.packed_b[jr * kc..].as_ptr();
                         for ir in (0..mc).step_by(mr) {
-                            let mm = mr.min(mc - ir);
-                            let apanel = self.packed_a[ir * kc..].as_ptr();
-                            let (row, col) = (ic + ir, jc + jr);
-                            // SAFETY: (row, col) is inside C; a full tile with unit column
-                            // stride is written in place (mm·nn entries, rows crs apart),
-                            // anything else through the local tile of mr·nr ≤ 8·48 entries.
-                            unsafe {
-                                let corner = pc.offset(row as isize * crs + col as isize * ccs);
-                                if mm == mr && nn == nr && ccs == 1 {
-                                    (kernel.run)(kc, apanel, bpanel, corner, crs, p0 > 0);
-                                } else {
-                                    if p0 > 0 {
-                                        for r in 0..mm {
-                                            for j in 0..nn {
-                                                tile[r * nr + j] = *corner
-                                                    .offset(r as isize * crs + j as isize * ccs);
-                                            }
-                                        }
-                                    }
-                                    (kernel.run)(
-                                        kc,
-                                        apanel,
-                                        bpanel,
-                                        tile.as_mut_ptr(),
-                                        nr as isize,
-                                        p0 > 0,
-                                    );
-                                    for r in 0..mm {
-                                        for j in 0..nn {
-                                            *corner.offset(r as isize * crs + j as isize * ccs) =
-                                                tile[r * nr + j];
-                                        }
-                                    }
-                                }
-                            }
+                            let (nir, njr) = if ir + mr < mc {
+                                (ir + mr, jr)
+                            } else {
+                                (0, jr + nr)
+                            };
+                            // SAFETY: the tile is inside the block, the panels packed above.
+                            unsafe { block.tile(ir, jr, mc, nc, nir, njr, &mut tile) };
                         }
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// One packed block of the product: `kc` steps of the `A` rows `row0..` and `B` rows `col0..`.
+struct Block<'a, T: 'static> {
+    kernel: &'a Kernel<T>,
+    kc: usize,
+    load: bool,
+    a: &'a [T],
+    b: &'a [T],
+    c: *mut T,
+    crs: isize,
+    ccs: isize,
+    row0: usize,
+    col0: usize,
+}
+
+impl<T: GemmScalar> Block<'_, T> {
+    /// The micro-tile at `(ir, jr)` of a block of `mc × nc` entries; `(nir, njr)` is the tile
+    /// computed next (prefetched).
+    ///
+    /// # Safety
+    /// `(row0 + ir, col0 + jr)` and the block must be inside `C`, the packed panels as packed.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn tile(
+        &self,
+        ir: usize,
+        jr: usize,
+        mc: usize,
+        nc: usize,
+        nir: usize,
+        njr: usize,
+        tile: &mut [T; 8 * 48],
+    ) {
+        let Kernel {
+            mr,
+            nr,
+            lanes,
+            table,
+        } = *self.kernel;
+        let (kc, crs, ccs) = (self.kc, self.crs, self.ccs);
+        let mm = mr.min(mc - ir);
+        let nn = nr.min(nc - jr);
+        let nv = nn.div_ceil(lanes);
+        let run = table[mm - 1][nv - 1];
+        let apanel = self.a.as_ptr().add(ir * kc);
+        let bpanel = self.b.as_ptr().add(jr * kc);
+        let at =
+            |r: usize, j: usize| (r + self.row0) as isize * crs + (j + self.col0) as isize * ccs;
+        let corner = self.c.offset(at(ir, jr));
+        let next = self.c.cast_const().wrapping_offset(at(nir, njr));
+        if nn == nv * lanes && ccs == 1 {
+            run(kc, apanel, bpanel, corner, crs, self.load, next);
+        } else {
+            let w = nv * lanes;
+            if self.load {
+                for r in 0..mm {
+                    for j in 0..nn {
+                        tile[r * w + j] = *corner.offset(r as isize * crs + j as isize * ccs);
+                    }
+                }
+            }
+            run(
+                kc,
+                apanel,
+                bpanel,
+                tile.as_mut_ptr(),
+                w as isize,
+                self.load,
+                next,
+            );
+            for r in 0..mm {
+                for j in 0..nn {
+                    *corner.offset(r as isize * crs + j as isize * ccs) = tile[r * w + j];
+                }
+            }
+        }
     }
 }
 
@@ -493,7 +803,9 @@ fn strides2<T>(a: &ArrayViewMut2<'_, T>) -> (isize, isize) {
 }
 
 /// Pack rows `r0..r0 + rows` and columns `p0..p0 + kc` of a matrix (`base`, strides `rs`, `cs`)
-/// into panels of `w` rows, each stored step-major (`kc × w`), the last panel padded with zeros.
+/// into panels of `w ≤ 48` rows, each stored step-major (`kc × w`), the rows of the last panel
+/// padded with zeros up to a multiple of `pad` (the edge kernels read no further). Groups of 8
+/// full rows with unit stride go through the vector transpose `tr` when there is one.
 ///
 /// # Safety
 /// The rows and columns must be inside the matrix; `out` must hold `ceil(rows / w)·w·kc`.
@@ -507,31 +819,44 @@ unsafe fn pack<T: Copy + Default>(
     p0: usize,
     kc: usize,
     w: usize,
+    pad: usize,
+    tr: Option<Transpose8<T>>,
     out: &mut [T],
 ) {
+    let mut src = [std::ptr::null::<T>(); 48];
+    let tr = if cs == 1 && w.is_multiple_of(8) { tr } else { None };
     for (panel, dst) in out
         .chunks_exact_mut(w * kc)
         .take(rows.div_ceil(w))
         .enumerate()
     {
-        for r in 0..w {
-            let row = panel * w + r;
-            if row < rows {
-                let src = base.offset((r0 + row) as isize * rs + p0 as isize * cs);
-                if cs == 1 {
-                    let src = std::slice::from_raw_parts(src, kc);
-                    for (p, &e) in src.iter().enumerate() {
-                        *dst.get_unchecked_mut(p * w + r) = e;
-                    }
-                } else {
-                    for p in 0..kc {
-                        *dst.get_unchecked_mut(p * w + r) = *src.offset(p as isize * cs);
-                    }
+        let live = w.min(rows - panel * w);
+        let padded = w.min(live.next_multiple_of(pad));
+        for (r, s) in src.iter_mut().enumerate().take(live) {
+            *s = base.offset((r0 + panel * w + r) as isize * rs + p0 as isize * cs);
+        }
+        // Steps `0..done` of rows `0..vec_rows` are moved by the vector transpose.
+        let (vec_rows, done) = match tr {
+            Some(f) if live >= 8 && kc >= 8 => {
+                let groups = live / 8;
+                for g in 0..groups {
+                    let rows8: &[*const T; 8] = src[g * 8..g * 8 + 8]
+                        .try_into()
+                        .unwrap_or(&[std::ptr::null(); 8]);
+                    f(rows8, dst.as_mut_ptr().add(g * 8), w, kc / 8);
                 }
-            } else {
-                for p in 0..kc {
-                    *dst.get_unchecked_mut(p * w + r) = T::default();
-                }
+                (groups * 8, kc / 8 * 8)
+            }
+            _ => (0, 0),
+        };
+        for (p, step) in dst.chunks_exact_mut(w).enumerate() {
+            let off = p as isize * cs;
+            let first = if p < done { vec_rows } else { 0 };
+            for (d, s) in step[first..live].iter_mut().zip(&src[first..live]) {
+                *d = *s.offset(off);
+            }
+            for d in &mut step[live..padded] {
+                *d = T::default();
             }
         }
     }
@@ -609,6 +934,42 @@ mod tests {
     fn gemm_f32_is_the_strict_fma_chain_on_every_isa() {
         #[allow(clippy::cast_possible_truncation)]
         check::<f32, u32>(|v| v as f32, f32::to_bits);
+    }
+
+    #[test]
+    fn gemm_every_edge_tile_is_the_strict_fma_chain() {
+        // Every edge kernel (rows 1..=8 × vectors 1..=3 of each instruction set), partial
+        // vectors, and packs with and without full groups of 8 rows and 8 steps.
+        for k in [5, 17] {
+            let a = matrix::<f64>(17, k, 3, |v| v);
+            let b = matrix::<f64>(97, k, 4, |v| v);
+            let a32 = a.mapv(|v| v as f32);
+            let b32 = b.mapv(|v| v as f32);
+            for m in 1..=17 {
+                for n in (1..=97).step_by(3) {
+                    let (a, b) = (a.slice(s![..m, ..]), b.slice(s![..n, ..]));
+                    let want = reference(&a.to_owned(), &b.to_owned());
+                    let (a32, b32) = (a32.slice(s![..m, ..]), b32.slice(s![..n, ..]));
+                    let want32 = reference(&a32.to_owned(), &b32.to_owned());
+                    for isa in isas() {
+                        let mut c = Array2::from_elem((m, n), 7.0);
+                        Gemm::with_isa(isa).abt(a, b, c.view_mut()).unwrap();
+                        assert!(
+                            c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                            "{isa:?} m={m} n={n} k={k}"
+                        );
+                        let mut c = Array2::from_elem((m, n), 7.0_f32);
+                        Gemm::with_isa(isa).abt(a32, b32, c.view_mut()).unwrap();
+                        assert!(
+                            c.iter()
+                                .zip(&want32)
+                                .all(|(x, y)| x.to_bits() == y.to_bits()),
+                            "f32 {isa:?} m={m} n={n} k={k}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
@@ -358,16 +359,22 @@ fn gemm_into<'py, T: crate::kernels::gemm::GemmScalar + numpy::Element>(
     b: &PyReadonlyArray2<'py, T>,
 ) -> PyResult<Bound<'py, PyArray2<T>>> {
     let (a, b) = (a.as_array(), b.as_array());
+    // One step of the GEMM is one lane of a vector FMA, ~16 per cycle: scaled to the solver
+    // steps `run_sized` counts, so products up to a few milliseconds run inline.
     let steps = a
         .nrows()
         .saturating_mul(b.nrows())
-        .saturating_mul(a.ncols());
-    let c = run_sized(py, steps, |_| {
-        let mut c = ndarray::Array2::from_elem((a.nrows(), b.nrows()), T::default());
-        crate::kernels::gemm::gemm(a, b, c.view_mut())?;
-        Ok(c)
+        .saturating_mul(a.ncols())
+        / 16;
+    // SAFETY: the array is new and not yet visible to Python; `gemm` writes every entry before
+    // it is returned (on an error it is dropped unread).
+    let out = unsafe { PyArray2::<T>::new(py, [a.nrows(), b.nrows()], false) };
+    // SAFETY: nothing else references the new array while the view lives.
+    let mut c = unsafe { out.as_array_mut() };
+    run_sized(py, steps, |_| {
+        crate::kernels::gemm::gemm(a, b, c.view_mut())
     })?;
-    Ok(c.into_pyarray(py))
+    Ok(out)
 }
 
 /// `A @ B.T` in `f64` with semrsm's deterministic GEMM (strict `k`-order FMA chains).
