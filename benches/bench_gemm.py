@@ -13,8 +13,8 @@ Prints Markdown tables of medians and ratios:
 (d) whole ``semrsm.gram(..., threads=1)`` per pair vs numpy + scipy per pair
     (``A = V_i @ V_j.T; linear_sum_assignment(A, maximize=True)``) on real maps.
 
-(a) and (b) interleave numpy and semrsm round by round and report the median of the per-round
-ratios semrsm / numpy (below 1 = semrsm faster), which cancels most of the load of other jobs.
+(a) and (b) interleave numpy and semrsm round by round, in CPU time, and report the median of the
+per-round ratios semrsm / numpy (below 1 = semrsm faster).
 
 numpy's BLAS threads are pinned with threadpoolctl: one thread in (a), (b), (d); ``--threads`` in
 (c), where semrsm gets the same. Run it once on main before a change (``--label before``) and once
@@ -69,23 +69,23 @@ def pair_block(s: int, elem: int) -> int:
 
 def paired(f_ref: Callable[[], object], f_ours: Callable[[], object], repeat: int, min_time: float = 0.02) -> tuple[float, float, float]:
     """Interleaved timing of a reference and semrsm (rounds of ref, ours / ours, ref alternately,
-    each the mean of as many calls as fill ``min_time``): the medians of both and the median of
-    the per-round ratios ours / ref, which cancels the load that other jobs put on a shared
-    machine better than two separate medians."""
+    each the mean of as many calls as fill ``min_time``), in CPU time of the process (both run
+    on one thread at a time: on a shared machine it measures the work, not the neighbours, as
+    in (d)): the medians of both and the median of the per-round ratios ours / ref."""
     f_ref()
     f_ours()
-    start = time.perf_counter()
+    start = time.process_time()
     f_ref()
     f_ours()
-    inner = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
+    inner = max(1, int(min_time / max(time.process_time() - start, 1e-6)))
     t_ref, t_ours = [], []
     for r in range(repeat):
         for which in (0, 1) if r % 2 == 0 else (1, 0):
             f = f_ref if which == 0 else f_ours
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(inner):
                 f()
-            (t_ref if which == 0 else t_ours).append((time.perf_counter() - start) / inner)
+            (t_ref if which == 0 else t_ours).append((time.process_time() - start) / inner)
     ratio = statistics.median(o / r for o, r in zip(t_ours, t_ref))
     return statistics.median(t_ref), statistics.median(t_ours), ratio
 
@@ -94,7 +94,7 @@ def part_a(repeat: int) -> None:
     from semrsm import _core
 
     rng = np.random.default_rng(0)
-    print("\n(a) affinity per pair, x_i @ y_j.T, one thread, interleaved (ratio: median of rounds)\n")
+    print("\n(a) affinity per pair, x_i @ y_j.T, one thread, CPU time, interleaved (ratio: median of rounds)\n")
     print("| dtype | S | C | numpy | semrsm | semrsm / numpy |")
     print("|---|---|---|---|---|---|")
     for dtype, fn in ((np.float64, _core.gemm_abt), (np.float32, _core.gemm_abt_f32)):
@@ -111,7 +111,7 @@ def part_b(repeat: int) -> None:
     from semrsm import _core
 
     rng = np.random.default_rng(1)
-    print("\n(b) GEMM share of a tile, per pair, one thread, interleaved (ratio: median of rounds)\n")
+    print("\n(b) GEMM share of a tile, per pair, one thread, CPU time, interleaved (ratio: median of rounds)\n")
     print("| dtype | S | C | tile (samples) | semrsm block b | one OpenBLAS GEMM / pair | semrsm / pair | semrsm / OpenBLAS |")
     print("|---|---|---|---|---|---|---|---|")
     for dtype, fn in ((np.float64, _core.gemm_abt), (np.float32, _core.gemm_abt_f32)):

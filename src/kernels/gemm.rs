@@ -824,7 +824,11 @@ unsafe fn pack<T: Copy + Default>(
     out: &mut [T],
 ) {
     let mut src = [std::ptr::null::<T>(); 48];
-    let tr = if cs == 1 && w.is_multiple_of(8) { tr } else { None };
+    let tr = if cs == 1 && w.is_multiple_of(8) {
+        tr
+    } else {
+        None
+    };
     for (panel, dst) in out
         .chunks_exact_mut(w * kc)
         .take(rows.div_ceil(w))
