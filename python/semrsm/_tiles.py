@@ -77,7 +77,7 @@ PRECISIONS = ("auto", "float64", "float32", "mixed")
 #: certificate's float64 dot products (strict FMA chains, memory-bound at large ``C``) and its
 #: ``O(S²)`` screen cost more than the float32 GEMM saves.
 AUTO_MIXED_MIN_S = 128
-AUTO_MIXED_MIN_C = 512
+AUTO_MIXED_MIN_C = 256
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 
