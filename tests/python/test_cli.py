@@ -229,3 +229,28 @@ def test_module_entry_point_in_a_subprocess(tmp_path, x_file):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("semrsm: error:") and proc.stderr.count("\n") == 1
+
+
+def test_precision_option_reaches_build(tmp_path, capsys, monkeypatch):
+    """``--precision`` (default auto) is passed to ``build``; a name outside the list is an
+    argparse error (exit 2) before any computation."""
+    # (N, C, H, W) with C = 256 and S = 130: a size where auto takes the mixed path.
+    np.save(tmp_path / "x.npy", np.random.default_rng(7).normal(size=(3, 256, 13, 10)))
+    seen = []
+    original = cli.build
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["precision"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "build", spy)
+    for argv, want in (([], "auto"), (["--precision", "float64"], "float64"), (["--precision", "mixed"], "mixed")):
+        out = tmp_path / f"K_{want}.npy"
+        rc, _, _ = _run(["build", tmp_path / "x.npy", "-o", out, *argv], capsys)
+        assert rc == 0 and seen[-1] == want
+    # G is the float64 optimum whichever precision: the kernels agree to rounding.
+    ks = [np.load(tmp_path / f"K_{p}.npy") for p in ("auto", "float64", "mixed")]
+    assert np.allclose(ks[0], ks[1], rtol=1e-12, atol=0) and np.allclose(ks[2], ks[1], rtol=1e-12, atol=0)
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(tmp_path / "x.npy"), "-o", str(tmp_path / "bad.npy"), "--precision", "float16"])
+    assert e.value.code == 2
