@@ -15,6 +15,7 @@ __all__ = [
     "gemm_abt",
     "gemm_abt_f32",
     "gram",
+    "gram_none",
     "linear_sum_assignment",
     "match_affinity",
     "linear_sum_assignment_f32",
@@ -46,6 +47,16 @@ def gram(
 ) -> tuple[
     npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]], Optional[npt.NDArray[np.float64]]
 ]: ...
+def gram_none(
+    x: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
+    y: Union[npt.NDArray[np.float64], npt.NDArray[np.float32], None] = None,
+    *,
+    mean: Optional[npt.NDArray[np.float64]] = None,
+    precision: str = "float64",
+    threads: Optional[int] = None,
+    progress: Optional[Callable[[int], object]] = None,
+    options: Optional[dict[str, int]] = None,
+) -> npt.NDArray[np.float64]: ...
 def match_affinity(
     affinity: npt.NDArray[np.float64],
     norms_x: npt.NDArray[np.float64],

@@ -11,8 +11,10 @@ Everything :func:`semrsm.gram` and :func:`semrsm.build` compute goes through her
   order, so it cannot overflow and does not depend on any block size) and a content hash.
 - :class:`Engine` plans the tiles (fixed order: rows of tiles top to bottom, in each the
   columns left to right; the square case only the upper triangle), reads, widens and centres
-  the row blocks (:meth:`Engine.block`, the single place inputs are read for computing) and
-  calls the Rust tile function ``_core.gram``. :meth:`Engine.tiles` yields
+  the row blocks (:meth:`Engine.block`, the single place inputs are widened in Python) and
+  calls the Rust tile function ``_core.gram``; ``matcher="none"`` tiles read raw blocks
+  (:meth:`Engine.raw_block`) that ``_core.gram_none`` widens and centres inside its GEMM, with
+  the same bits (:attr:`Engine.direct_none`). :meth:`Engine.tiles` yields
   ``(tile, G, perm, bound)`` for each tile; sinks (memory, a ``.npy`` file with resume) and the
   Dask driver consume them.
 
@@ -54,11 +56,12 @@ BLOCK_BYTES = 64 << 20
 #: tiles in flight only, also when ``S·C`` is small and many rows would fit in a block.
 TILE_BYTES = 256 << 20
 #: Row-block budget of in-memory ``matcher="none"`` runs (output in memory, no bound, no
-#: cluster): their tiles are GEMMs over all ``S·C`` products, faster per entry the larger the
-#: tile, and every tile row widens and centres again the blocks of the rows after it, so fewer,
-#: larger tiles pay (1.6x at N = 1000, S·C = 196·256, docs/benchmarks.md). Capped at half the
-#: input's own bytes (the two blocks in flight never exceed the input: no whole float64 copy of
-#: a float32 input) and at an eighth of the available memory; never below :data:`BLOCK_BYTES`.
+#: permutations, no cluster) whose input is read (a file, zarr): their tiles are GEMMs over all
+#: ``S·C`` products, faster per entry the larger the tile, so fewer, larger tiles pay. Blocks are
+#: raw (:meth:`Engine.raw_block`, the input's dtype) and capped at half the input's own bytes
+#: (the two blocks in flight never exceed the input) and at an eighth of the available memory;
+#: never below :data:`BLOCK_BYTES`. An in-memory float32/float64 array is one tile (its blocks
+#: are views).
 NONE_BLOCK_BYTES = 256 << 20
 #: Raw bytes read at a time by the streaming pass.
 SCAN_BYTES = 32 << 20
@@ -679,8 +682,12 @@ class Engine:
         raw = max(self.x.source.dtype.itemsize, 8)
         # "mixed": float64 blocks plus their float32 copies made by the core.
         mixed = 2 * t * s * c * 4 if o.precision == "mixed" else 0
+        blocks = 2 * t * s * c * work + t * s * c * (raw + 8) + mixed
+        if o.matcher == "none" and not o.return_bound and not o.return_permutations:
+            # raw blocks of x and y and their (S, C)-ordered copies (Engine.raw_block, gram_none)
+            blocks = 4 * t * s * c * raw_itemsize(self.x.source.dtype)
         parts = {
-            "input blocks": 2 * t * s * c * work + t * s * c * (raw + 8) + mixed,
+            "input blocks": blocks,
             # G (and bound) of the tile, its mirror image; the permutations and, off the
             # diagonal of a square matrix, their inverse
             "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
@@ -764,6 +771,54 @@ class Engine:
             return work
         return block
 
+    @property
+    def direct_none(self) -> bool:
+        """Whether the tiles are ``matcher="none"`` products computed straight from the raw rows
+        (:meth:`raw_block`, ``_core.gram_none``: widened and centred chunk by chunk inside the
+        GEMM's loop, no float64 copy of a block). The bits are those of the path through
+        :meth:`block` and ``_core.gram``; that path stays for permutations, bounds and inputs
+        whose scan bound says centring, the working precision or an inner product could
+        overflow (it names the entry)."""
+        o = self.options
+        if o.matcher != "none" or o.return_bound or o.return_permutations:
+            return False
+        single = o.precision == "float32"
+        top = float(np.finfo(np.float32).max) / 2 if single else float(np.finfo(np.float64).max)
+        limit = 1e37 if single else 1e300  # the core's MAX_PRODUCT
+        bx, by = self.bounds[0], self.bounds[-1]
+        with np.errstate(over="ignore"):
+            product = float(self.x.s * self.x.c) * bx * by
+        return bool(bx < top and by < top and product < limit)
+
+    def raw_block(self, which: str, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` of ``x`` or ``y`` as an ``(n, S, C)`` view of the rows as read
+        (float32 or float64; float16 is widened to float32, integers and wider floats to float64,
+        the values :meth:`block` widens). Never written to."""
+        inp = self.x if which == "x" else self.y
+        assert inp is not None
+        raw = np.asarray(inp.source.read(r0, r1))
+        if raw.dtype not in (np.float32, np.float64):
+            raw = raw.astype(np.float32 if raw.dtype == np.float16 else np.float64)
+        return inp.to_nsc(raw)
+
+    def _record_norms(self, tile: Tile) -> None:
+        """Squared norms of the rows and columns of ``tile`` not recorded yet (through
+        :meth:`block`, as the other path records them)."""
+        other = ("x", self.sq_x) if self.y is None else ("y", self.sq_y)
+        for (which, sq), a0, a1 in ((("x", self.sq_x), tile.r0, tile.r1), (other, tile.c0, tile.c1)):
+            if sq is not None and np.isnan(sq[a0:a1]).any():
+                self.block(which, a0, a1)
+
+    def compute_none(self, tile: Tile, xb: np.ndarray, yb: Optional[np.ndarray], progress: Optional[ProgressFn] = None) -> np.ndarray:
+        """``_core.gram_none`` on blocks from :meth:`raw_block` (the tile's ``G``)."""
+        y = None if tile.diagonal else yb
+        if y is not None and y.dtype != xb.dtype:  # float32 with float64: widen (exactly)
+            xb, y = xb.astype(np.float64), y.astype(np.float64)
+        return _core.gram_none(
+            xb, y, mean=self.mean, precision="float32" if self.options.precision == "float32" else "float64",
+            threads=self.options.threads, progress=progress, options=self.options.matcher_options,
+        )
+
     def compute(self, tile: Tile, xb: np.ndarray, yb: Optional[np.ndarray], progress: Optional[ProgressFn] = None):
         """The Rust tile function on blocks from :meth:`block`."""
         o = self.options
@@ -789,13 +844,20 @@ class Engine:
         consumer mirrors it (:func:`write_tile`). Row blocks are read once per tile row."""
         current: Optional[tuple[int, np.ndarray]] = None
         other = "x" if self.y is None else "y"
+        direct = self.direct_none
+        read = self.raw_block if direct else self.block
         for tile in self.plan:
             if todo is not None and not todo[tile.index]:
                 continue
             if current is None or current[0] != tile.r0:
-                current = (tile.r0, self.block("x", tile.r0, tile.r1))
+                current = (tile.r0, read("x", tile.r0, tile.r1))
             xb = current[1]
-            yb = None if tile.diagonal else self.block(other, tile.c0, tile.c1)
+            yb = None if tile.diagonal else read(other, tile.c0, tile.c1)
+            if direct:
+                if self.record_norms:
+                    self._record_norms(tile)
+                yield tile, self.compute_none(tile, xb, yb, progress), None, None
+                continue
             G, perm, bound = self.compute(tile, xb, yb, progress)
             yield tile, G, perm, bound
 
@@ -857,18 +919,39 @@ def _default_rows(x: Input, y: Optional[Input], o: Options, in_memory: bool = Fa
     cluster), ``matcher="none"`` uses blocks of up to :data:`NONE_BLOCK_BYTES`."""
     work = 4 if o.precision == "float32" else 8
     n = max(x.n, 0 if y is None else y.n)
-    block = BLOCK_BYTES
-    if in_memory and o.matcher == "none" and not o.return_bound:
-        own = x.n * x.s * x.c * x.source.dtype.itemsize
+    block, row = BLOCK_BYTES, x.s * x.c * work
+    if in_memory and o.matcher == "none" and not o.return_bound and not o.return_permutations:
+        # Raw row blocks (Engine.raw_block): in the input's dtype, no float64 copy.
+        row = x.s * x.c * raw_itemsize(x.source.dtype)
+        own = x.n * row
         budget = available_memory()
-        block = min(NONE_BLOCK_BYTES, own // 2, NONE_BLOCK_BYTES if budget is None else budget // 8)
-        block = max(BLOCK_BYTES, block)
-    rows = max(1, block // max(1, x.s * x.c * work))
+        # An in-memory array's blocks are views of it: the whole input in one tile; other
+        # sources (files, zarr) are read: blocks of at most half the input's bytes.
+        block = own if _is_view_source(x.source) else min(NONE_BLOCK_BYTES, own // 2)
+        block = max(BLOCK_BYTES, min(block, block if budget is None else budget // 8))
+    rows = max(1, block // max(1, row))
     per_entry = 8 * (3 + o.return_bound) + work  # as Engine.memory_estimate's "tile"
     rows = min(rows, max(1, int((TILE_BYTES // per_entry) ** 0.5)))
     if o.return_permutations:
         rows = min(rows, max(1, int((BLOCK_BYTES // (8 * x.s)) ** 0.5)))
     return int(min(n, rows))
+
+
+def raw_itemsize(dtype: np.dtype) -> int:
+    """Bytes per entry of a raw block (:meth:`Engine.raw_block`: float32 up to 4-byte inputs,
+    else float64)."""
+    return 4 if dtype.itemsize <= 4 and dtype.kind == "f" else 8
+
+
+def _is_view_source(source: Source) -> bool:
+    """Whether reading rows of ``source`` makes no copy (an in-memory numpy array of float32 or
+    float64)."""
+    return (
+        isinstance(source, ArraySource)
+        and isinstance(source.array, np.ndarray)
+        and not isinstance(source.array, np.memmap)
+        and source.dtype in (np.float32, np.float64)
+    )
 
 
 # --------------------------------------------------------------------------- sinks

@@ -596,7 +596,23 @@ impl<T: GemmScalar> Gemm<T> {
         &mut self,
         a: ArrayView2<'_, T>,
         b: ArrayView2<'_, T>,
+        c: ArrayViewMut2<'_, T>,
+    ) -> Result<()> {
+        self.abt_acc(a, b, c, false)
+    }
+
+    /// [`Gemm::abt`], or with `accumulate` `C += A·Bᵀ`: each entry's FMA chain continues from
+    /// the value in `C`, so a product split along `k` into consecutive calls has the bits of
+    /// one call (the spatio-semantic baseline widens and centres its inputs in `k`-chunks).
+    ///
+    /// # Errors
+    /// As [`Gemm::abt`].
+    pub fn abt_acc(
+        &mut self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
         mut c: ArrayViewMut2<'_, T>,
+        accumulate: bool,
     ) -> Result<()> {
         let ((m, k), (n, kb)) = (a.dim(), b.dim());
         if k != kb || c.dim() != (m, n) {
@@ -611,7 +627,9 @@ impl<T: GemmScalar> Gemm<T> {
             return Ok(());
         }
         if k == 0 {
-            c.fill(T::default());
+            if !accumulate {
+                c.fill(T::default());
+            }
             return Ok(());
         }
         let isa = self.isa.unwrap_or_else(super::isa);
@@ -659,7 +677,7 @@ impl<T: GemmScalar> Gemm<T> {
                     let block = Block {
                         kernel: &kernel,
                         kc,
-                        load: p0 > 0,
+                        load: p0 > 0 || accumulate,
                         a: &self.packed_a,
                         b: &self.packed_b,
                         c: pc,

@@ -257,6 +257,70 @@ fn gram<'py>(
     ))
 }
 
+/// `G` of `matcher="none"` straight from raw `(n, S, C)` blocks (float32 or float64, any
+/// strides: a transposed view of `(N, C, H, W)` data is read as it is), centred by `mean`
+/// (`(S, C)` float64) while they are widened; `precision` is "float64" or "float32" (the
+/// working precision of the products); `y=None` is a diagonal tile; `options` are checked as
+/// the matcher "none"'s (it takes none). See `rsm::none`.
+#[pyfunction]
+#[pyo3(signature = (x, y=None, *, mean=None, precision="float64", threads=None, progress=None, options=None))]
+#[allow(clippy::too_many_arguments)]
+fn gram_none<'py>(
+    py: Python<'py>,
+    x: Samples<'py>,
+    y: Option<Samples<'py>>,
+    mean: Option<PyReadonlyArray2<'py, f64>>,
+    precision: &str,
+    threads: Option<usize>,
+    progress: Option<Bound<'py, PyAny>>,
+    options: Option<BTreeMap<String, i64>>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    parse_matcher("none", options)?;
+    use crate::rsm::none::{gram_none as none, RawElement};
+    fn go<'py, R: RawElement + numpy::Element>(
+        py: Python<'py>,
+        x: &PyReadonlyArray3<'py, R>,
+        y: Option<&PyReadonlyArray3<'py, R>>,
+        mean: Option<&PyReadonlyArray2<'py, f64>>,
+        single: bool,
+        threads: Option<usize>,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<ndarray::Array2<f64>> {
+        let (xv, yv, mv) = (
+            x.as_array(),
+            y.map(|y| y.as_array()),
+            mean.map(|m| m.as_array()),
+        );
+        run_detached_with_progress(py, progress, |c, p| {
+            if single {
+                none::<R, f32>(xv, yv, mv, threads, c, p)
+            } else {
+                none::<R, f64>(xv, yv, mv, threads, c, p)
+            }
+        })
+    }
+    let single = match precision {
+        "float64" => false,
+        "float32" => true,
+        other => {
+            return Err(OptionError::new_err(format!(
+                "precision must be 'float64' or 'float32', got {other:?}"
+            )))
+        }
+    };
+    let (m, p) = (mean.as_ref(), progress.as_ref());
+    let out = match (&x, &y) {
+        (Samples::F64(x), None) => go(py, x, None, m, single, threads, p),
+        (Samples::F64(x), Some(Samples::F64(y))) => go(py, x, Some(y), m, single, threads, p),
+        (Samples::F32(x), None) => go(py, x, None, m, single, threads, p),
+        (Samples::F32(x), Some(Samples::F32(y))) => go(py, x, Some(y), m, single, threads, p),
+        _ => Err(OptionError::new_err(
+            "internal: x and y must have the same dtype (float64 or float32)",
+        )),
+    }?;
+    Ok(out.into_pyarray(py))
+}
+
 /// Process-wide counters of the mixed-precision exact matcher
 /// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates)`.
 #[pyfunction]
@@ -413,6 +477,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OptionError", py.get_type::<OptionError>())?;
     m.add("TooLargeError", py.get_type::<TooLargeError>())?;
     m.add_function(wrap_pyfunction!(gram, m)?)?;
+    m.add_function(wrap_pyfunction!(gram_none, m)?)?;
     m.add_function(wrap_pyfunction!(scratch_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(match_affinity, m)?)?;
     m.add_function(wrap_pyfunction!(linear_sum_assignment, m)?)?;

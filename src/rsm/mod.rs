@@ -15,7 +15,8 @@
 //! pair. Pairs are distributed over a rayon pool; each pair's value depends on that pair's data
 //! alone, so results are bit-identical for any number of threads. The spatio-semantic baseline
 //! ([`Matcher::None`]) needs no affinity: it is one GEMM of the flattened samples, in output
-//! blocks (the upper triangle only in the square case; again independent of the thread count).
+//! blocks (the upper triangle only in the square case; again independent of the thread count);
+//! [`none::gram_none`] computes it from the raw input, widening and centring chunk by chunk.
 //!
 //! In the square case the diagonal is not matched: `max_P ⟨x, P x⟩ = ‖x‖²` (Cauchy–Schwarz, the
 //! identity attains it), which is also the value every matcher would reach at best, so
@@ -47,10 +48,13 @@ use crate::lap::Cost;
 use crate::matching::mixed::{self, PairFactors};
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
+pub mod none;
 pub mod pool;
 
 /// Floating-point type of the representations and affinities: `f64` (default) or `f32`.
-pub trait Real: Cost + GemmScalar + ndarray::LinalgScalar + Send + Sync {
+pub trait Real:
+    Cost + GemmScalar + ndarray::LinalgScalar + Send + Sync + none::Work + none::RawElement
+{
     /// Largest product of two concept-vector norms for which affinities stay safely finite.
     const MAX_PRODUCT: f64;
 
@@ -153,13 +157,7 @@ fn pair_block(s: usize, elem_bytes: usize) -> usize {
 #[must_use]
 pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
     if !needs_affinity {
-        let buffer = if elem_bytes < 8 {
-            NONE_BLOCK * NONE_BLOCK * elem_bytes
-        } else {
-            0
-        };
-        return workspace_bytes(elem_bytes, NONE_BLOCK, NONE_BLOCK, s.saturating_mul(c))
-            .saturating_add(buffer);
+        return none::scratch_bytes(s, c, elem_bytes);
     }
     let b = pair_block(s, elem_bytes);
     let block = if b > 1 {
@@ -601,69 +599,14 @@ fn gram_in_pool<T: Real>(
 
 /// `G = X Yᵀ` on the flattened samples with the deterministic GEMM ([`Gemm`]), in square output
 /// blocks ([`none_block`]), one task each; in the square case only the blocks on and
-/// above the diagonal, then mirrored.
+/// above the diagonal, then mirrored: [`none::gram_none`]'s blocks, without centring.
 fn spatio_semantic<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
     cancel: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<Array2<f64>> {
-    let x = x.as_standard_layout();
-    let (n, s, c) = x.dim();
-    let xf = x
-        .view()
-        .into_shape_with_order((n, s * c))
-        .map_err(|e| Error::Shape(e.to_string()))?;
-    let y_std = y.as_ref().map(|y| y.as_standard_layout());
-    let yf: ArrayView2<'_, T> = match &y_std {
-        Some(y) => {
-            let m = y.dim().0;
-            y.view()
-                .into_shape_with_order((m, s * c))
-                .map_err(|e| Error::Shape(e.to_string()))?
-        }
-        None => xf,
-    };
-    let m = yf.nrows();
-    let square = y.is_none();
-    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
-    let side = none_block(n, m, square, rayon::current_num_threads().max(1));
-    let mut blocks: Vec<(usize, usize, ArrayViewMut2<'_, f64>)> = Vec::new();
-    for (bi, stripe) in values.axis_chunks_iter_mut(Axis(0), side).enumerate() {
-        for (bj, block) in stripe.into_axis_chunks_iter_mut(Axis(1), side).enumerate() {
-            if !square || bj >= bi {
-                blocks.push((bi * side, bj * side, block));
-            }
-        }
-    }
-    blocks
-        .par_iter_mut()
-        .with_max_len(1)
-        .try_for_each(|(i0, j0, out)| -> Result<()> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            let (rows, cols) = out.dim();
-            let (i0, j0) = (*i0, *j0);
-            T::abt_into_f64(
-                &mut Gemm::new(),
-                xf.slice(s![i0..i0 + rows, ..]),
-                yf.slice(s![j0..j0 + cols, ..]),
-                out.view_mut(),
-            )?;
-            let done = if square && i0 == j0 {
-                (rows * (rows + 1) / 2) as u64
-            } else {
-                (rows * cols) as u64
-            };
-            progress.fetch_add(done, Ordering::Relaxed);
-            Ok(())
-        })?;
-    drop(blocks);
-    if square {
-        mirror_upper(&mut values);
-    }
-    Ok(values)
+    none::fill_blocks::<T, T>(x, y, None, cancel, progress)
 }
 
 /// Copy the upper triangle onto the lower one, so the matrix is exactly symmetric.

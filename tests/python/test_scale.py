@@ -208,21 +208,25 @@ def test_default_tiles_bound_the_results_in_flight(tmp_path, monkeypatch):
 
 
 def test_in_memory_none_uses_larger_blocks_within_half_the_input(tmp_path, monkeypatch):
-    """In-memory matcher="none" runs get row blocks of up to NONE_BLOCK_BYTES (fewer, larger
-    GEMM tiles, fewer re-widened blocks), capped at half the input's own bytes: the two blocks in
-    flight never exceed the input (no whole float64 copy of a float32 input)."""
+    """In-memory matcher="none" runs read raw row blocks (the input's dtype, no float64 copy):
+    an in-memory array is one tile (its blocks are views), another source (a .npy file) gets
+    blocks of up to NONE_BLOCK_BYTES capped at half the input's own bytes (the two blocks in
+    flight never exceed the input). Any tiling gives the same bits."""
     monkeypatch.setattr(_tiles, "BLOCK_BYTES", 1 << 20)
     monkeypatch.setattr(_tiles, "NONE_BLOCK_BYTES", 16 << 20)
     monkeypatch.setattr(_tiles, "available_memory", lambda: None)
     x = RNG.normal(size=(400, 64, 8, 8)).astype(np.float32)  # 6.6 MB; a float64 row is 32 KiB
     row = 64 * 64 * 8
+    path = tmp_path / "x.npy"
+    np.save(path, x)
 
-    def rows(matcher="none", bound=False, **kw):
+    def rows(matcher="none", bound=False, data=x, **kw):
         o = _tiles.check_options(matcher, {}, True, "float64", False, bound, None)
-        return _tiles.Engine.create(x, None, "auto", o, **kw).rows
+        return _tiles.Engine.create(data, None, "auto", o, **kw).rows
 
     assert rows() == rows(in_memory=False) == (1 << 20) // row  # 32 rows
-    assert rows(in_memory=True) == x.nbytes // 2 // row  # 100 rows: 2 blocks = the input's bytes
+    assert rows(in_memory=True) == 400  # views of the array: one tile
+    assert rows(in_memory=True, data=path) == x.nbytes // 2 // (row // 2)  # 200 raw float32 rows
     assert rows("exact", in_memory=True) == rows("none", bound=True, in_memory=True) == (1 << 20) // row
     # gram: in memory without a cluster only (not with out=)
     seen = []
@@ -236,7 +240,7 @@ def test_in_memory_none_uses_larger_blocks_within_half_the_input(tmp_path, monke
     monkeypatch.setattr(_tiles.Engine, "create", classmethod(spy))
     G = semrsm.gram(x, matcher="none")
     F = semrsm.gram(x, matcher="none", out=tmp_path / "G.npy")
-    assert seen == [100, 32]
+    assert seen == [400, 32]
     assert np.array_equal(bits(G), bits(F)) and np.array_equal(bits(G), bits(semrsm.gram(x, matcher="none", tile=37)))
 
 

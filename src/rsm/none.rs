@@ -1,0 +1,618 @@
+//! The spatio-semantic baseline ([`Matcher::None`](crate::matching::Matcher::None)) straight
+//! from the raw input: `G = (X − μ)(Y − μ)ᵀ` on the flattened samples, without a widened,
+//! centred copy of the input.
+//!
+//! Each task computes one square block of `G` ([`super::none_block`]; the upper triangle only in
+//! the square case, then mirrored). It walks the `S·C` products of a sample in `k`-chunks of
+//! [`CHUNK`] entries: the rows of the block are widened from their own dtype (`f32` or `f64`),
+//! centred (`f64(x) − μ`, then rounded to the working precision) into two small buffers, and the
+//! deterministic GEMM continues every entry's FMA chain from the previous chunk
+//! ([`Gemm::abt_acc`]). So each entry is the strict `k`-order chain over the `(S, C)`-ordered
+//! products of the centred values — the bits of [`super::gram`] on an input centred beforehand,
+//! whatever the input's memory layout (`(N, S, C)` or a transposed view of `(N, C, H, W)`), the
+//! chunk, the block or the thread count. The input is read once per block of rows it meets and
+//! never copied whole: memory is the output plus, per thread, two `240 × CHUNK` buffers, the
+//! GEMM's packing buffers and one output block ([`scratch_bytes`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, CowArray, Ix3};
+use rayon::prelude::*;
+
+use super::{mirror_upper, none_block, pool, try_array2, try_filled, Real, NONE_BLOCK};
+use crate::error::{Error, Result};
+use crate::kernels::gemm::{workspace_bytes, Gemm};
+
+/// Products per chunk (`k`): each chunk's buffers, `240 × CHUNK` per side (480 KiB in `f64`),
+/// stay within a core's L2 share; a multiple of the GEMM's `k`-block (chunks of 256 to 4096
+/// measured the same).
+pub const CHUNK: usize = 256;
+
+/// Rows per strip of a diagonal block (a multiple of every micro-kernel's rows): only the
+/// strips' part on and above the diagonal is computed, the rest is mirrored.
+const STRIP: usize = 48;
+
+/// A raw input element: widened exactly to `f64`.
+pub trait RawElement: Copy + Send + Sync + 'static {
+    /// The value as `f64` (exact for `f32` and `f64`).
+    fn widen(self) -> f64;
+}
+
+impl RawElement for f32 {
+    fn widen(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl RawElement for f64 {
+    fn widen(self) -> f64 {
+        self
+    }
+}
+
+/// The working precision: a centred `f64` value rounded to it.
+pub trait Work: Copy + Send + Sync + Sized + 'static {
+    /// `v` rounded to the working precision (to nearest; may overflow to infinity in `f32`).
+    fn narrow(v: f64) -> Self;
+    /// The `f64` output block as a block of the working precision (`f64` only: there the
+    /// products accumulate in the output itself).
+    fn as_work(out: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>>;
+}
+
+impl Work for f64 {
+    fn narrow(v: f64) -> Self {
+        v
+    }
+
+    fn as_work(out: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>> {
+        Some(out)
+    }
+}
+
+impl Work for f32 {
+    #[allow(clippy::cast_possible_truncation)]
+    fn narrow(v: f64) -> Self {
+        v as f32
+    }
+
+    fn as_work(_: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>> {
+        None
+    }
+}
+
+/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): two chunk
+/// buffers, in `f32` one output block, and the GEMM's packing buffers.
+#[must_use]
+pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
+    let k = s.saturating_mul(c).min(CHUNK);
+    let block = if elem_bytes < 8 {
+        NONE_BLOCK * NONE_BLOCK
+    } else {
+        0
+    };
+    (2 * NONE_BLOCK * k + block)
+        .saturating_mul(elem_bytes)
+        .saturating_add(workspace_bytes(elem_bytes, NONE_BLOCK, NONE_BLOCK, k))
+}
+
+/// `G = (x − μ)(y − μ)ᵀ` over the flattened `(S, C)` samples (`y = x` when `None`; `μ = 0`
+/// when `mean` is `None`), each entry the strict `k`-order FMA chain in precision `T` of the
+/// centred values `T(f64(x) − μ)`, returned as `f64`. `x` is `(N, S, C)` and `y` `(M, S, C)` in
+/// any memory layout (strided views, e.g. `(N, C, H, W)` seen as `(N, S, C)`, are read as they
+/// are); `mean` is `(S, C)`.
+///
+/// Complexity: `O(N·M·S·C)` (half in the square case); memory: the output plus
+/// [`scratch_bytes`] per thread.
+///
+/// # Errors
+/// [`Error::Empty`] and [`Error::Shape`] for empty or mismatched inputs, [`Error::NonFinite`]
+/// for NaN/inf entries, [`Error::Range`] when centring or the working precision overflows, or
+/// an inner product does, [`Error::TooLarge`] when the output cannot be allocated,
+/// [`Error::InvalidOption`] for `threads == Some(0)`, [`Error::ThreadPool`],
+/// [`Error::Interrupted`] once `cancel` is set. `progress` is incremented (relaxed) by the pairs
+/// of each finished block, by [`super::tile_pairs`] in total.
+///
+/// # Example
+/// ```
+/// use ndarray::{array, Array3};
+/// use std::sync::atomic::{AtomicBool, AtomicU64};
+/// use semrsm::rsm::none::gram_none;
+/// // Two samples of 2 positions × 1 channel, centred by their mean [[2], [1]].
+/// let x = Array3::from_shape_vec((2, 2, 1), vec![1.0_f32, 2.0, 3.0, 0.0]).unwrap();
+/// let mean = array![[2.0], [1.0]];
+/// let g = gram_none::<f32, f64>(
+///     x.view(), None, Some(mean.view()), Some(1), &AtomicBool::new(false), &AtomicU64::new(0),
+/// ).unwrap();
+/// assert_eq!(g, array![[2.0, -2.0], [-2.0, 2.0]]);
+/// ```
+pub fn gram_none<R: RawElement, T: Real>(
+    x: ArrayView3<'_, R>,
+    y: Option<ArrayView3<'_, R>>,
+    mean: Option<ArrayView2<'_, f64>>,
+    threads: Option<usize>,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<Array2<f64>> {
+    let (_, s, c) = x.dim();
+    check_nonempty(&x, "x")?;
+    if let Some(y) = &y {
+        check_nonempty(y, "y")?;
+        let (_, sy, cy) = y.dim();
+        if cy != c {
+            return Err(Error::Shape(format!(
+                "x and y must have the same number of channels C, got {c} and {cy}"
+            )));
+        }
+        if sy != s {
+            return Err(Error::Shape(format!(
+                "x and y must have the same number of spatial positions S, got {s} and {sy}"
+            )));
+        }
+    }
+    let mean = match mean {
+        Some(m) if m.dim() != (s, c) => {
+            return Err(Error::Shape(format!(
+                "the mean must have shape (S, C) = ({s}, {c}), got {:?}",
+                m.dim()
+            )))
+        }
+        Some(m) => Some(m.as_standard_layout().into_owned()),
+        None => None,
+    };
+    if let Some(m) = &mean {
+        if let Some(k) = m.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "mean",
+                index: vec![k / c, k % c],
+                value: m.iter().nth(k).copied().unwrap_or(f64::NAN),
+            });
+        }
+    }
+    let mean = mean.as_ref().and_then(|m| m.as_slice());
+    pool::pool(threads)?.install(|| {
+        let xs = by_sample(x)?;
+        let ys = y.map(by_sample).transpose()?;
+        fill_blocks::<R, T>(
+            xs.view(),
+            ys.as_ref().map(|y| y.view()),
+            mean,
+            cancel,
+            progress,
+        )
+    })
+}
+
+/// `dst` (`cols × rows`, row-major) = the transpose of `src` (`rows × cols`), in 16 × 16 blocks
+/// so that both sides are read and written a cache line at a time.
+fn transpose<R: Copy>(src: &[R], dst: &mut [R], rows: usize, cols: usize) {
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        let r1 = rows.min(r0 + B);
+        for c0 in (0..cols).step_by(B) {
+            let c1 = cols.min(c0 + B);
+            for r in r0..r1 {
+                let line = &src[r * cols + c0..r * cols + c1];
+                for (k, &e) in line.iter().enumerate() {
+                    dst[(c0 + k) * rows + r] = e;
+                }
+            }
+        }
+    }
+}
+
+/// `a` with every sample stored `(S, C)` row-major (as is when it already is; otherwise a copy
+/// in its own dtype, made in parallel one sample at a time: a transposed view of `(N, C, H, W)`
+/// data is transposed once here, not once per block that reads it).
+fn by_sample<R: RawElement>(a: ArrayView3<'_, R>) -> Result<CowArray<'_, R, Ix3>> {
+    let (n, s, c) = a.dim();
+    let st = a.strides();
+    if (c == 1 || st[2] == 1) && (s == 1 || st[1] == c as isize) {
+        return Ok(CowArray::from(a));
+    }
+    let len = n.checked_mul(s).and_then(|e| e.checked_mul(c));
+    let zero = a[[0, 0, 0]];
+    let mut out = Array3::from_shape_vec((n, s, c), try_filled(len, zero, "a copy of the input")?)
+        .map_err(|e| Error::Shape(e.to_string()))?;
+    out.outer_iter_mut()
+        .into_par_iter()
+        .zip(a.outer_iter().into_par_iter())
+        .for_each(|(mut dst, src)| {
+            let t = src.t();
+            match (dst.as_slice_mut(), t.as_slice()) {
+                (Some(dst), Some(src)) => transpose(src, dst, c, s),
+                (_, _) => dst.assign(&src),
+            }
+        });
+    Ok(CowArray::from(out))
+}
+
+fn check_nonempty<R>(a: &ArrayView3<'_, R>, what: &'static str) -> Result<()> {
+    if a.is_empty() {
+        let (n, s, c) = a.dim();
+        return Err(Error::Empty {
+            what,
+            detail: format!(
+                "shape (N, S, C) = ({n}, {s}, {c}); every dimension must be at least 1"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The blocks of `G`, one task each (as [`super::spatio_semantic`]).
+pub(super) fn fill_blocks<R: RawElement, T: Real>(
+    x: ArrayView3<'_, R>,
+    y: Option<ArrayView3<'_, R>>,
+    mean: Option<&[f64]>,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<Array2<f64>> {
+    let n = x.dim().0;
+    let square = y.is_none();
+    let yv = y.unwrap_or(x);
+    let m = yv.dim().0;
+    let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
+    let side = none_block(n, m, square, rayon::current_num_threads().max(1));
+    let mut blocks: Vec<(usize, usize, ArrayViewMut2<'_, f64>)> = Vec::new();
+    for (bi, stripe) in values.axis_chunks_iter_mut(Axis(0), side).enumerate() {
+        for (bj, block) in stripe.into_axis_chunks_iter_mut(Axis(1), side).enumerate() {
+            if !square || bj >= bi {
+                blocks.push((bi * side, bj * side, block));
+            }
+        }
+    }
+    let what = if square { "x" } else { "x and y" };
+    blocks
+        .par_iter_mut()
+        .with_max_len(1)
+        .try_for_each(|(i0, j0, out)| -> Result<()> {
+            let (i0, j0) = (*i0, *j0);
+            let diagonal = square && i0 == j0;
+            block::<R, T>(&x, &yv, mean, i0, j0, diagonal, out, cancel, what)?;
+            let (rows, cols) = out.dim();
+            let done = if diagonal {
+                (rows * (rows + 1) / 2) as u64
+            } else {
+                (rows * cols) as u64
+            };
+            progress.fetch_add(done, Ordering::Relaxed);
+            Ok(())
+        })?;
+    drop(blocks);
+    if square {
+        mirror_upper(&mut values);
+    }
+    Ok(values)
+}
+
+/// One block of `G` (rows `i0..`, columns `j0..`; `diagonal`: the rows of `x` against
+/// themselves), chunk by chunk.
+#[allow(clippy::too_many_arguments)]
+fn block<R: RawElement, T: Real>(
+    x: &ArrayView3<'_, R>,
+    y: &ArrayView3<'_, R>,
+    mean: Option<&[f64]>,
+    i0: usize,
+    j0: usize,
+    diagonal: bool,
+    out: &mut ArrayViewMut2<'_, f64>,
+    cancel: &AtomicBool,
+    what: &'static str,
+) -> Result<()> {
+    let (rows, cols) = out.dim();
+    let (_, s, c) = x.dim();
+    let k = s * c;
+    let width = k.min(CHUNK);
+    let mut a = try_filled(Some(rows * width), T::default(), "a chunk buffer")?;
+    let mut b = if diagonal {
+        Vec::new()
+    } else {
+        try_filled(Some(cols * width), T::default(), "a chunk buffer")?
+    };
+    // f64 products accumulate in the output itself; f32 ones in a block buffer.
+    let mut buffer: Option<Array2<T>> = None;
+    let mut target = match T::as_work(out.view_mut()) {
+        Some(view) => view,
+        None => buffer
+            .insert(try_array2(rows, cols, T::default(), "an output block")?)
+            .view_mut(),
+    };
+    let mut gemm = Gemm::<T>::new();
+    for k0 in (0..k).step_by(width) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let w = width.min(k - k0);
+        widen(x, i0, rows, k0, w, mean, &mut a[..rows * w], "x")?;
+        let av = ArrayView2::from_shape((rows, w), &a[..rows * w])
+            .map_err(|e| Error::Shape(e.to_string()))?;
+        if diagonal {
+            // Strips of rows against the columns from their first row on: the block's upper
+            // triangle (and the strips' own squares), not its full square.
+            for r in (0..rows).step_by(STRIP) {
+                let h = STRIP.min(rows - r);
+                let part = target.slice_mut(s![r..r + h, r..]);
+                gemm.abt_acc(
+                    av.slice(s![r..r + h, ..]),
+                    av.slice(s![r.., ..]),
+                    part,
+                    k0 > 0,
+                )?;
+            }
+        } else {
+            let name = if what == "x" { "x" } else { "y" };
+            widen(y, j0, cols, k0, w, mean, &mut b[..cols * w], name)?;
+            let bv = ArrayView2::from_shape((cols, w), &b[..cols * w])
+                .map_err(|e| Error::Shape(e.to_string()))?;
+            gemm.abt_acc(av, bv, target.view_mut(), k0 > 0)?;
+        }
+    }
+    drop(target);
+    if let Some(buffer) = &buffer {
+        out.zip_mut_with(buffer, |o, &e| *o = e.to_f64());
+    }
+    let mut finite = true;
+    out.for_each(|o| finite &= o.is_finite());
+    if !finite {
+        let hint = if std::mem::size_of::<T>() < 8 {
+            " (beyond what precision=\"float32\" can sum; use precision=\"float64\")"
+        } else {
+            ""
+        };
+        return Err(Error::Range {
+            what,
+            detail: format!("an inner product of samples {i0}.. and {j0}.. overflows{hint}"),
+        });
+    }
+    Ok(())
+}
+
+/// Rows `r0..r0 + rows`, products `k0..k0 + w` (in `(S, C)` order) of `a`, centred and in the
+/// working precision, into `buf` (`rows × w`, row-major).
+#[allow(clippy::too_many_arguments)]
+fn widen<R: RawElement, T: Real>(
+    a: &ArrayView3<'_, R>,
+    r0: usize,
+    rows: usize,
+    k0: usize,
+    w: usize,
+    mean: Option<&[f64]>,
+    buf: &mut [T],
+    name: &'static str,
+) -> Result<()> {
+    let c = a.dim().2;
+    let mut finite = true;
+    for r in 0..rows {
+        let sample = a.index_axis(Axis(0), r0 + r);
+        let dst = &mut buf[r * w..(r + 1) * w];
+        let mut k = k0;
+        while k < k0 + w {
+            let (p, c0) = (k / c, k % c);
+            let c1 = c.min(c0 + (k0 + w - k));
+            let part = &mut dst[k - k0..k - k0 + (c1 - c0)];
+            let src = sample.slice(s![p, c0..c1]);
+            match (src.as_slice(), mean) {
+                (Some(src), Some(mean)) => {
+                    for ((d, &e), &mu) in part.iter_mut().zip(src).zip(&mean[k..]) {
+                        let v = T::narrow(e.widen() - mu);
+                        finite &= v.to_f64().is_finite();
+                        *d = v;
+                    }
+                }
+                (Some(src), None) => {
+                    for (d, &e) in part.iter_mut().zip(src) {
+                        let v = T::narrow(e.widen());
+                        finite &= v.to_f64().is_finite();
+                        *d = v;
+                    }
+                }
+                (None, Some(mean)) => {
+                    for ((d, &e), &mu) in part.iter_mut().zip(src.iter()).zip(&mean[k..]) {
+                        let v = T::narrow(e.widen() - mu);
+                        finite &= v.to_f64().is_finite();
+                        *d = v;
+                    }
+                }
+                (None, None) => {
+                    for (d, &e) in part.iter_mut().zip(src.iter()) {
+                        let v = T::narrow(e.widen());
+                        finite &= v.to_f64().is_finite();
+                        *d = v;
+                    }
+                }
+            }
+            k += c1 - c0;
+        }
+    }
+    if finite {
+        return Ok(());
+    }
+    first_bad::<R, T>(a, r0, rows, k0, w, mean, name)
+}
+
+/// The error for the first entry of a chunk (row-major) that is not finite once centred.
+fn first_bad<R: RawElement, T: Real>(
+    a: &ArrayView3<'_, R>,
+    r0: usize,
+    rows: usize,
+    k0: usize,
+    w: usize,
+    mean: Option<&[f64]>,
+    name: &'static str,
+) -> Result<()> {
+    let c = a.dim().2;
+    for r in 0..rows {
+        for kk in k0..k0 + w {
+            let (p, ch) = (kk / c, kk % c);
+            let e = a[[r0 + r, p, ch]].widen();
+            if !e.is_finite() {
+                return Err(Error::NonFinite {
+                    what: name,
+                    index: vec![r0 + r, p, ch],
+                    value: e,
+                });
+            }
+            let mu = mean.map_or(0.0, |m| m[kk]);
+            if !T::narrow(e - mu).to_f64().is_finite() {
+                let hint = if std::mem::size_of::<T>() < 8 {
+                    "exceeds the float32 range (use precision=\"float64\")"
+                } else {
+                    "overflows float64"
+                };
+                return Err(Error::Range {
+                    what: name,
+                    detail: format!(
+                        "entry [{}, {p}, {ch}] = {e:.6e} minus the mean {mu:.6e} {hint}",
+                        r0 + r
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::Matcher;
+    use crate::rsm::{gram, GramOptions};
+    use ndarray::{Array2, Array3};
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 1.3
+            })
+            .collect()
+    }
+
+    /// `x` stored `(N, C, S)` and seen as `(N, S, C)`, its mean, and the centred `(N, S, C)`
+    /// copy in precision `T` (what the tile engine hands to `gram`).
+    fn inputs<T: Real>(n: usize, s: usize, c: usize) -> (Array3<f32>, Array2<f64>, Array3<T>) {
+        let ncs = Array3::from_shape_vec((n, c, s), values(n * c * s, 7))
+            .unwrap()
+            .mapv(|v| v as f32);
+        let nsc = ncs.view().permuted_axes([0, 2, 1]);
+        let mean = nsc.mapv(f64::from).mean_axis(Axis(0)).unwrap();
+        let centred = Array3::from_shape_fn((n, s, c), |(i, p, k)| {
+            T::narrow(f64::from(nsc[[i, p, k]]) - mean[[p, k]])
+        });
+        (ncs, mean, centred)
+    }
+
+    fn same_bits<T: Real>() {
+        let (n, s, c) = (29, 13, 90); // S·C = 1170: three chunks, the last partial
+        let (ncs, mean, centred) = inputs::<T>(n, s, c);
+        let nsc = ncs.view().permuted_axes([0, 2, 1]);
+        let (cancel, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let options = GramOptions {
+            matcher: Matcher::None,
+            threads: Some(2),
+            ..GramOptions::default()
+        };
+        let want = gram(centred.view(), None, &options, &cancel)
+            .unwrap()
+            .values;
+        let want_r = gram(
+            centred.view(),
+            Some(centred.slice(s![3..11, .., ..])),
+            &options,
+            &cancel,
+        )
+        .unwrap()
+        .values;
+        let standard = nsc.as_standard_layout().into_owned();
+        for threads in [1, 3] {
+            for x in [nsc, standard.view()] {
+                let got = gram_none::<f32, T>(
+                    x,
+                    None,
+                    Some(mean.view()),
+                    Some(threads),
+                    &cancel,
+                    &progress,
+                )
+                .unwrap();
+                assert!(got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                let y = x.slice(s![3..11, .., ..]);
+                let got = gram_none::<f32, T>(
+                    x,
+                    Some(y),
+                    Some(mean.view()),
+                    Some(threads),
+                    &cancel,
+                    &progress,
+                )
+                .unwrap();
+                assert!(got
+                    .iter()
+                    .zip(&want_r)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    }
+
+    #[test]
+    fn raw_strided_input_has_the_bits_of_the_centred_copy_f64() {
+        same_bits::<f64>();
+    }
+
+    #[test]
+    fn raw_strided_input_has_the_bits_of_the_centred_copy_f32() {
+        same_bits::<f32>();
+    }
+
+    #[test]
+    fn accumulating_chunks_gives_the_bits_of_one_product() {
+        let a = Array2::from_shape_vec((37, 700), values(37 * 700, 1)).unwrap();
+        let b = Array2::from_shape_vec((45, 700), values(45 * 700, 2)).unwrap();
+        let mut whole = Array2::zeros((37, 45));
+        Gemm::new()
+            .abt(a.view(), b.view(), whole.view_mut())
+            .unwrap();
+        let mut split = Array2::zeros((37, 45));
+        let mut gemm = Gemm::new();
+        for (k0, k1) in [(0, 3), (3, 300), (300, 301), (301, 700)] {
+            let (pa, pb) = (a.slice(s![.., k0..k1]), b.slice(s![.., k0..k1]));
+            gemm.abt_acc(pa, pb, split.view_mut(), k0 > 0).unwrap();
+        }
+        assert!(split
+            .iter()
+            .zip(&whole)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let (cancel, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let mut x = Array3::<f64>::zeros((3, 2, 2));
+        x[[1, 0, 1]] = f64::NAN;
+        let err = gram_none::<f64, f64>(x.view(), None, None, Some(1), &cancel, &progress);
+        assert!(matches!(err, Err(Error::NonFinite { ref index, .. }) if *index == vec![1, 0, 1]));
+        let mean = Array2::<f64>::zeros((2, 3));
+        let err = gram_none::<f64, f64>(
+            x.view(),
+            None,
+            Some(mean.view()),
+            Some(1),
+            &cancel,
+            &progress,
+        );
+        assert!(matches!(err, Err(Error::Shape(_))));
+        let big = Array3::<f64>::from_elem((2, 2, 2), 1e200);
+        let err = gram_none::<f64, f64>(big.view(), None, None, Some(1), &cancel, &progress);
+        assert!(matches!(err, Err(Error::Range { .. })));
+        cancel.store(true, Ordering::Relaxed);
+        let ok = Array3::<f64>::zeros((2, 2, 2));
+        let err = gram_none::<f64, f64>(ok.view(), None, None, Some(1), &cancel, &progress);
+        assert!(matches!(err, Err(Error::Interrupted)));
+    }
+}
