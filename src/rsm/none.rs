@@ -347,7 +347,6 @@ fn block<R: RawElement, T: Real>(
             gemm.abt_acc(av, bv, target.view_mut(), k0 > 0)?;
         }
     }
-    drop(target);
     if let Some(buffer) = &buffer {
         out.zip_mut_with(buffer, |o, &e| *o = e.to_f64());
     }
