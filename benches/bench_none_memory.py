@@ -10,14 +10,15 @@ Usage::
 Rows (medians of ``--reps`` runs, all in the same process, interleaved):
 
 - ``semrsm.gram``: the public call (tile engine: one streaming pass for finiteness, range and
-  mean; row blocks read, widened to float64 and centred per tile; the Rust tile function).
-- ``64 MiB row blocks (before)``: the same with the tile size used before in-memory ``none`` runs
-  got larger blocks (``_tiles.NONE_BLOCK_BYTES``).
+  mean; raw row blocks, widened and centred chunk by chunk inside ``_core.gram_none``'s GEMM).
+- ``float64 blocks + _core.gram (before)``: the path before ``_core.gram_none`` (row blocks of
+  up to 256 MiB, at most half the input, widened to float64 and centred in numpy per tile; the
+  Rust tile function), still used for permutations and bounds.
 - ``core, one tile``: ``_core.gram`` on an input centred beforehand as one float64 array (the
   shape of the code before the tile engine: a full float64 copy of the input).
 - ``numpy``: ``Xc = X.reshape(N, -1) - mean`` (float64) and ``Xc @ Xc.T`` (BLAS).
 
-The engine's own overhead is the first row minus the second; the gap to numpy is the core's GEMM.
+The gain of ``_core.gram_none`` is the second row over the first; the gap to numpy is the core's GEMM.
 """
 
 from __future__ import annotations
@@ -41,17 +42,19 @@ def case(n: int, c: int, dtype: type, reps: int) -> None:
     x = rng.standard_normal((n, c, 14, 14)).astype(dtype)  # (N, C, H, W): S = 196
     semrsm.gram(x[:8], matcher="none", progress=False)  # warm up
     engine = _tiles.Engine.create(x, None, "auto", _tiles.check_options("none", {}, True, "float64", False, False, None), in_memory=True)
-    def previous_tiles() -> None:  # the default before NONE_BLOCK_BYTES: 64 MiB row blocks
-        saved = _tiles.NONE_BLOCK_BYTES
-        _tiles.NONE_BLOCK_BYTES = _tiles.BLOCK_BYTES
+    def previous_tiles() -> None:  # the path before _core.gram_none: float64 blocks, _core.gram
+        saved = (_tiles.Engine.direct_none, _tiles._is_view_source, _tiles.raw_itemsize)
+        _tiles.Engine.direct_none = property(lambda self: False)  # type: ignore[assignment]
+        _tiles._is_view_source = lambda source: False
+        _tiles.raw_itemsize = lambda dtype: 8  # blocks of float64 rows, as before
         try:
             semrsm.gram(x, matcher="none", progress=False)
         finally:
-            _tiles.NONE_BLOCK_BYTES = saved
+            _tiles.Engine.direct_none, _tiles._is_view_source, _tiles.raw_itemsize = saved
 
     runs = {
         "semrsm.gram (tile engine)": lambda: semrsm.gram(x, matcher="none", progress=False),
-        "semrsm.gram, 64 MiB row blocks (before)": previous_tiles,
+        "semrsm.gram, float64 blocks + _core.gram (before)": previous_tiles,
         "core, one tile (full float64 copy)": lambda: _core.gram(
             np.ascontiguousarray(centred_f64(x).reshape(n, c, 196).transpose(0, 2, 1)), matcher="none"
         ),

@@ -684,8 +684,13 @@ class Engine:
         mixed = 2 * t * s * c * 4 if o.precision == "mixed" else 0
         blocks = 2 * t * s * c * work + t * s * c * (raw + 8) + mixed
         if o.matcher == "none" and not o.return_bound and not o.return_permutations:
-            # raw blocks of x and y and their (S, C)-ordered copies (Engine.raw_block, gram_none)
-            blocks = 4 * t * s * c * raw_itemsize(self.x.source.dtype)
+            # raw blocks of x and y (none for views of in-memory arrays) and the (S, C)-ordered
+            # copies gram_none makes of blocks stored otherwise (Engine.raw_block)
+            raw_block = t * s * c * raw_itemsize(self.x.source.dtype)
+            inputs = [self.x] + ([] if self.y is None else [self.y])
+            views = all(_is_view_source(i.source) for i in inputs)
+            ordered = all(i.layout in ("nsc", "nhwc", "nd") for i in inputs)
+            blocks = (0 if views else 2 * raw_block) + (0 if ordered else 2 * raw_block)
         parts = {
             "input blocks": blocks,
             # G (and bound) of the tile, its mirror image; the permutations and, off the
