@@ -133,3 +133,16 @@ def dask_client():
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test (restored after it). A process started in the
+    background by a shell without job control inherits SIGINT ignored, and then
+    ``_thread.interrupt_main`` (the simulated Ctrl-C of the interrupt tests) does nothing."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -11,6 +11,8 @@ import pytest
 
 import semrsm
 
+pytestmark = pytest.mark.usefixtures("python_sigint")
+
 
 def _long_problem() -> np.ndarray:
     # 5050 exact matchings of 400 positions: tens of seconds single-threaded.

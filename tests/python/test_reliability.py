@@ -170,6 +170,7 @@ def _slow_square(n, dtype):
     ],
     ids=["linear_sum_assignment", "match_affinity"],
 )
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_stops_one_long_solve(call):
     """Ctrl-C was ignored until the single solve ended (the flag was not passed to the solver)."""
     start = time.perf_counter()
@@ -183,6 +184,7 @@ def test_ctrl_c_stops_one_long_solve(call):
     assert time.perf_counter() - start < 5.0
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_small_problems_stay_interruptible_between_calls():
     """Small solves run inline (no helper thread); Ctrl-C lands right after the current call."""
     c = np.random.default_rng(0).random((4, 4))
