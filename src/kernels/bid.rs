@@ -13,7 +13,7 @@
 //! reference body (`*_portable`); the x86 bodies compute exactly what the reference does (the unit
 //! tests below check each against it on every level the CPU runs).
 
-use super::Isa;
+use super::{signed, Isa};
 use crate::lap::Cost;
 
 /// Lanes of the reference bodies: each keeps its own running best values over the columns
@@ -137,6 +137,81 @@ fn merge_lanes(
         j1: if j1 == usize::MAX { 0 } else { j1 },
         threshold,
     }
+}
+
+/// `out = [(signed(c) − reference) as f32 for c in cost]` (replacing `out`'s contents) and the
+/// smallest and largest `signed(c)`, in one pass over `cost` (NaN-free): the warm start's `f32`
+/// copy and its range without a second read of the `f64` costs.
+#[must_use]
+pub fn narrow_min_max<T: Cost, const MAX: bool>(
+    isa: Isa,
+    cost: &[T],
+    reference: f64,
+    out: &mut Vec<f32>,
+) -> (f64, f64) {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let (true, Some(values)) = (isa >= Isa::Avx2, super::same_type::<T, f64>(cost)) {
+            out.reserve_exact(values.len());
+            let sign = if MAX { -1.0 } else { 1.0 };
+            // SAFETY: AVX2 (and for the wide body AVX-512F) is supported; the bodies write
+            // exactly `values.len()` entries into the reserved capacity, which `set_len` then
+            // exposes.
+            unsafe {
+                let ptr = out.as_mut_ptr();
+                let range = if isa >= Isa::Avx512 {
+                    x86::narrow_min_max_avx512(values, sign, reference, ptr)
+                } else {
+                    x86::narrow_min_max_avx2(values, sign, reference, ptr)
+                };
+                out.set_len(values.len());
+                return range;
+            }
+        }
+    }
+    out.resize(cost.len(), 0.0);
+    let _ = isa;
+    narrow_min_max_portable::<T, MAX>(cost, reference, out)
+}
+
+/// The portable reference body of [`narrow_min_max`] (`out.len() == cost.len()`); branch-free
+/// lanes, so that the compiler vectorises it.
+#[inline(always)]
+#[must_use]
+pub fn narrow_min_max_portable<T: Cost, const MAX: bool>(
+    cost: &[T],
+    reference: f64,
+    out: &mut [f32],
+) -> (f64, f64) {
+    let mut low = [f64::INFINITY; LANES];
+    let mut high = [f64::NEG_INFINITY; LANES];
+    let mut chunks = cost.chunks_exact(LANES);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (c, o) in chunks.by_ref().zip(outs.by_ref()) {
+        for l in 0..LANES {
+            let x = signed::<T, MAX>(c[l]);
+            low[l] = min(low[l], x);
+            high[l] = max(high[l], x);
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                o[l] = (x - reference) as f32;
+            }
+        }
+    }
+    for (&c, o) in chunks.remainder().iter().zip(outs.into_remainder()) {
+        let x = signed::<T, MAX>(c);
+        low[0] = min(low[0], x);
+        high[0] = max(high[0], x);
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            *o = (x - reference) as f32;
+        }
+    }
+    (
+        low.iter().fold(f64::INFINITY, |m, &l| min(m, l)),
+        high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h)),
+    )
 }
 
 /// Smallest and largest `signed(c)` over `cost` (NaN-free), in one pass.
@@ -321,12 +396,14 @@ mod x86 {
     use crate::lap::Cost;
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_blendv_ps, _mm256_castps_si256,
-        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_max_pd,
-        _mm256_min_pd, _mm256_set1_epi32, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32,
-        _mm256_storeu_pd, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_ps, _mm512_add_epi32,
-        _mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_mask_blend_epi32, _mm512_mask_blend_ps,
-        _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_storeu_ps,
-        _mm512_storeu_si512, _mm512_sub_ps, _CMP_LT_OQ,
+        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_cvtpd_ps, _mm256_loadu_pd, _mm256_loadu_ps,
+        _mm256_max_pd, _mm256_min_pd, _mm256_mul_pd, _mm256_set1_epi32, _mm256_set1_pd,
+        _mm256_set1_ps, _mm256_setr_epi32, _mm256_storeu_pd, _mm256_storeu_ps, _mm256_storeu_si256,
+        _mm256_sub_pd, _mm256_sub_ps, _mm512_add_epi32, _mm512_cmp_ps_mask, _mm512_cvtpd_ps,
+        _mm512_loadu_pd, _mm512_loadu_ps, _mm512_mask_blend_epi32, _mm512_mask_blend_ps,
+        _mm512_max_pd, _mm512_min_pd, _mm512_mul_pd, _mm512_set1_epi32, _mm512_set1_pd,
+        _mm512_set1_ps, _mm512_setr_epi32, _mm512_storeu_pd, _mm512_storeu_ps, _mm512_storeu_si512,
+        _mm512_sub_pd, _mm512_sub_ps, _mm_storeu_ps, _CMP_LT_OQ,
     };
 
     /// [`super::two_min`] with 16-wide AVX-512 vectors; lanes `l` and `l + 8` are then folded
@@ -479,6 +556,93 @@ mod x86 {
         super::min_max_portable(values)
     }
 
+    /// [`super::narrow_min_max`] of `f64` costs (`sign` = `±1`, the minimisation's sign),
+    /// 4 lanes: `out[k] = (sign·values[k] − reference) as f32`, and the range of `sign·values`.
+    /// Min, max, the exact negation and the rounded subtraction and narrowing are the reference's
+    /// operations, so the results are the same.
+    ///
+    /// # Safety
+    /// AVX2; `out` valid for `values.len()` writes.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn narrow_min_max_avx2(
+        values: &[f64],
+        sign: f64,
+        reference: f64,
+        out: *mut f32,
+    ) -> (f64, f64) {
+        let full = values.len() / 4 * 4;
+        let (s, r) = (_mm256_set1_pd(sign), _mm256_set1_pd(reference));
+        let mut lo = _mm256_set1_pd(f64::INFINITY);
+        let mut hi = _mm256_set1_pd(f64::NEG_INFINITY);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 4 <= full <= values.len(); out has room for values.len().
+            let x = _mm256_mul_pd(_mm256_loadu_pd(values.as_ptr().add(k)), s);
+            lo = _mm256_min_pd(x, lo);
+            hi = _mm256_max_pd(x, hi);
+            _mm_storeu_ps(out.add(k), _mm256_cvtpd_ps(_mm256_sub_pd(x, r)));
+            k += 4;
+        }
+        let (mut l, mut h) = ([0.0_f64; 4], [0.0_f64; 4]);
+        _mm256_storeu_pd(l.as_mut_ptr(), lo);
+        _mm256_storeu_pd(h.as_mut_ptr(), hi);
+        finish(values, full, sign, reference, out, l, h)
+    }
+
+    /// [`narrow_min_max_avx2`] with 8-lane AVX-512 vectors (same results).
+    ///
+    /// # Safety
+    /// AVX-512F; `out` valid for `values.len()` writes.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn narrow_min_max_avx512(
+        values: &[f64],
+        sign: f64,
+        reference: f64,
+        out: *mut f32,
+    ) -> (f64, f64) {
+        let full = values.len() / 8 * 8;
+        let (s, r) = (_mm512_set1_pd(sign), _mm512_set1_pd(reference));
+        let mut lo = _mm512_set1_pd(f64::INFINITY);
+        let mut hi = _mm512_set1_pd(f64::NEG_INFINITY);
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= values.len(); out has room for values.len().
+            let x = _mm512_mul_pd(_mm512_loadu_pd(values.as_ptr().add(k)), s);
+            lo = _mm512_min_pd(x, lo);
+            hi = _mm512_max_pd(x, hi);
+            _mm256_storeu_ps(out.add(k), _mm512_cvtpd_ps(_mm512_sub_pd(x, r)));
+            k += 8;
+        }
+        let (mut l, mut h) = ([0.0_f64; 8], [0.0_f64; 8]);
+        _mm512_storeu_pd(l.as_mut_ptr(), lo);
+        _mm512_storeu_pd(h.as_mut_ptr(), hi);
+        finish(values, full, sign, reference, out, l, h)
+    }
+
+    /// The scalar tail `full..` of the narrowing bodies and the fold of their lanes.
+    #[inline(always)]
+    unsafe fn finish<const W: usize>(
+        values: &[f64],
+        full: usize,
+        sign: f64,
+        reference: f64,
+        out: *mut f32,
+        l: [f64; W],
+        h: [f64; W],
+    ) -> (f64, f64) {
+        let mut low = l.iter().fold(f64::INFINITY, |m, &x| m.min(x));
+        let mut high = h.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        for (k, &v) in values.iter().enumerate().skip(full) {
+            let x = v * sign;
+            low = low.min(x);
+            high = high.max(x);
+            #[allow(clippy::cast_possible_truncation)]
+            // SAFETY: k < values.len(); out has room for values.len().
+            out.add(k).write((x - reference) as f32);
+        }
+        (low, high)
+    }
+
     /// [`super::top_two_portable`] compiled for AVX2 (same operations in the same order: same
     /// results).
     #[target_feature(enable = "avx2")]
@@ -623,6 +787,27 @@ mod tests {
                 assert_eq!(min_max(isa, &narrow), want, "{isa:?} n={n} f32");
                 assert_eq!(signed_min_max::<f64, false>(isa, &v), want);
                 assert_eq!(signed_min_max::<f64, true>(isa, &v), (-want.1, -want.0));
+            }
+        }
+    }
+
+    /// `narrow_min_max` on every level: the copy and the range of a plain loop, both senses.
+    #[test]
+    fn narrow_min_max_bodies_match_a_loop() {
+        for (seed, n) in LENGTHS.into_iter().chain([0, 1]).enumerate() {
+            let v: Vec<f64> = values(n, seed as u64, 2001, 7.0)
+                .iter()
+                .map(|x| x - 100.0)
+                .collect();
+            for isa in levels() {
+                let mut out = vec![9.0; 3];
+                let got = narrow_min_max::<f64, false>(isa, &v, 2.5, &mut out);
+                let want: Vec<f32> = v.iter().map(|&x| (x - 2.5) as f32).collect();
+                assert_eq!((got, &out), (min_max_portable(&v), &want), "{isa:?} n={n}");
+                let got = narrow_min_max::<f64, true>(isa, &v, 2.5, &mut out);
+                let want: Vec<f32> = v.iter().map(|&x| (-x - 2.5) as f32).collect();
+                let (lo, hi) = min_max_portable(&v);
+                assert_eq!((got, &out), ((-hi, -lo), &want), "{isa:?} n={n} max");
             }
         }
     }

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Cost;
-use crate::kernels::bid::{signed_min_max, two_min, CANDIDATES};
+use crate::kernels::bid::{narrow_min_max, two_min, CANDIDATES};
 use crate::kernels::{signed, Isa};
 
 /// The smallest problem the rounds accept (each row keeps up to 16 candidate columns); the
@@ -94,7 +94,10 @@ impl Auction {
                 && v.len() == n
                 && u32::try_from(n).is_ok()
         );
-        let (lo, hi) = signed_min_max::<T, MAX>(isa, cost);
+        // One pass: the f32 copy, relative to the first cost (subtracted in f64, so that f32
+        // precision is spent on the range, as relative to the minimum), and the range.
+        let reference = signed::<T, MAX>(cost[0]);
+        let (lo, hi) = narrow_min_max::<T, MAX>(isa, cost, reference, &mut self.cost);
         let range = hi - lo;
         // Skip when every assignment is optimal (no range), and when the costs do not fit f32
         // comfortably (prices could overflow): the exact searches then start from v = 0.
@@ -108,10 +111,6 @@ impl Auction {
         {
             return;
         }
-        // Costs relative to the minimum (subtracted in f64) keep f32 precision where it matters.
-        self.cost.clear();
-        self.cost
-            .extend(cost.iter().map(|&c| (signed::<T, MAX>(c) - lo) as f32));
         self.prices.clear();
         self.prices.resize(n, 0.0);
         self.candidates.clear();
