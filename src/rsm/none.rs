@@ -14,7 +14,8 @@
 //! never copied whole: memory is the output plus, per thread, two `240 × CHUNK` buffers, the
 //! GEMM's packing buffers and one output block ([`scratch_bytes`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, CowArray, Ix3};
 use rayon::prelude::*;
@@ -262,23 +263,47 @@ pub(super) fn fill_blocks<R: RawElement, T: Real>(
         }
     }
     let what = if square { "x" } else { "x and y" };
-    blocks
-        .par_iter_mut()
-        .with_max_len(1)
-        .try_for_each(|(i0, j0, out)| -> Result<()> {
-            let (i0, j0) = (*i0, *j0);
-            let diagonal = square && i0 == j0;
-            block::<R, T>(&x, &yv, mean, i0, j0, diagonal, out, cancel, what)?;
-            let (rows, cols) = out.dim();
-            let done = if diagonal {
-                (rows * (rows + 1) / 2) as u64
-            } else {
-                (rows * cols) as u64
-            };
-            progress.fetch_add(done, Ordering::Relaxed);
-            Ok(())
+    // Largest first, taken in that order by every thread (a shared counter): the last blocks
+    // to finish are the small ones (edges, diagonal strips), so no thread waits on a big one.
+    let cost = |(i0, j0, out): &(usize, usize, ArrayViewMut2<'_, f64>)| {
+        let (rows, cols) = out.dim();
+        if square && i0 == j0 {
+            rows * (rows + 1) / 2
+        } else {
+            rows * cols
+        }
+    };
+    blocks.sort_by_key(|b| std::cmp::Reverse(cost(b)));
+    let tasks: Vec<Mutex<(usize, usize, ArrayViewMut2<'_, f64>)>> =
+        blocks.into_iter().map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, tasks.len().max(1));
+    (0..workers)
+        .into_par_iter()
+        .try_for_each(|_| -> Result<()> {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = tasks.get(k) else {
+                    return Ok(());
+                };
+                let mut guard = task.lock().unwrap_or_else(PoisonError::into_inner);
+                let (i0, j0, out) = &mut *guard;
+                let (i0, j0) = (*i0, *j0);
+                let diagonal = square && i0 == j0;
+                if let Err(e) = block::<R, T>(&x, &yv, mean, i0, j0, diagonal, out, cancel, what) {
+                    next.store(tasks.len(), Ordering::Relaxed); // the other threads stop too
+                    return Err(e);
+                }
+                let (rows, cols) = out.dim();
+                let done = if diagonal {
+                    (rows * (rows + 1) / 2) as u64
+                } else {
+                    (rows * cols) as u64
+                };
+                progress.fetch_add(done, Ordering::Relaxed);
+            }
         })?;
-    drop(blocks);
+    drop(tasks);
     if square {
         mirror_upper(&mut values);
     }
