@@ -193,8 +193,10 @@ def gram(
     x : array_like, path, zarr or dask array; shape (N, C, H, W), (N, S, C) or as ``layout`` says
         Representations of N inputs: anything ``np.asarray`` accepts (numpy arrays, CPU torch
         tensors), a ``np.memmap``, a path to a ``.npy`` file, or a zarr/dask/h5py array. Real
-        dtypes only. Inputs are read in row blocks (never copied whole; float32 stays float32
-        until a block is widened for its tile), so they may be larger than memory.
+        dtypes only. Inputs are read in row blocks (never copied whole, except that
+        ``matcher="none"`` reorders an in-memory (N, C, H, W) array once, in its own dtype;
+        float32 stays float32 until a block is widened for its tile), so they may be larger
+        than memory.
     y : array_like, optional, shape (M, ...)
         Second set with the same S and C. Without it, ``x`` is compared with itself.
     matcher : {"exact", "none", "greedy", "topk_greedy", "batch_optimal", "auction", "shift"}
