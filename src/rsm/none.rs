@@ -2,7 +2,7 @@
 //! from the raw input: `G = (X − μ)(Y − μ)ᵀ` on the flattened samples, without a widened,
 //! centred copy of the input.
 //!
-//! Each task computes one square block of `G` ([`super::none_block`]; the upper triangle only in
+//! Each task computes one square block of `G` (`none_block` in the parent module; the upper triangle only in
 //! the square case, then mirrored). It walks the `S·C` products of a sample in `k`-chunks of
 //! [`CHUNK`] entries: the rows of the block are widened from their own dtype (`f32` or `f64`),
 //! centred (`f64(x) − μ`, then rounded to the working precision) into two small buffers, and the
