@@ -97,6 +97,19 @@ type Lanes = ([f32; LANES], [f32; LANES], [u32; LANES], [u32; LANES]);
 /// Fold the tail `full..n` into lane 0, merge the lanes' two smallest values into the row's,
 /// write the lane winners as candidates, and bound every other column by the smallest runner-up.
 /// Ties go to the smaller column index, so the result does not depend on the lane layout.
+/// Adds the value `d` of column `j` to a running `(d1, d2, j1)`: the smallest value, the second
+/// smallest and the smallest's column, ties going to the lower column.
+#[inline(always)]
+pub fn push_two_min(d1: &mut f32, d2: &mut f32, j1: &mut usize, d: f32, j: usize) {
+    if d < *d1 || (d == *d1 && j < *j1) {
+        *d2 = d2.min(*d1);
+        *d1 = d;
+        *j1 = j;
+    } else {
+        *d2 = d2.min(d);
+    }
+}
+
 #[inline(always)]
 fn merge_lanes(
     row: &[f32],
@@ -118,14 +131,7 @@ fn merge_lanes(
     let mut threshold = f32::INFINITY;
     for l in 0..LANES {
         for (d, j) in [(m1[l], i1[l]), (m2[l], i2[l])] {
-            let j = j as usize;
-            if d < d1 || (d == d1 && j < j1) {
-                d2 = d2.min(d1);
-                d1 = d;
-                j1 = j;
-            } else {
-                d2 = d2.min(d);
-            }
+            push_two_min(&mut d1, &mut d2, &mut j1, d, j as usize);
         }
         threshold = threshold.min(m2[l]);
         candidates[2 * l] = i1[l];

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Cost;
-use crate::kernels::bid::{narrow_min_max, two_min, CANDIDATES};
+use crate::kernels::bid::{narrow_min_max, push_two_min, two_min, CANDIDATES};
 use crate::kernels::{signed, Isa};
 
 /// The smallest problem the rounds accept (each row keeps up to 16 candidate columns); the
@@ -171,14 +171,7 @@ impl Auction {
             let (mut d1, mut d2, mut j1) = (f32::INFINITY, f32::INFINITY, usize::MAX);
             for (&j, &c) in candidates.iter().zip(costs.iter()) {
                 let j = j as usize;
-                let d = c - self.prices[j];
-                if d < d1 || (d == d1 && j < j1) {
-                    d2 = d2.min(d1);
-                    d1 = d;
-                    j1 = j;
-                } else {
-                    d2 = d2.min(d);
-                }
+                push_two_min(&mut d1, &mut d2, &mut j1, c - self.prices[j], j);
             }
             // Every other column is at least `threshold`: the two best are certain.
             if d2 <= self.threshold[i] {

@@ -437,7 +437,7 @@ fn validate<T: Real>(
     })
 }
 
-fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
+pub(super) fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Result<()> {
     if a.is_empty() {
         let (n, s, c) = a.dim();
         return Err(Error::Empty {

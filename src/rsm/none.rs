@@ -20,7 +20,9 @@ use std::sync::{Mutex, PoisonError};
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, CowArray, Ix3};
 use rayon::prelude::*;
 
-use super::{mirror_upper, none_block, pool, try_array2, try_filled, Real, NONE_BLOCK};
+use super::{
+    check_nonempty, mirror_upper, none_block, pool, try_array2, try_filled, Real, NONE_BLOCK,
+};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{workspace_bytes, Gemm};
 
@@ -225,19 +227,6 @@ fn by_sample<R: RawElement>(a: ArrayView3<'_, R>) -> Result<CowArray<'_, R, Ix3>
             }
         });
     Ok(CowArray::from(out))
-}
-
-fn check_nonempty<R>(a: &ArrayView3<'_, R>, what: &'static str) -> Result<()> {
-    if a.is_empty() {
-        let (n, s, c) = a.dim();
-        return Err(Error::Empty {
-            what,
-            detail: format!(
-                "shape (N, S, C) = ({n}, {s}, {c}); every dimension must be at least 1"
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// The blocks of `G`, one task each (as [`super::spatio_semantic`]).
