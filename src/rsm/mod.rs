@@ -349,7 +349,7 @@ fn validate<T: Real>(
             "threads must be at least 1 (or None for all cores)".into(),
         ));
     }
-    let (n, s, c) = x.dim();
+    let (n, s, _) = x.dim();
     check_nonempty(x, "x")?;
     if options.prefix_tokens >= s {
         return Err(Error::InvalidOption(format!(
@@ -363,18 +363,8 @@ fn validate<T: Real>(
     let mut norms_y = None;
     let (m, ext_y) = match y {
         Some(y) => {
-            check_nonempty(y, "y")?;
-            let (m, sy, cy) = y.dim();
-            if cy != c {
-                return Err(Error::Shape(format!(
-                    "x and y must have the same number of channels C, got {c} and {cy}"
-                )));
-            }
-            if sy != s {
-                return Err(Error::Shape(format!(
-                    "x and y must have the same number of spatial positions S, got {s} and {sy}"
-                )));
-            }
+            check_second(x, y)?;
+            let m = y.dim().0;
             let ext_y = vector_norms(y, "y", keep)?;
             (m, ext_y)
         }
@@ -446,6 +436,24 @@ pub(super) fn check_nonempty<T>(a: &ArrayView3<'_, T>, what: &'static str) -> Re
                 "shape (N, S, C) = ({n}, {s}, {c}); every dimension must be at least 1"
             ),
         });
+    }
+    Ok(())
+}
+
+/// Checks the second argument `y` of a cross RSM against `x`: non-empty, the same number of
+/// positions S and of channels C.
+pub(super) fn check_second<T, U>(x: &ArrayView3<'_, T>, y: &ArrayView3<'_, U>) -> Result<()> {
+    check_nonempty(y, "y")?;
+    let ((_, s, c), (_, sy, cy)) = (x.dim(), y.dim());
+    if cy != c {
+        return Err(Error::Shape(format!(
+            "x and y must have the same number of channels C, got {c} and {cy}"
+        )));
+    }
+    if sy != s {
+        return Err(Error::Shape(format!(
+            "x and y must have the same number of spatial positions S, got {s} and {sy}"
+        )));
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Co
 use rayon::prelude::*;
 
 use super::{
-    check_nonempty, mirror_upper, none_block, pool, try_array2, try_filled, Real, NONE_BLOCK,
+    check_nonempty, check_second, mirror_upper, none_block, pool, try_array2, try_filled, Real,
+    NONE_BLOCK,
 };
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{workspace_bytes, Gemm};
@@ -139,18 +140,7 @@ pub fn gram_none<R: RawElement, T: Real>(
     let (_, s, c) = x.dim();
     check_nonempty(&x, "x")?;
     if let Some(y) = &y {
-        check_nonempty(y, "y")?;
-        let (_, sy, cy) = y.dim();
-        if cy != c {
-            return Err(Error::Shape(format!(
-                "x and y must have the same number of channels C, got {c} and {cy}"
-            )));
-        }
-        if sy != s {
-            return Err(Error::Shape(format!(
-                "x and y must have the same number of spatial positions S, got {s} and {sy}"
-            )));
-        }
+        check_second(&x, y)?;
     }
     let mean = match mean {
         Some(m) if m.dim() != (s, c) => {
@@ -542,33 +532,21 @@ mod tests {
         let standard = nsc.as_standard_layout().into_owned();
         for threads in [1, 3] {
             for x in [nsc, standard.view()] {
-                let got = gram_none::<f32, T>(
-                    x,
-                    None,
-                    Some(mean.view()),
-                    Some(threads),
-                    &cancel,
-                    &progress,
-                )
-                .unwrap();
-                assert!(got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-                let y = x.slice(s![3..11, .., ..]);
-                let got = gram_none::<f32, T>(
-                    x,
-                    Some(y),
-                    Some(mean.view()),
-                    Some(threads),
-                    &cancel,
-                    &progress,
-                )
-                .unwrap();
-                assert!(got
-                    .iter()
-                    .zip(&want_r)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                for (y, want) in [(None, &want), (Some(x.slice(s![3..11, .., ..])), &want_r)] {
+                    let got = gram_none::<f32, T>(
+                        x,
+                        y,
+                        Some(mean.view()),
+                        Some(threads),
+                        &cancel,
+                        &progress,
+                    )
+                    .unwrap();
+                    assert!(got
+                        .iter()
+                        .zip(want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
             }
         }
     }
