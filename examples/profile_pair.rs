@@ -5,6 +5,9 @@
 //! `REPS` alternating runs of the exact solver and of the auction's first phase; prints the median
 //! of each. Dump matrices from Python with `np.ascontiguousarray(A).tofile("A.bin")`.
 
+#[path = "common/raw.rs"]
+mod raw;
+
 use std::time::Instant;
 
 use ndarray::ArrayView2;
@@ -29,12 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reps: usize = args.next().ok_or("REPS")?.parse()?;
     let origin = Instant::now();
     for path in args {
-        let bytes = std::fs::read(&path)?;
-        let values: Vec<f64> = bytes
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        let n = (values.len() as f64).sqrt() as usize;
+        let (n, values) = raw::read_square(&path)?;
         let view = ArrayView2::from_shape((n, n), &values)?;
         let norms: Vec<f64> = (0..n)
             .map(|i| {
