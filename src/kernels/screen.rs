@@ -45,76 +45,359 @@ fn dot_body<T: crate::lap::Cost>(a: &[T], b: &[T]) -> f64 {
     acc
 }
 
-/// [`dot`] of many pairs of rows: `out` gets `dot(x_i, y_j)` for every `(i, j)` of `pairs`, in
-/// order (`x`, `y` row-major with rows of `c` entries). Eight chains advance together (each still
-/// the strict FMA chain of [`dot`], so the bits are [`dot`]'s), which hides the FMA latency that
-/// bounds one chain.
+/// Steps of `k` per chunk of [`dots_blocked`] (at most): a chunk of every `y` row an entry
+/// reads, `rows·128·8` bytes (700 KiB for the 686 rows of a 14 × 14 block of pairs at `S = 49`),
+/// stays in a core's L2 cache while the entries pass over it.
+const DOTS_KC: usize = 128;
+
+/// Scratch of [`dots_blocked`]: the packed chunk of `y`, the slot of each `y` row in it, the
+/// entries' order.
+#[derive(Debug, Default, Clone)]
+pub struct DotsScratch {
+    packed: Vec<f64>,
+    slot: Vec<u32>,
+    packed_rows: Vec<u32>,
+    order: Vec<u32>,
+    start: Vec<u32>,
+}
+
+/// [`dot`] of many entries that share rows (the certificates of a block of pairs, whose rows
+/// each take part in several entries): `out` gets `dot(x_i, y_j)` for every `(i, j)` of
+/// `entries`, in order, bit for bit [`dot`]'s value. Instead of reading two whole rows per entry,
+/// `k` runs in chunks of at most 128 steps: per chunk, the chunk of every `y` row in use
+/// is packed once (contiguous, L2-resident), and the entries, taken row of `x` by row of `x`,
+/// advance their chains through it: up to sixteen chains share one load of `x_i` (with AVX-512 and
+/// `f64` rows, eight steps of each chain's `y` row are transposed in registers so that one
+/// vector FMA advances eight chains by one step). Each entry's
+/// chain is still the strict `k`-order FMA chain from 0, continued across chunks (as
+/// [`super::gemm::Gemm::abt_acc`] continues its entries), so neither the chunking nor the order
+/// of the entries changes a bit. Traffic: each `x` and `y` row is read once per call instead of
+/// once per entry.
 ///
 /// # Errors
 /// [`crate::Error::Shape`] when a row index is out of range.
-pub fn dots<T: crate::lap::Cost>(
+pub fn dots_blocked<T: crate::lap::Cost>(
     x: &[T],
     y: &[T],
     c: usize,
-    pairs: &[(usize, usize)],
+    entries: &[(u32, u32)],
     out: &mut Vec<f64>,
+    scratch: &mut DotsScratch,
 ) -> crate::Result<()> {
-    for group in pairs.chunks(8) {
-        let mut ra: [&[T]; 8] = [&[]; 8];
-        let mut rb: [&[T]; 8] = [&[]; 8];
-        for (l, &(i, j)) in group.iter().enumerate() {
-            ra[l] = row_of(x, i, c)?;
-            rb[l] = row_of(y, j, c)?;
+    dots_blocked_on(isa(), x, y, c, entries, out, scratch)
+}
+
+/// [`dots_blocked`] on instruction set `isa` (at most the CPU's).
+fn dots_blocked_on<T: crate::lap::Cost>(
+    isa: Isa,
+    x: &[T],
+    y: &[T],
+    c: usize,
+    entries: &[(u32, u32)],
+    out: &mut Vec<f64>,
+    scratch: &mut DotsScratch,
+) -> crate::Result<()> {
+    out.clear();
+    out.resize(entries.len(), 0.0);
+    if entries.is_empty() || c == 0 {
+        return Ok(());
+    }
+    let (rows_x, rows_y) = (x.len() / c, y.len() / c);
+    if entries
+        .iter()
+        .any(|&(i, j)| i as usize >= rows_x || j as usize >= rows_y)
+    {
+        return Err(crate::Error::Shape("internal: row out of range".into()));
+    }
+    let too_many = || crate::Error::Shape("internal: too many rows or entries".into());
+    u32::try_from(entries.len()).map_err(|_| too_many())?;
+    let DotsScratch {
+        packed,
+        slot,
+        packed_rows,
+        order,
+        start,
+    } = scratch;
+    // The y rows in use, each given a slot in the packed chunk.
+    slot.clear();
+    slot.resize(rows_y, u32::MAX);
+    packed_rows.clear();
+    for &(_, j) in entries {
+        if slot[j as usize] == u32::MAX {
+            slot[j as usize] = u32::try_from(packed_rows.len()).map_err(|_| too_many())?;
+            packed_rows.push(j);
         }
-        let acc = dots8(ra, rb, c);
-        out.extend_from_slice(&acc[..group.len()]);
+    }
+    // The entries grouped by row of x (a counting sort; stable).
+    start.clear();
+    start.resize(rows_x + 1, 0);
+    for &(i, _) in entries {
+        start[i as usize + 1] += 1;
+    }
+    for r in 0..rows_x {
+        start[r + 1] += start[r];
+    }
+    order.clear();
+    order.resize(entries.len(), 0);
+    for (e, &(i, _)) in entries.iter().enumerate() {
+        let at = &mut start[i as usize];
+        order[*at as usize] = e as u32; // (e < 2³², checked above)
+        *at += 1;
+    }
+    // start[r] is now the end of row r's entries; its beginning is the previous row's end.
+    let kc_max = c.div_ceil(c.div_ceil(DOTS_KC));
+    // (8 more: the packed rows start at a 64-byte boundary, so that a vector body reads whole
+    // cache lines.)
+    let len = packed_rows.len() * kc_max + 8;
+    if packed.len() < len {
+        packed
+            .try_reserve(len - packed.len())
+            .map_err(|_| crate::Error::TooLarge("the certificate's packed rows".into()))?;
+        packed.resize(len, 0.0);
+    }
+    let chunk = Chunk {
+        x,
+        c,
+        entries,
+        order,
+        ends: start,
+        slot,
+    };
+    let skip = packed.as_ptr().align_offset(64).min(8);
+    let packed = &mut packed[skip..];
+    for k0 in (0..c).step_by(kc_max) {
+        let kc = kc_max.min(c - k0);
+        for (t, &j) in packed_rows.iter().enumerate() {
+            let row = &y[j as usize * c + k0..j as usize * c + k0 + kc];
+            for (p, &v) in packed[t * kc..(t + 1) * kc].iter_mut().zip(row) {
+                *p = v.to_f64();
+            }
+        }
+        chunk.advance(isa, &packed[..packed_rows.len() * kc], k0, kc, out);
     }
     Ok(())
 }
 
-/// Row `i` (of `c` entries) of the row-major `a`.
-fn row_of<T>(a: &[T], i: usize, c: usize) -> crate::Result<&[T]> {
-    a.get(i * c..(i + 1) * c)
-        .ok_or_else(|| crate::Error::Shape("internal: row out of range".into()))
+/// What every chunk of [`dots_blocked`] shares: the rows of `x`, the entries grouped by row of
+/// `x` (`order`, with `ends[r]` the end of row `r`'s group) and the packed slot of each row of
+/// `y`.
+struct Chunk<'a, T> {
+    x: &'a [T],
+    c: usize,
+    entries: &'a [(u32, u32)],
+    order: &'a [u32],
+    ends: &'a [u32],
+    slot: &'a [u32],
 }
 
-/// Eight chains (rows shorter than `c`, the unused slots, contribute nothing).
-fn dots8<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match isa() {
-            // SAFETY: `isa()` reports only levels the CPU supports.
-            Isa::Avx512 | Isa::Avx2 => return unsafe { dots8_fma(ra, rb, c) },
-            Isa::Portable => {}
-        }
-    }
-    dots8_body(ra, rb, c)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dots8_fma<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
-    dots8_body(ra, rb, c)
-}
-
-#[inline(always)]
-fn dots8_body<T: crate::lap::Cost>(ra: [&[T]; 8], rb: [&[T]; 8], c: usize) -> [f64; 8] {
-    let mut acc = [0.0_f64; 8];
-    if ra.iter().chain(rb.iter()).all(|r| r.len() >= c) {
-        for k in 0..c {
-            for l in 0..8 {
-                // SAFETY: k < c ≤ the length of every row (checked above); without the bounds
-                // checks the sixteen loads per step are plain loads.
-                let (a, b) = unsafe { (*ra[l].get_unchecked(k), *rb[l].get_unchecked(k)) };
-                acc[l] = a.to_f64().mul_add(b.to_f64(), acc[l]);
+impl<T: crate::lap::Cost> Chunk<'_, T> {
+    /// Advance every entry's chain (in `out`) over steps `k0..k0 + kc`, the `y` rows' steps
+    /// packed in `packed` (`kc` per slot).
+    fn advance(&self, isa: Isa, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match isa.min(Isa::detect()) {
+                // SAFETY: `Isa::detect()` reports only levels the CPU supports.
+                Isa::Avx512 => return unsafe { self.advance_avx512(packed, k0, kc, out) },
+                Isa::Avx2 => return unsafe { self.advance_avx2(packed, k0, kc, out) },
+                Isa::Portable => {}
             }
         }
-    } else {
-        for l in 0..8 {
-            acc[l] = dot_body(ra[l], rb[l]);
+        self.advance_body::<false>(packed, k0, kc, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    unsafe fn advance_avx512(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
+        self.advance_body::<true>(packed, k0, kc, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn advance_avx2(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
+        self.advance_body::<false>(packed, k0, kc, out);
+    }
+
+    #[inline(always)]
+    fn advance_body<const G: bool>(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
+        let c = self.c;
+        let mut begin = 0;
+        for (r, &end) in self.ends.iter().take(self.ends.len() - 1).enumerate() {
+            let group = &self.order[begin..end as usize];
+            begin = end as usize;
+            if group.is_empty() {
+                continue;
+            }
+            let xr = &self.x[r * c + k0..r * c + k0 + kc];
+            // Groups of at most MAX_CHAINS, as even as possible (13 entries: one group of 13,
+            // not 8 + 4 + 1: fewer than eight chains wait on the FMA latency).
+            let parts = group.len().div_ceil(MAX_CHAINS);
+            let mut rest = group;
+            for part in 0..parts {
+                let n = rest.len() / (parts - part);
+                let (now, later) = rest.split_at(n);
+                rest = later;
+                let mut ys: [&[f64]; MAX_CHAINS] = [&[]; MAX_CHAINS];
+                let mut acc = [0.0_f64; MAX_CHAINS];
+                for (l, &e) in now.iter().enumerate() {
+                    let t = self.slot[self.entries[e as usize].1 as usize] as usize;
+                    ys[l] = &packed[t * kc..(t + 1) * kc];
+                    acc[l] = out[e as usize];
+                }
+                macro_rules! by_count {
+                    ($($n:literal)*) => {
+                        match n {
+                            $($n => chains::<T, $n>(xr, &ys, &mut acc),)*
+                            _ => {}
+                        }
+                    };
+                }
+                #[cfg(target_arch = "x86_64")]
+                if G && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+                    // AVX-512 and f64 rows: the lanes' steps transposed into vectors.
+                    let xp = xr.as_ptr().cast::<f64>(); // (T is f64)
+                                                        // SAFETY: G is set only by the AVX-512 entry point; every `ys[l]`, l < n,
+                                                        // and `xr` hold kc steps; lanes from n on repeat lane 0 (results unused).
+                    unsafe { transposed16(xp, &ys, n, kc, &mut acc) };
+                    for (l, &e) in now.iter().enumerate() {
+                        out[e as usize] = acc[l];
+                    }
+                    continue;
+                }
+                by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+                for (l, &e) in now.iter().enumerate() {
+                    out[e as usize] = acc[l];
+                }
+            }
         }
     }
-    acc
+}
+
+/// The 8 × 8 transpose of `r` (row `l` = 8 steps of lane `l`; result `q` = step `q` of the 8
+/// lanes), 24 shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn transpose8x8(r: [std::arch::x86_64::__m512d; 8]) -> [std::arch::x86_64::__m512d; 8] {
+    use std::arch::x86_64::{_mm512_shuffle_f64x2, _mm512_unpackhi_pd, _mm512_unpacklo_pd};
+    let t0 = _mm512_unpacklo_pd(r[0], r[1]);
+    let t1 = _mm512_unpackhi_pd(r[0], r[1]);
+    let t2 = _mm512_unpacklo_pd(r[2], r[3]);
+    let t3 = _mm512_unpackhi_pd(r[2], r[3]);
+    let t4 = _mm512_unpacklo_pd(r[4], r[5]);
+    let t5 = _mm512_unpackhi_pd(r[4], r[5]);
+    let t6 = _mm512_unpacklo_pd(r[6], r[7]);
+    let t7 = _mm512_unpackhi_pd(r[6], r[7]);
+    // t0 = [r0_0 r1_0 r0_2 r1_2 r0_4 r1_4 r0_6 r1_6], t1 the odd k.
+    let s0 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t0, t2); // k 0, 4 of rows 0-3
+    let s1 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t0, t2); // k 2, 6
+    let s2 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t1, t3); // k 1, 5
+    let s3 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t1, t3); // k 3, 7
+    let s4 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t4, t6);
+    let s5 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t4, t6);
+    let s6 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t5, t7);
+    let s7 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t5, t7);
+    [
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s0, s4), // k0
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s2, s6), // k1
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s1, s5), // k2
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s3, s7), // k3
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s0, s4), // k4
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s2, s6), // k5
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s1, s5), // k6
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s3, s7), // k7
+    ]
+}
+
+/// [`chains`] for up to 16 lanes with AVX-512: per 8 steps of `k`, the 8 steps of every lane's
+/// `y` row are loaded as one vector each and transposed (8 × 8, in registers) into 8 vectors of
+/// one step across the lanes, and each step is one vector FMA per 8 lanes with `x_k` broadcast —
+/// per lane the same `fma(x_k, y_k, acc)` in the same order as [`chains`]. Lanes from `n` on
+/// compute lane 0 again (their results are not used).
+///
+/// # Safety
+/// The CPU has AVX-512F; `x` holds `kc` values and `ys[l]`, `l < n`, at least `kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn transposed16(
+    x: *const f64,
+    ys: &[&[f64]; MAX_CHAINS],
+    n: usize,
+    kc: usize,
+    acc: &mut [f64; MAX_CHAINS],
+) {
+    use std::arch::x86_64::{
+        _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_setr_pd, _mm512_storeu_pd,
+    };
+    let yp: [*const f64; 16] = std::array::from_fn(|l| ys[if l < n { l } else { 0 }].as_ptr());
+    let two = n > 8;
+    // SAFETY (all loads): k + q < kc ≤ the length of x and of every lane's row.
+    let mut a0 = _mm512_loadu_pd(acc.as_ptr());
+    let mut a1 = _mm512_loadu_pd(acc.as_ptr().add(8));
+    let full = kc / 8 * 8;
+    let mut k = 0;
+    while k < full {
+        let c0 = transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[l].add(k))));
+        for (q, &v) in c0.iter().enumerate() {
+            a0 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a0);
+        }
+        if two {
+            let c1 = transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[8 + l].add(k))));
+            for (q, &v) in c1.iter().enumerate() {
+                a1 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a1);
+            }
+        }
+        k += 8;
+    }
+    let lanes = |h: usize, k: usize| {
+        let p = &yp[8 * h..8 * h + 8];
+        _mm512_setr_pd(
+            *p[0].add(k),
+            *p[1].add(k),
+            *p[2].add(k),
+            *p[3].add(k),
+            *p[4].add(k),
+            *p[5].add(k),
+            *p[6].add(k),
+            *p[7].add(k),
+        )
+    };
+    while k < kc {
+        let xk = _mm512_set1_pd(*x.add(k));
+        a0 = _mm512_fmadd_pd(xk, lanes(0, k), a0);
+        if two {
+            a1 = _mm512_fmadd_pd(xk, lanes(1, k), a1);
+        }
+        k += 1;
+    }
+    _mm512_storeu_pd(acc.as_mut_ptr(), a0);
+    _mm512_storeu_pd(acc.as_mut_ptr().add(8), a1);
+}
+
+/// Most chains of [`dots_blocked`] that advance together (sixteen accumulators and the shared
+/// `x_i` fit the 32 vector registers of AVX-512).
+const MAX_CHAINS: usize = 16;
+
+/// `N` chains advancing together over `xr` (shared) and `ys[l]` (each at least `xr.len()`).
+#[inline(always)]
+fn chains<T: crate::lap::Cost, const N: usize>(
+    xr: &[T],
+    ys: &[&[f64]; MAX_CHAINS],
+    acc: &mut [f64; MAX_CHAINS],
+) {
+    let kc = xr.len();
+    if ys[..N].iter().any(|y| y.len() < kc) {
+        return; // (never: every packed slot holds kc steps)
+    }
+    let mut a = [0.0_f64; N];
+    a.copy_from_slice(&acc[..N]);
+    for k in 0..kc {
+        // SAFETY: k < kc ≤ the length of xr and of every ys[l], l < N (checked above).
+        let xk = unsafe { xr.get_unchecked(k) }.to_f64();
+        for l in 0..N {
+            a[l] = xk.mul_add(unsafe { *ys[l].get_unchecked(k) }, a[l]);
+        }
+    }
+    acc[..N].copy_from_slice(&a);
 }
 
 /// Screen one row of the certificate: with `r_j = (c0 + v_j) − row_j` (in `f64`), push every
@@ -285,14 +568,15 @@ mod tests {
             if n > 0 {
                 let x: Vec<f64> = [&a[..], &b[..], &a[..]].concat();
                 let y: Vec<f64> = [&b[..], &a[..]].concat();
-                let pairs: Vec<(usize, usize)> = (0..11).map(|t| (t % 3, (t / 3) % 2)).collect();
-                let mut out = Vec::new();
-                dots(&x, &y, n, &pairs, &mut out).unwrap();
+                let pairs: Vec<(u32, u32)> = (0..11).map(|t| (t % 3, (t / 3) % 2)).collect();
+                let (mut out, mut scratch) = (Vec::new(), DotsScratch::default());
+                dots_blocked(&x, &y, n, &pairs, &mut out, &mut scratch).unwrap();
                 for (&(i, j), v) in pairs.iter().zip(&out) {
+                    let (i, j) = (i as usize, j as usize);
                     let d = dot_body(&x[i * n..(i + 1) * n], &y[j * n..(j + 1) * n]);
                     assert_eq!(v.to_bits(), d.to_bits());
                 }
-                assert!(dots(&x, &y, n, &[(3, 0)], &mut out).is_err());
+                assert!(dots_blocked(&x, &y, n, &[(3, 0)], &mut out, &mut scratch).is_err());
             }
             // The same bits as the GEMM's entry for these rows.
             if n > 0 {
@@ -305,6 +589,80 @@ mod tests {
                     .abt(ra, rb, c.view_mut())
                     .unwrap();
                 assert_eq!(c[[0, 0]].to_bits(), want.to_bits(), "gemm n={n}");
+            }
+        }
+    }
+
+    /// The blocked chains on every instruction set: bit for bit the strict chain ([`dot_body`])
+    /// and the `f64` GEMM's entry, for any number of entries per row (every group size), rows
+    /// used once or many times, `k` in one chunk or several (with a short last one), in any order
+    /// of the entries.
+    #[test]
+    fn blocked_dots_are_the_strict_chains_on_every_isa() {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::detect() >= Isa::Avx2 {
+                isas.push(Isa::Avx2);
+            }
+            if Isa::detect() >= Isa::Avx512 {
+                isas.push(Isa::Avx512);
+            }
+        }
+        let mut state = 0x9e37_79b9_u64;
+        let mut next = |m: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m as u64) as usize
+        };
+        for c in [1_usize, 7, 128, 129, 300, 1000] {
+            let (rx, ry) = (23, 17);
+            let x = values(rx * c, 5 + c as u64);
+            let y = values(ry * c, 9 + c as u64);
+            // Rows of x with 0..=19 entries each, then shuffled.
+            let mut entries: Vec<(u32, u32)> = Vec::new();
+            for i in 0..rx {
+                for _ in 0..(i * 7) % 20 {
+                    entries.push((i as u32, next(ry) as u32));
+                }
+            }
+            for t in (1..entries.len()).rev() {
+                entries.swap(t, next(t + 1));
+            }
+            let (xa, ya) = (
+                ndarray::ArrayView2::from_shape((rx, c), &x[..]).unwrap(),
+                ndarray::ArrayView2::from_shape((ry, c), &y[..]).unwrap(),
+            );
+            let mut full = ndarray::Array2::zeros((rx, ry));
+            crate::kernels::gemm::Gemm::new()
+                .abt(xa, ya, full.view_mut())
+                .unwrap();
+            for &isa in &isas {
+                let (mut out, mut scratch) = (Vec::new(), DotsScratch::default());
+                dots_blocked_on(isa, &x, &y, c, &entries, &mut out, &mut scratch).unwrap();
+                assert_eq!(out.len(), entries.len());
+                for (&(i, j), v) in entries.iter().zip(&out) {
+                    let (i, j) = (i as usize, j as usize);
+                    let want = dot_body(&x[i * c..(i + 1) * c], &y[j * c..(j + 1) * c]);
+                    assert_eq!(v.to_bits(), want.to_bits(), "{isa:?} c={c} ({i}, {j})");
+                    assert_eq!(v.to_bits(), full[[i, j]].to_bits(), "gemm {isa:?} c={c}");
+                }
+                // f32 rows (widened) likewise; no entries: nothing.
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+                dots_blocked_on(isa, &x32, &y32, c, &entries, &mut out, &mut scratch).unwrap();
+                for (&(i, j), v) in entries.iter().zip(&out) {
+                    let (i, j) = (i as usize, j as usize);
+                    let want = dot_body(&x32[i * c..(i + 1) * c], &y32[j * c..(j + 1) * c]);
+                    assert_eq!(v.to_bits(), want.to_bits());
+                }
+                dots_blocked_on(isa, &x, &y, c, &[], &mut out, &mut scratch).unwrap();
+                assert!(out.is_empty());
+                assert!(
+                    dots_blocked_on(isa, &x, &y, c, &[(0, ry as u32)], &mut out, &mut scratch)
+                        .is_err()
+                );
             }
         }
     }

@@ -38,6 +38,15 @@
 //!    ([`crate::lap::SapSolver::solve_from_prices_cancellable`]); that is [`repair`], which the
 //!    caller runs on the `f64` affinity it computes.
 //!
+//! **Blocks of pairs.** The tile engine computes the `f32` affinities of a block of `b × b`
+//! pairs with one GEMM; [`solve_pair`] solves each of them, and [`certify_block`] then runs steps
+//! 3–4 for all of them together, computing their `f64` dot products in two batches (the
+//! assigned entries, then the candidates) with [`crate::kernels::screen::dots_blocked`]: `k` in
+//! chunks, each row of the block read once per chunk rather than once per entry (at `S = 49`,
+//! `C = 2048` the per-entry chains streamed ~2.9 MB per pair from L3). Every entry is still
+//! [`dot`]'s strict chain, so nothing depends on the block. [`solve_certified`] is a block of one
+//! pair.
+//!
 //! Either way `G = Σ_i Â_{iσ(i)}` (each entry by [`dot`], summed in row order): a function of
 //! the pair alone, hence bit-identical for any thread count, and equal to the `f64` path's `G`
 //! bit for bit whenever both find the same permutation. The permutation is an optimal one
@@ -50,7 +59,7 @@ use ndarray::ArrayView2;
 
 use super::{bound, Affinity, Workspace};
 pub use crate::kernels::screen::dot;
-use crate::kernels::screen::dots;
+use crate::kernels::screen::{dots_blocked, DotsScratch};
 
 use crate::error::{Error, Result};
 use crate::kernels::screen::screen_row;
@@ -141,29 +150,285 @@ pub struct MixedPair {
     pub repaired: bool,
 }
 
-/// Buffers of [`solve_certified`] and [`repair`], kept in the per-thread [`Workspace`].
+/// The rows of a block of pairs whose `f32` affinities came from one GEMM (the `b × b` pairs of
+/// a tile block, or a single pair): `x` (`rows_x × C`) and `y` (`rows_y × C`), row-major, any
+/// [`Cost`] type (widened to `f64`), with the `f64` norm of every row. A pair of the block is
+/// given by the rows of its first matched position in `x` and `y` and the offset of its first
+/// `f32` affinity ([`solve_pair`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockFactors<'a, T> {
+    /// Rows of the `x` side, `norms_x.len() × c`.
+    pub x: &'a [T],
+    /// Rows of the `y` side, `norms_y.len() × c`.
+    pub y: &'a [T],
+    /// Channels (the length of every row).
+    pub c: usize,
+    /// `‖x_r‖` in `f64` for every row `r` of `x`.
+    pub norms_x: &'a [f64],
+    /// `‖y_r‖` in `f64` for every row `r` of `y`.
+    pub norms_y: &'a [f64],
+    /// The block's `f32` affinities `fl32(x) fl32(y)ᵀ`, row-major with rows `a32_stride` apart:
+    /// a pair's entry `(i, j)` is at `a0 + i·a32_stride + j` ([`solve_pair`]).
+    pub a32: &'a [f32],
+    /// The distance between two rows of `a32`.
+    pub a32_stride: usize,
+}
+
+/// Where a pair of a block stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Solved in `f32`, not (yet) certified.
+    #[default]
+    Pending,
+    /// Certified: `G` and the dual bound.
+    Certified(MixedPair),
+    /// Not certified: the pair needs [`repair_pair`].
+    Failed,
+}
+
+/// One pair of a block: its rows, its `f32` solution and its certificate's state.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct MixedBuffers {
+struct PairState {
+    /// Row of the first matched position in the block's `x` and `y`, offset of its first
+    /// entry in the block's `f32` affinities.
+    x0: usize,
+    y0: usize,
+    a0: usize,
+    perm: Vec<usize>,
+    /// Column duals of the `f32` maximisation.
     v: Vec<f64>,
-    q: Vec<f64>,
+    /// `d_i = Â_iσ(i)`.
     diag: Vec<f64>,
     margin: Vec<f64>,
     cand_start: Vec<usize>,
     cand_col: Vec<usize>,
     cand_val: Vec<f64>,
-    /// Row pairs whose `Â` is computed (one batch), and their values.
-    pairs: Vec<(usize, usize)>,
-    spare: Vec<f64>,
+    /// The pair's first entry in the block's current batch of `f64` dot products.
+    first: usize,
+    /// The screen's guard for the `f64` rounding of the certificate.
+    guard: f64,
+    outcome: Outcome,
+}
+
+/// Buffers of the certificate ([`solve_pair`], [`certify_block`], [`repair_pair`] and the
+/// one-pair [`solve_certified`] and [`repair`]), kept in the per-thread [`Workspace`].
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MixedBuffers {
+    /// The pairs of the current block (the first `len`; the rest keep their capacity).
+    pairs: Vec<PairState>,
+    len: usize,
+    /// Matched positions per pair in the current block.
+    s: usize,
+    /// Entries `(row of x, row of y)` whose `Â` one batch computes, and their values.
+    entries: Vec<(u32, u32)>,
+    values: Vec<f64>,
+    dots: DotsScratch,
+    q: Vec<f64>,
     owner: Vec<usize>,
     queue: std::collections::VecDeque<usize>,
     queued: Vec<bool>,
 }
 
-/// Steps 2–4 of the module docs: solve the pair's `f32` affinity `a32` (`S × S`, row-major, an
-/// `f32` product of the `f32`-rounded `x` and `y` in any summation order) exactly, write the
-/// permutation into `perm`, and certify it for the `f64` affinities `Â` of `factors`.
-/// `Some(result)` when certified; `None` when the pair needs [`repair`] (the `f32` duals are
-/// kept in `workspace` for its warm start).
+/// Start a new block of pairs of `s` matched positions in `workspace` (the previous block's
+/// pairs are forgotten).
+pub fn begin_block(workspace: &mut Workspace, s: usize) {
+    workspace.mixed.len = 0;
+    workspace.mixed.s = s;
+}
+
+/// Step 2 of the module docs for one pair of the current block ([`begin_block`]): solve its
+/// `f32` affinity `a32` (`S × S`, row-major, an `f32` product of the `f32`-rounded rows in any
+/// summation order) exactly and keep the permutation and the duals. The pair's rows are
+/// `x0..x0 + S` of the block's `x` and `y0..y0 + S` of its `y`, and its `f32` affinities start
+/// at `a0` of the block's ([`BlockFactors`], given to [`certify_block`]; `a32` is a copy of
+/// them). Returns the pair's index in the block.
+///
+/// # Errors
+/// [`Error::Shape`] when `a32` is not `S × S`; [`Error::Interrupted`] once `cancel` is set.
+pub fn solve_pair(
+    workspace: &mut Workspace,
+    a32: &[f32],
+    (x0, y0, a0): (usize, usize, usize),
+    cancel: &AtomicBool,
+) -> Result<usize> {
+    let Workspace { solver, mixed, .. } = workspace;
+    let s = mixed.s;
+    if a32.len() != s * s {
+        return Err(Error::Shape(
+            "internal: inconsistent shapes of a mixed-precision pair".into(),
+        ));
+    }
+    PAIRS.fetch_add(1, Ordering::Relaxed);
+    let col4row = solver.solve_cancellable(a32, s, s, Sense::Maximize, cancel)?;
+    if mixed.pairs.len() == mixed.len {
+        mixed.pairs.push(PairState::default());
+    }
+    let pair = mixed.len;
+    mixed.len += 1;
+    let state = &mut mixed.pairs[pair];
+    state.x0 = x0;
+    state.y0 = y0;
+    state.a0 = a0;
+    state.perm.clear();
+    state.perm.extend_from_slice(col4row);
+    // Column duals of the maximisation.
+    state.v.clear();
+    state
+        .v
+        .extend(solver.column_duals()[..s].iter().map(|&v| -v));
+    state.outcome = Outcome::Pending;
+    Ok(pair)
+}
+
+/// Steps 3–4 of the module docs for every pair of the current block, on the block's rows
+/// `factors`: their `f64` dot products (the assigned entries, then the candidates of each screen)
+/// are computed together ([`dots_blocked`]: each row read once per batch, not once per entry),
+/// each still [`dot`]'s strict FMA chain. Afterwards [`pair_outcome`] tells each pair's result.
+///
+/// # Errors
+/// [`Error::Shape`] when a pair's rows are not inside `factors`; [`Error::Interrupted`] once
+/// `cancel` is set.
+pub fn certify_block<T: Cost>(
+    factors: &BlockFactors<'_, T>,
+    workspace: &mut Workspace,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let MixedBuffers {
+        pairs,
+        len,
+        s,
+        entries,
+        values,
+        dots,
+        q,
+        owner,
+        queue,
+        queued,
+    } = &mut workspace.mixed;
+    let (s, c) = (*s, factors.c);
+    let live = &mut pairs[..*len];
+    let (rows_x, rows_y) = (factors.norms_x.len(), factors.norms_y.len());
+    let shape = || Error::Shape("internal: inconsistent shapes of a mixed-precision block".into());
+    if factors.x.len() != rows_x * c || factors.y.len() != rows_y * c {
+        return Err(shape());
+    }
+    let row = |r: usize| u32::try_from(r).map_err(|_| shape());
+    let stride = factors.a32_stride;
+    let a32_end = |p: &PairState| p.a0 + s.saturating_sub(1) * stride + s;
+    if stride < s
+        || live.iter().any(|p| {
+            p.x0 + s > rows_x
+                || p.y0 + s > rows_y
+                || p.perm.len() != s
+                || a32_end(p) > factors.a32.len()
+        })
+    {
+        return Err(shape());
+    }
+    let bounds = Bounds::new(c);
+    // The assigned entries of every pair.
+    entries.clear();
+    for p in live.iter_mut() {
+        p.first = entries.len();
+        for (i, &j) in p.perm.iter().enumerate() {
+            entries.push((row(p.x0 + i)?, row(p.y0 + j)?));
+        }
+    }
+    dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
+    for p in live.iter_mut() {
+        p.diag.clear();
+        p.diag.extend_from_slice(&values[p.first..p.first + s]);
+    }
+    let mut fbuf = BfBuffers {
+        q,
+        owner,
+        queue,
+        queued,
+    };
+    for (attempt, widen) in [2.0_f64, 64.0].into_iter().enumerate() {
+        check_cancel(cancel)?;
+        // Screen every pending pair; its candidates other than the assigned entries join one
+        // batch of dot products.
+        entries.clear();
+        for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+            let nx = &factors.norms_x[p.x0..p.x0 + s];
+            let ny = &factors.norms_y[p.y0..p.y0 + s];
+            let a32 = &factors.a32[p.a0..a32_end(p)];
+            if !p.screen(a32, stride, &bounds, (nx, ny), widen) {
+                p.outcome = Outcome::Failed;
+                continue;
+            }
+            p.first = entries.len();
+            for i in 0..s {
+                for &j in &p.cand_col[p.cand_start[i]..p.cand_start[i + 1]] {
+                    if j != p.perm[i] {
+                        entries.push((row(p.x0 + i)?, row(p.y0 + j)?));
+                    }
+                }
+            }
+        }
+        dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
+        for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+            let mut next = values[p.first..].iter();
+            p.cand_val.clear();
+            for i in 0..s {
+                for &j in &p.cand_col[p.cand_start[i]..p.cand_start[i + 1]] {
+                    p.cand_val.push(if j == p.perm[i] {
+                        p.diag[i]
+                    } else {
+                        next.next().copied().unwrap_or(f64::NAN)
+                    });
+                }
+            }
+            if let Some(dual) = p.bellman_ford(&bounds, &mut fbuf, cancel) {
+                if attempt > 0 {
+                    WIDENED.fetch_add(1, Ordering::Relaxed);
+                }
+                CERTIFIED.fetch_add(1, Ordering::Relaxed);
+                // Σ_i Â_iσ(i) in row order: the certificate's d_i.
+                let value = p.diag.iter().sum::<f64>();
+                p.outcome = Outcome::Certified(MixedPair {
+                    value,
+                    bound: dual.max(value),
+                    repaired: false,
+                });
+            }
+        }
+    }
+    for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+        p.outcome = Outcome::Failed;
+    }
+    check_cancel(cancel)
+}
+
+/// After [`certify_block`]: pair `pair`'s `f32` permutation into `perm`, and `Some(result)` when
+/// it was certified, `None` when it needs [`repair_pair`].
+///
+/// # Errors
+/// [`Error::Shape`] when `pair` is not a pair of the block or `perm` not of its size.
+pub fn pair_outcome(
+    workspace: &Workspace,
+    pair: usize,
+    perm: &mut [usize],
+) -> Result<Option<MixedPair>> {
+    let mixed = &workspace.mixed;
+    let state = mixed
+        .pairs
+        .get(pair)
+        .filter(|_| pair < mixed.len && perm.len() == mixed.s)
+        .ok_or_else(|| Error::Shape("internal: no such mixed-precision pair".into()))?;
+    perm.copy_from_slice(&state.perm);
+    Ok(match state.outcome {
+        Outcome::Certified(r) => Some(r),
+        Outcome::Pending | Outcome::Failed => None,
+    })
+}
+
+/// Steps 2–4 of the module docs for one pair (a block of one, [`certify_block`]): solve the
+/// pair's `f32` affinity `a32` (`S × S`, row-major, an `f32` product of the `f32`-rounded `x` and
+/// `y` in any summation order) exactly, write the permutation into `perm`, and certify it for the
+/// `f64` affinities `Â` of `factors`. `Some(result)` when certified; `None` when the pair needs
+/// [`repair`] (the `f32` duals are kept in `workspace` for its warm start).
 ///
 /// Cost: the `f32` solve, one `O(S²)` pass over `a32`, `O(C)` per candidate entry.
 ///
@@ -188,45 +453,28 @@ pub fn solve_certified<T: Cost>(
             "internal: inconsistent shapes of a mixed-precision pair".into(),
         ));
     }
-    PAIRS.fetch_add(1, Ordering::Relaxed);
-    let Workspace { solver, mixed, .. } = workspace;
-    let col4row = solver.solve_cancellable(a32, s, s, Sense::Maximize, cancel)?;
-    perm.copy_from_slice(col4row);
-    // Column duals of the maximisation.
-    mixed.v.clear();
-    mixed
-        .v
-        .extend(solver.column_duals()[..s].iter().map(|&v| -v));
+    begin_block(workspace, s);
+    let pair = solve_pair(workspace, a32, (0, 0, 0), cancel)?;
     let (xs, ys) = (
         factors.x.as_standard_layout(),
         factors.y.as_standard_layout(),
     );
     let rows = rows(&xs, &ys, c)?;
-    for (attempt, widen) in [2.0_f64, 64.0].into_iter().enumerate() {
-        check_cancel(cancel)?;
-        if let Some(dual) = certify(factors, &rows, a32, mixed, perm, widen, cancel) {
-            if attempt > 0 {
-                WIDENED.fetch_add(1, Ordering::Relaxed);
-            }
-            CERTIFIED.fetch_add(1, Ordering::Relaxed);
-            // Σ_i Â_iσ(i) in row order: the certificate's d_i.
-            let value = mixed.diag.iter().sum::<f64>();
-            return Ok(Some(MixedPair {
-                value,
-                bound: dual.max(value),
-                repaired: false,
-            }));
-        }
-    }
-    check_cancel(cancel)?;
-    Ok(None)
+    let block = BlockFactors {
+        x: rows.x,
+        y: rows.y,
+        c,
+        norms_x: factors.norms_x,
+        norms_y: factors.norms_y,
+        a32,
+        a32_stride: s,
+    };
+    certify_block(&block, workspace, cancel)?;
+    pair_outcome(workspace, pair, perm)
 }
 
 /// Step 5 of the module docs, after [`solve_certified`] returned `None` for the same pair and
-/// `workspace`: solve the `f64` problem `a64` (`S × S`, row-major: the `f64` affinities of
-/// `factors`) exactly, warm-started from the `f32` duals, into `perm`. With `with_bound`, the
-/// bound is the dual rebuilt from the optimal permutation (as for the `f64` exact matcher), else
-/// `value`.
+/// `workspace`: [`repair_pair`] of that pair.
 ///
 /// # Errors
 /// As [`solve_certified`].
@@ -238,25 +486,49 @@ pub fn repair<T: Cost>(
     with_bound: bool,
     cancel: &AtomicBool,
 ) -> Result<MixedPair> {
+    repair_pair(factors, a64, workspace, 0, perm, with_bound, cancel)
+}
+
+/// Step 5 of the module docs for pair `pair` of the current block, after [`certify_block`] left
+/// it uncertified: solve the `f64` problem `a64` (`S × S`, row-major: the `f64` affinities of
+/// `factors`, the pair's matched positions) exactly, warm-started from the pair's `f32` duals,
+/// into `perm`. With `with_bound`, the bound is the dual rebuilt from the optimal permutation (as
+/// for the `f64` exact matcher), else `value`.
+///
+/// # Errors
+/// As [`solve_certified`].
+pub fn repair_pair<T: Cost>(
+    factors: &PairFactors<'_, T>,
+    a64: &[T],
+    workspace: &mut Workspace,
+    pair: usize,
+    perm: &mut [usize],
+    with_bound: bool,
+    cancel: &AtomicBool,
+) -> Result<MixedPair> {
     let (s, c) = factors.x.dim();
-    if a64.len() != s * s || perm.len() != s || workspace.mixed.v.len() != s {
-        return Err(Error::Shape(
-            "internal: inconsistent shapes of a mixed-precision repair".into(),
-        ));
-    }
-    REPAIRED.fetch_add(1, Ordering::Relaxed);
     let Workspace {
         solver,
         mixed,
         dual,
         ..
     } = workspace;
+    let state = mixed
+        .pairs
+        .get_mut(pair)
+        .filter(|p| pair < mixed.len && p.v.len() == s);
+    let Some(state) = state.filter(|_| a64.len() == s * s && perm.len() == s) else {
+        return Err(Error::Shape(
+            "internal: inconsistent shapes of a mixed-precision repair".into(),
+        ));
+    };
+    REPAIRED.fetch_add(1, Ordering::Relaxed);
     // The f32 duals, in the minimisation's sign.
-    for v in &mut mixed.v {
+    for v in &mut state.v {
         *v = -*v;
     }
     let col4row =
-        solver.solve_from_prices_cancellable(a64, s, Sense::Maximize, &mixed.v, cancel)?;
+        solver.solve_from_prices_cancellable(a64, s, Sense::Maximize, &state.v, cancel)?;
     perm.copy_from_slice(col4row);
     let (xs, ys) = (
         factors.x.as_standard_layout(),
@@ -315,153 +587,166 @@ impl<T: Cost> Rows<'_, T> {
     }
 }
 
-/// Steps 3 and 4 of the module docs for the `f32` permutation `perm` and duals `mixed.v`, with
-/// screening width `widen · max_j err_ij` per row. Returns the certified dual bound
-/// `Σ P + Σ Q`, or `None` when the certificate does not hold (or would not pay off).
-#[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
-fn certify<T: Cost>(
-    factors: &PairFactors<'_, T>,
-    rows: &Rows<'_, T>,
-    a32: &[f32],
-    mixed: &mut MixedBuffers,
-    perm: &[usize],
-    widen: f64,
-    cancel: &AtomicBool,
-) -> Option<f64> {
-    let (s, c) = factors.x.dim();
-    let (nx, ny) = (factors.norms_x, factors.norms_y);
-    let u32r = f64::from(f32::EPSILON) / 2.0; // 2^-24
-    let eps = f64::EPSILON / 2.0; // 2^-53
-    let cf = c as f64;
-    let k = (cf + 2.0) * u32r;
-    let rho = k / (1.0 - k) * (1.0 + 1e-6) + 2.0 * (cf + 1.0) * eps;
-    let tiny = 2f64.powi(-148);
-    let eta0 = tiny * (cf + 1.0);
-    let eta1 = tiny * cf.sqrt();
-    let max_ny = ny.iter().fold(0.0_f64, |m, &v| m.max(v));
-    let max_nx = nx.iter().fold(0.0_f64, |m, &v| m.max(v));
-    let MixedBuffers {
-        v,
-        q,
-        diag,
-        margin,
-        cand_start,
-        cand_col,
-        cand_val,
-        pairs,
-        spare,
-        owner,
-        queue,
-        queued,
-    } = mixed;
-    diag.clear();
-    pairs.clear();
-    pairs.extend(perm.iter().copied().enumerate());
-    dots(rows.x, rows.y, rows.c, pairs, diag).ok()?;
-    let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
-    let max_p0 = perm
-        .iter()
-        .zip(diag.iter())
-        .fold(0.0_f64, |m, (&j, &d)| m.max((d - v[j]).abs()));
-    if !(max_v.is_finite() && max_p0.is_finite()) {
-        return None;
-    }
-    let max_err = rho * max_nx * max_ny + eta0 + eta1 * (max_nx + max_ny);
-    // Guard for the f64 rounding of r_ij (a few operations on terms of these magnitudes).
-    let guard = 8.0 * eps * (max_p0 + max_v + 2.0 * max_nx * max_ny + max_err);
-    // Budget of candidate entries: beyond it the dot products cost about as much as the f64
-    // GEMM would, so the repair is the better deal.
-    let budget = (s * s / 4).max(4 * s);
-    cand_start.clear();
-    cand_col.clear();
-    cand_val.clear();
-    margin.clear();
-    for i in 0..s {
-        cand_start.push(cand_col.len());
-        // The row's largest error bound, max_j err_ij (per row: one stream less in the screen).
-        let err = (rho * nx[i] + eta1) * max_ny + eta0 + eta1 * nx[i];
-        let c0 = diag[i] - v[perm[i]] - err - guard;
-        let tau = widen * err + guard;
-        let row = &a32[i * s..(i + 1) * s];
-        margin.push(screen_row(row, v, (c0, tau), cand_col));
-        if cand_col.len() > budget {
-            return None;
+/// The constants of the rounding bound (module docs, step 1) for `C` channels.
+struct Bounds {
+    rho: f64,
+    eta0: f64,
+    eta1: f64,
+    eps: f64,
+}
+
+impl Bounds {
+    #[allow(clippy::cast_precision_loss)]
+    fn new(c: usize) -> Self {
+        let u32r = f64::from(f32::EPSILON) / 2.0; // 2^-24
+        let eps = f64::EPSILON / 2.0; // 2^-53
+        let cf = c as f64;
+        let k = (cf + 2.0) * u32r;
+        let tiny = 2f64.powi(-148);
+        Self {
+            rho: k / (1.0 - k) * (1.0 + 1e-6) + 2.0 * (cf + 1.0) * eps,
+            eta0: tiny * (cf + 1.0),
+            eta1: tiny * cf.sqrt(),
+            eps,
         }
     }
-    cand_start.push(cand_col.len());
-    CANDIDATES.fetch_add(cand_col.len() as u64, Ordering::Relaxed);
-    // Candidates other than the assigned entries, computed in batches of chains.
-    pairs.clear();
-    for i in 0..s {
-        for &j in &cand_col[cand_start[i]..cand_start[i + 1]] {
-            if j != perm[i] {
-                pairs.push((i, j));
+}
+
+/// The Bellman–Ford pass's buffers, shared by the pairs of a block.
+struct BfBuffers<'a> {
+    q: &'a mut Vec<f64>,
+    owner: &'a mut Vec<usize>,
+    queue: &'a mut std::collections::VecDeque<usize>,
+    queued: &'a mut Vec<bool>,
+}
+
+impl PairState {
+    /// Step 3 of the module docs for the `f32` permutation, duals and `diag`, on the pair's
+    /// `f32` affinities `a32` (row `i` at `i·stride`), with screening width
+    /// `widen · max_j err_ij` per row: the candidates and margins. `false` when the certificate
+    /// cannot hold (non-finite values) or would not pay off (too many candidates).
+    fn screen(
+        &mut self,
+        a32: &[f32],
+        stride: usize,
+        b: &Bounds,
+        (nx, ny): (&[f64], &[f64]),
+        widen: f64,
+    ) -> bool {
+        let s = self.perm.len();
+        let (perm, v, diag) = (&self.perm, &self.v, &self.diag);
+        let max_ny = ny.iter().fold(0.0_f64, |m, &v| m.max(v));
+        let max_nx = nx.iter().fold(0.0_f64, |m, &v| m.max(v));
+        let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
+        let max_p0 = perm
+            .iter()
+            .zip(diag.iter())
+            .fold(0.0_f64, |m, (&j, &d)| m.max((d - v[j]).abs()));
+        if !(max_v.is_finite() && max_p0.is_finite()) {
+            return false;
+        }
+        let max_err = b.rho * max_nx * max_ny + b.eta0 + b.eta1 * (max_nx + max_ny);
+        // Guard for the f64 rounding of r_ij (a few operations on terms of these magnitudes).
+        let guard = 8.0 * b.eps * (max_p0 + max_v + 2.0 * max_nx * max_ny + max_err);
+        self.guard = guard;
+        // Budget of candidate entries: beyond it the dot products cost about as much as the f64
+        // GEMM would, so the repair is the better deal.
+        let budget = (s * s / 4).max(4 * s);
+        self.cand_start.clear();
+        self.cand_col.clear();
+        self.margin.clear();
+        for i in 0..s {
+            self.cand_start.push(self.cand_col.len());
+            // The row's largest error bound, max_j err_ij (per row: one stream less in the
+            // screen).
+            let err = (b.rho * nx[i] + b.eta1) * max_ny + b.eta0 + b.eta1 * nx[i];
+            let c0 = diag[i] - v[perm[i]] - err - guard;
+            let tau = widen * err + guard;
+            let row = &a32[i * stride..i * stride + s];
+            self.margin
+                .push(screen_row(row, v, (c0, tau), &mut self.cand_col));
+            if self.cand_col.len() > budget {
+                return false;
             }
         }
+        self.cand_start.push(self.cand_col.len());
+        CANDIDATES.fetch_add(self.cand_col.len() as u64, Ordering::Relaxed);
+        true
     }
-    spare.clear();
-    dots(rows.x, rows.y, rows.c, pairs, spare).ok()?;
-    let mut next = spare.iter();
-    cand_val.clear();
-    for i in 0..s {
-        for &j in &cand_col[cand_start[i]..cand_start[i + 1]] {
-            cand_val.push(if j == perm[i] {
-                diag[i]
-            } else {
-                next.next().copied().unwrap_or(f64::NAN)
-            });
-        }
-    }
-    let max_cand = cand_val.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
-    if !max_cand.is_finite() {
-        return None;
-    }
-    // Bellman–Ford on the candidates: Q_j ≥ Q_σ(i) + Â_ij − d_i, from Q = V.
-    q.clear();
-    q.extend_from_slice(v);
-    owner.clear();
-    owner.resize(s, 0);
-    for (i, &j) in perm.iter().enumerate() {
-        owner[j] = i;
-    }
-    let scale = max_cand.max(max_v).max(max_p0);
-    let tol = 4.0 * s as f64 * eps * scale;
-    queue.clear();
-    queue.extend(0..s);
-    queued.clear();
-    queued.resize(s, true);
-    let mut relaxations = 0_usize;
-    let limit = s.saturating_mul(s + 1);
-    while let Some(i) = queue.pop_front() {
-        queued[i] = false;
-        relaxations += 1;
-        if relaxations > limit || (relaxations.is_multiple_of(s) && cancel.load(Ordering::Relaxed))
-        {
+
+    /// Step 4 of the module docs, after [`Self::screen`] and with the candidates' `Â` in
+    /// `cand_val`: the certified dual bound `Σ P + Σ Q`, or `None` when the certificate does not
+    /// hold.
+    #[allow(clippy::cast_precision_loss)]
+    fn bellman_ford(&self, b: &Bounds, f: &mut BfBuffers<'_>, cancel: &AtomicBool) -> Option<f64> {
+        let s = self.perm.len();
+        let (perm, v, diag, guard) = (&self.perm, &self.v, &self.diag, self.guard);
+        let eps = b.eps;
+        let max_cand = self.cand_val.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
+        if !max_cand.is_finite() {
             return None;
         }
-        let base = q[perm[i]] - diag[i];
-        for t in cand_start[i]..cand_start[i + 1] {
-            let j = cand_col[t];
-            let cand = cand_val[t] + base;
-            if cand > q[j] + tol {
-                q[j] = cand;
-                let o = owner[j];
-                // The row whose dual P_o = d_o − Q_j drops: its non-candidates must stay covered.
-                let rise = q[j] - v[j];
-                if rise + 2.0 * guard + 4.0 * eps * (q[j].abs() + v[j].abs()) >= margin[o] {
-                    return None;
-                }
-                if !queued[o] {
-                    queued[o] = true;
-                    queue.push_back(o);
+        let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
+        let max_p0 = perm
+            .iter()
+            .zip(diag.iter())
+            .fold(0.0_f64, |m, (&j, &d)| m.max((d - v[j]).abs()));
+        // Bellman–Ford on the candidates: Q_j ≥ Q_σ(i) + Â_ij − d_i, from Q = V.
+        let BfBuffers {
+            q,
+            owner,
+            queue,
+            queued,
+        } = f;
+        q.clear();
+        q.extend_from_slice(v);
+        owner.clear();
+        owner.resize(s, 0);
+        for (i, &j) in perm.iter().enumerate() {
+            owner[j] = i;
+        }
+        let scale = max_cand.max(max_v).max(max_p0);
+        let tol = 4.0 * s as f64 * eps * scale;
+        queue.clear();
+        queue.extend(0..s);
+        queued.clear();
+        queued.resize(s, true);
+        let mut relaxations = 0_usize;
+        let limit = s.saturating_mul(s + 1);
+        while let Some(i) = queue.pop_front() {
+            queued[i] = false;
+            relaxations += 1;
+            if relaxations > limit
+                || (relaxations.is_multiple_of(s) && cancel.load(Ordering::Relaxed))
+            {
+                return None;
+            }
+            let base = q[perm[i]] - diag[i];
+            for t in self.cand_start[i]..self.cand_start[i + 1] {
+                let j = self.cand_col[t];
+                let cand = self.cand_val[t] + base;
+                if cand > q[j] + tol {
+                    q[j] = cand;
+                    let o = owner[j];
+                    // The row whose dual P_o = d_o − Q_j drops: its non-candidates must stay
+                    // covered.
+                    let rise = q[j] - v[j];
+                    if rise + 2.0 * guard + 4.0 * eps * (q[j].abs() + v[j].abs()) >= self.margin[o]
+                    {
+                        return None;
+                    }
+                    if !queued[o] {
+                        queued[o] = true;
+                        queue.push_back(o);
+                    }
                 }
             }
         }
+        // Σ P + Σ Q with P_i = d_i − Q_σ(i).
+        let p_sum: f64 = perm.iter().zip(diag.iter()).map(|(&j, &d)| d - q[j]).sum();
+        let bound = p_sum + q.iter().sum::<f64>();
+        bound.is_finite().then_some(bound)
     }
-    // Σ P + Σ Q with P_i = d_i − Q_σ(i).
-    let p_sum: f64 = perm.iter().zip(diag.iter()).map(|(&j, &d)| d - q[j]).sum();
-    let bound = p_sum + q.iter().sum::<f64>();
-    bound.is_finite().then_some(bound)
 }
 
 #[cfg(test)]

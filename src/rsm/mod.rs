@@ -760,9 +760,10 @@ fn pairwise_blocked<T: Real>(
             let (i0, j0) = (*i0, *j0);
             let (rows, cols) = vals.dim();
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
-            let mut scratch = slots[slot]
+            let mut guard = slots[slot]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let scratch = &mut *guard;
             let single = rows == 1 && cols == 1;
             // A diagonal block of one row holds only the diagonal pair: no affinity needed.
             let only_diagonal = square && i0 == j0 && rows == 1;
@@ -785,6 +786,60 @@ fn pairwise_blocked<T: Real>(
                     scratch.block_affinities(xb, yb)?;
                 }
             }
+            if mixed {
+                // Solve every pair of the block in f32, then certify them together (their f64
+                // dot products read each row once per batch, not once per entry).
+                let sm = s - prefix;
+                mixed::begin_block(&mut scratch.workspace, sm);
+                let width = cols * s;
+                for ii in 0..rows {
+                    for jj in 0..cols {
+                        let (i, j) = (i0 + ii, j0 + jj);
+                        if square && j <= i {
+                            continue;
+                        }
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(Error::Interrupted);
+                        }
+                        let a0 = if single {
+                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            scratch.pair_affinity32(
+                                x32.slice(s![prefix.., ..]),
+                                y32.slice(s![prefix.., ..]),
+                            )?;
+                            0
+                        } else {
+                            scratch.copy_affinity32(ii, jj, s, width, prefix);
+                            (ii * s + prefix) * width + jj * s + prefix
+                        };
+                        mixed::solve_pair(
+                            &mut scratch.workspace,
+                            &scratch.affinity32,
+                            (ii * s + prefix, jj * s + prefix, a0),
+                            cancel,
+                        )?;
+                    }
+                }
+                let (a32, a32_stride) = if single {
+                    (&scratch.affinity32[..], sm)
+                } else {
+                    (&scratch.block32[..rows * s * width], width)
+                };
+                let factors = mixed::BlockFactors {
+                    x: &xs[i0 * sc..(i0 + rows) * sc],
+                    y: &ys[j0 * sc..(j0 + cols) * sc],
+                    c,
+                    norms_x: norm_rows(&norms.x, i0, rows, s)?,
+                    norms_y: norm_rows(norms_y, j0, cols, s)?,
+                    a32,
+                    a32_stride,
+                };
+                mixed::certify_block(&factors, &mut scratch.workspace, cancel)?;
+            }
+            let mut pair = 0;
             for ii in 0..rows {
                 let i = i0 + ii;
                 let xi = ArrayView2::from_shape((s, c), &xs[i * sc..(i + 1) * sc])
@@ -814,18 +869,7 @@ fn pairwise_blocked<T: Real>(
                     let yj = ArrayView2::from_shape((s, c), &ys[j * sc..(j + 1) * sc])
                         .map_err(|e| Error::Shape(e.to_string()))?;
                     if mixed {
-                        if single {
-                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
-                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
-                            scratch.pair_affinity32(
-                                x32.slice(s![prefix.., ..]),
-                                y32.slice(s![prefix.., ..]),
-                            )?;
-                        } else {
-                            scratch.copy_affinity32(ii, jj, s, cols * s, prefix);
-                        }
+                        // Solved and certified above.
                     } else if single {
                         // One pair: its matched positions' affinity directly.
                         scratch.pair_affinity(
@@ -861,7 +905,8 @@ fn pairwise_blocked<T: Real>(
                             norms_x: nx,
                             norms_y: ny,
                         };
-                        scratch.solve_mixed(&factors, with_bound, cancel)?
+                        pair += 1;
+                        scratch.finish_mixed(pair - 1, &factors, with_bound, cancel)?
                     } else {
                         scratch.solve(matcher, (nx, ny), with_bound, cancel)?
                     };
@@ -938,6 +983,13 @@ fn mixed_copy<T: Real>(
     } else {
         Ok(None)
     }
+}
+
+/// Rows `r0..r0 + r` of the per-position norms (`S` each), as one slice.
+fn norm_rows(a: &Array2<f64>, r0: usize, r: usize, s: usize) -> Result<&[f64]> {
+    a.as_slice()
+        .and_then(|v| v.get(r0 * s..(r0 + r) * s))
+        .ok_or_else(|| Error::Shape("internal: norms layout".into()))
 }
 
 /// `a` rounded to `f32` (to nearest), allocated fallibly.
@@ -1106,23 +1158,18 @@ impl<T: Real> PairScratch<T> {
         self.gemm32.abt(xi, yj, out)
     }
 
-    /// Mixed precision: solve the `f32` affinity in `self.affinity32` and certify it for the
-    /// `f64` pair `factors` (the matched positions); where that fails, compute the `f64`
-    /// affinity and repair ([`mixed::solve_certified`], [`mixed::repair`]). Returns `G` and the
-    /// bound (or `G` without `with_bound`).
-    fn solve_mixed(
+    /// Mixed precision, after [`mixed::certify_block`]: the result of pair `pair` of the block
+    /// (`factors`: its matched positions); where it was not certified, compute its `f64`
+    /// affinity and repair ([`mixed::repair_pair`]). Returns `G` and the bound (or `G` without
+    /// `with_bound`); the permutation is left in `self.perm`.
+    fn finish_mixed(
         &mut self,
+        pair: usize,
         factors: &PairFactors<'_, T>,
         with_bound: bool,
         cancel: &AtomicBool,
     ) -> Result<(f64, f64)> {
-        let certified = mixed::solve_certified(
-            factors,
-            &self.affinity32,
-            &mut self.workspace,
-            &mut self.perm,
-            cancel,
-        )?;
+        let certified = mixed::pair_outcome(&self.workspace, pair, &mut self.perm)?;
         let r = if let Some(r) = certified {
             r
         } else {
@@ -1136,10 +1183,11 @@ impl<T: Real> PairScratch<T> {
                 .affinity
                 .as_slice()
                 .ok_or_else(|| Error::Shape("internal: affinity layout".into()))?;
-            mixed::repair(
+            mixed::repair_pair(
                 factors,
                 a64,
                 &mut self.workspace,
+                pair,
                 &mut self.perm,
                 with_bound,
                 cancel,
@@ -1311,6 +1359,49 @@ mod tests {
                         "{matcher:?} square={square}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Mixed precision: pairs certified together in blocks (their `f64` dot products batched,
+    /// `k` in several chunks at C = 300) give the bits of one pair per block, for any block size
+    /// and thread count, with prefix tokens and rectangular tiles; and, with no ties, `G`, the
+    /// bounds' pairs and the permutations of the `f64` path bit for bit.
+    #[test]
+    fn mixed_blocks_equal_pairs_and_the_float64_path() {
+        let f = |v: f64| v;
+        for (s, prefix, c) in [(13, 0, 300), (11, 2, 37), (6, 0, 1)] {
+            let x = sample(9, s, c, 3, f);
+            let y = sample(6, s, c, 4, f);
+            for square in [true, false] {
+                let yy = if square { None } else { Some(&y) };
+                let mut o = GramOptions {
+                    matcher: Matcher::Exact,
+                    threads: Some(1),
+                    return_permutations: true,
+                    return_bound: false,
+                    prefix_tokens: prefix,
+                    mixed_precision: true,
+                };
+                let before = mixed::counters().certified;
+                let per_pair = run(&x, yy, &o, Some(1));
+                assert!(mixed::counters().certified > before, "the f32 path ran");
+                for (block, threads) in [(None, 1), (Some(2), 2), (Some(4), 1), (Some(9), 3)] {
+                    o.threads = Some(threads);
+                    let blocked = run(&x, yy, &o, block);
+                    assert_eq!(
+                        bits(&blocked),
+                        bits(&per_pair),
+                        "S={s} C={c} square={square} block={block:?} threads={threads}"
+                    );
+                }
+                o.mixed_precision = false;
+                let float64 = run(&x, yy, &o, Some(3));
+                assert_eq!(
+                    bits(&float64),
+                    bits(&per_pair),
+                    "S={s} C={c} square={square}"
+                );
             }
         }
     }

@@ -7,6 +7,11 @@ ties that float64 breaks, near-ties at 1e-9, huge and tiny ranges, duplicates, r
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from conftest import ref_gram, require_shared_file
@@ -127,6 +132,40 @@ def test_same_bits_for_any_thread_count_and_tile():
     assert G1.tobytes() == G2.tobytes() == G3.tobytes()
     assert (P1 == P2).all() and (P1 == P3).all()
     assert_f64_optimum(G1, x)
+
+
+def test_blocked_certificate_has_the_float64_bits_on_every_instruction_set(tmp_path):
+    """The certificate's float64 dot products, batched over a block of pairs (rows read once per
+    k-chunk; AVX-512 transposes eight steps of sixteen chains into vectors), are the float64
+    GEMM's strict FMA chains: on every instruction set, for any thread count and tile, G and the
+    permutations are the float64 path's bit for bit (random maps: no ties)."""
+    script = textwrap.dedent(
+        """
+        import sys, numpy as np, semrsm
+        from semrsm import _core
+        rng = np.random.default_rng(8)
+        x = np.maximum(rng.normal(size=(12, 49, 300)), 0)  # C = 300: several k-chunks
+        kw = dict(layout="nsc", return_permutations=True, progress=False)
+        before = _core.mixed_counters()[1]
+        out = [*semrsm.gram(x, precision="mixed", threads=1, **kw),
+               *semrsm.gram(x, precision="mixed", threads=2, tile=5, **kw),
+               *semrsm.gram(x, precision="float64", threads=2, **kw)]
+        assert _core.mixed_counters()[1] - before == 2 * 66  # every pair certified in float32
+        np.savez(sys.argv[1], *out)
+        """
+    )
+    results = {}
+    for isa in ("portable", "avx2", "avx512"):
+        path = tmp_path / f"{isa}.npz"
+        env = dict(os.environ, SEMRSM_ISA=isa)
+        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True)
+        with np.load(path) as f:
+            results[isa] = [f[f"arr_{k}"] for k in range(len(f.files))]
+    want = results["portable"][4:]  # float64 path: G, permutations
+    for isa, got in results.items():
+        for run in (got[0:2], got[2:4], got[4:6]):
+            assert run[0].tobytes() == want[0].tobytes(), isa
+            assert (run[1] == want[1]).all(), isa
 
 
 def test_bound_and_other_matchers():
