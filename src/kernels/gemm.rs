@@ -706,6 +706,244 @@ impl<T: GemmScalar> Gemm<T> {
     }
 }
 
+/// Which operand a [`Packed`] block is laid out for: `A` (panels of the micro-tile's rows) or
+/// `B` (panels of its columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// The left operand, `A` (rows of `C`).
+    A,
+    /// The right operand, `B` (columns of `C`).
+    B,
+}
+
+/// Rows of one `k`-block packed once for the micro-kernels and used in several products
+/// ([`Gemm::packed_abt_acc`]): a syrk-like caller packs each block of rows once per `k`-block,
+/// as `A` and/or as `B`, instead of once per product it takes part in (the spatio-semantic
+/// baseline packs a diagonal block's rows once for all its strips).
+///
+/// # Example
+/// ```
+/// use ndarray::{array, Array2};
+/// use semrsm::kernels::gemm::{Gemm, Operand, Packed};
+/// let x = array![[1.0_f64, 2.0], [3.0, 4.0], [5.0, 6.0]];
+/// let gemm = Gemm::new();
+/// let (mut a, mut b) = (Packed::new(), Packed::new());
+/// gemm.prepare(&mut a, Operand::A, 3, 2).unwrap();
+/// gemm.prepare(&mut b, Operand::B, 3, 2).unwrap();
+/// gemm.pack_rows(&mut a, 0, x.view()).unwrap();
+/// gemm.pack_rows(&mut b, 0, x.view()).unwrap();
+/// let mut c = Array2::zeros((3, 3));
+/// gemm.packed_abt_acc(&a, 0..3, &b, 0..3, c.view_mut(), false).unwrap(); // C = X·Xᵀ
+/// assert_eq!(c, x.dot(&x.t()));
+/// ```
+#[derive(Debug, Default)]
+pub struct Packed<T> {
+    data: Vec<T>,
+    rows: usize,
+    kc: usize,
+    /// Rows per panel (`MR` for `A`, `NR` for `B`) and the zero padding of the last panel.
+    width: usize,
+    pad: usize,
+    operand: Option<(Operand, Isa)>,
+}
+
+impl<T: GemmScalar> Packed<T> {
+    /// An empty block (its buffer grows on first use and is kept).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            data: Vec::new(),
+            rows: 0,
+            kc: 0,
+            width: 0,
+            pad: 1,
+            operand: None,
+        }
+    }
+
+    /// Rows per panel: a packed row range must start at a multiple of it.
+    #[must_use]
+    pub fn panel_rows(&self) -> usize {
+        self.width
+    }
+}
+
+impl<T: GemmScalar> Gemm<T> {
+    /// Steps of `k` a [`Packed`] block should hold for the micro-kernels to run at their speed
+    /// (the `KC` of the module docs: the `B` micro-panel stays in L1).
+    #[must_use]
+    pub fn block_steps() -> usize {
+        T::KC
+    }
+
+    /// Size `out` for `rows` rows of `kc` steps laid out as `operand` on this GEMM's instruction
+    /// set (its contents are then unspecified until [`Gemm::pack_rows`] fills them).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when the buffer cannot be allocated.
+    pub fn prepare(
+        &self,
+        out: &mut Packed<T>,
+        operand: Operand,
+        rows: usize,
+        kc: usize,
+    ) -> Result<()> {
+        let isa = self.isa.unwrap_or_else(super::isa);
+        let kernel = T::kernel(isa);
+        let (width, pad) = match operand {
+            Operand::A => (kernel.mr, 1),
+            Operand::B => (kernel.nr, kernel.lanes),
+        };
+        let len = rows
+            .div_ceil(width)
+            .checked_mul(width)
+            .and_then(|e| e.checked_mul(kc))
+            .ok_or_else(|| Error::TooLarge("a GEMM packing buffer overflows usize".into()))?;
+        grow(&mut out.data, len)?;
+        out.rows = rows;
+        out.kc = kc;
+        out.width = width;
+        out.pad = pad;
+        out.operand = Some((operand, isa));
+        Ok(())
+    }
+
+    /// Pack the rows of `src` (`rows × kc`, any strides; unit stride along `k` is fastest) as
+    /// rows `r0..r0 + rows` of `out` (sized by [`Gemm::prepare`]); `r0` must be a multiple of
+    /// [`Packed::panel_rows`] and the rows must end at a panel's end or at the block's last row.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the rows do not fit the block so.
+    pub fn pack_rows(&self, out: &mut Packed<T>, r0: usize, src: ArrayView2<'_, T>) -> Result<()> {
+        let (rows, kc) = src.dim();
+        let (w, end) = (out.width, r0 + rows);
+        let aligned = w > 0
+            && r0.is_multiple_of(w)
+            && (end.is_multiple_of(w) || end == out.rows)
+            && end <= out.rows;
+        if kc != out.kc || !aligned {
+            return Err(Error::Shape(format!(
+                "gemm: cannot pack rows {r0}..{end} of {kc} steps into a block of {} rows of {} \
+                 steps in panels of {w}",
+                out.rows, out.kc
+            )));
+        }
+        if rows == 0 || kc == 0 {
+            return Ok(());
+        }
+        let isa = out.operand.map_or(Isa::Portable, |(_, isa)| isa);
+        let (rs, cs) = strides(&src);
+        let start = r0 * kc;
+        // SAFETY: the rows and columns are those of `src`; the buffer from `start` holds
+        // ceil(rows / w)·w·kc elements (prepare sized it for ceil(out.rows / w) panels).
+        unsafe {
+            pack(
+                src.as_ptr(),
+                rs,
+                cs,
+                0,
+                rows,
+                0,
+                kc,
+                w,
+                out.pad,
+                T::transpose8(isa),
+                &mut out.data[start..],
+            );
+        }
+        Ok(())
+    }
+
+    /// `C (+)= A·Bᵀ` for `A` = rows `rows_a` of the packed block `a` and `B` = rows `rows_b` of
+    /// `b` (each range starting at a multiple of its block's [`Packed::panel_rows`]); with
+    /// `accumulate` every entry's FMA chain continues from the value in `C`, as in
+    /// [`Gemm::abt_acc`], so the bits are those of [`Gemm::abt_acc`] on the unpacked rows.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the blocks were not packed as `A` and `B` for this GEMM's
+    /// instruction set with the same steps, a range leaves its block or starts off a panel, or
+    /// `c` is not `len(rows_a) × len(rows_b)`.
+    pub fn packed_abt_acc(
+        &self,
+        a: &Packed<T>,
+        rows_a: std::ops::Range<usize>,
+        b: &Packed<T>,
+        rows_b: std::ops::Range<usize>,
+        mut c: ArrayViewMut2<'_, T>,
+        accumulate: bool,
+    ) -> Result<()> {
+        let isa = self.isa.unwrap_or_else(super::isa);
+        let (m, n) = (rows_a.len(), rows_b.len());
+        let fits = |p: &Packed<T>, r: &std::ops::Range<usize>| {
+            p.width > 0 && r.start.is_multiple_of(p.width) && r.start <= r.end && r.end <= p.rows
+        };
+        if a.operand != Some((Operand::A, isa))
+            || b.operand != Some((Operand::B, isa))
+            || a.kc != b.kc
+            || !fits(a, &rows_a)
+            || !fits(b, &rows_b)
+            || c.dim() != (m, n)
+        {
+            return Err(Error::Shape(format!(
+                "gemm: packed rows {rows_a:?} of {} and {rows_b:?} of {} ({} and {} steps) do \
+                 not make a {} x {} product",
+                a.rows,
+                b.rows,
+                a.kc,
+                b.kc,
+                c.nrows(),
+                c.ncols()
+            )));
+        }
+        let kc = a.kc;
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if kc == 0 {
+            if !accumulate {
+                c.fill(T::default());
+            }
+            return Ok(());
+        }
+        let kernel = T::kernel(isa);
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        let (crs, ccs) = strides2(&c);
+        let pc = c.as_mut_ptr();
+        let (pa, pb) = (&a.data[rows_a.start * kc..], &b.data[rows_b.start * kc..]);
+        let mut tile = [T::default(); 8 * 48];
+        // As in abt_acc: MC rows of A (L2) at a time, each B micro-panel (L1) against them.
+        for ic in (0..m).step_by(T::MC) {
+            let mc = T::MC.min(m - ic);
+            let block = Block {
+                kernel: &kernel,
+                kc,
+                load: accumulate,
+                a: &pa[ic * kc..],
+                b: pb,
+                c: pc,
+                crs,
+                ccs,
+                row0: ic,
+                col0: 0,
+            };
+            for jr in (0..n).step_by(nr) {
+                for ir in (0..mc).step_by(mr) {
+                    let (nir, njr) = if ir + mr < mc {
+                        (ir + mr, jr)
+                    } else {
+                        (0, jr + nr)
+                    };
+                    // SAFETY: the tile is inside `c` (m × n) and the panels were packed for
+                    // this kernel: `a` from row `rows_a.start + ic` holds ceil(mc / mr) panels,
+                    // `b` from `rows_b.start` ceil(n / nr), each of `kc` steps.
+                    unsafe { block.tile(ir, jr, mc, n, nir, njr, &mut tile) };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One packed block of the product: `kc` steps of the `A` rows `row0..` and `B` rows `col0..`.
 struct Block<'a, T: 'static> {
     kernel: &'a Kernel<T>,

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use crate::lap::Cost;
 
 pub mod bid;
+pub mod centre;
 pub mod gemm;
 pub mod relax;
 pub mod scan;
@@ -86,6 +87,25 @@ pub fn isa() -> Isa {
             None => best,
         }
     })
+}
+
+/// Hint the CPU to bring the cache lines of `data` into L2 (a no-op off x86-64): for data a
+/// loop will read soon in an order the hardware prefetcher does not follow (e.g. the next chunk
+/// of each of many rows).
+#[inline]
+pub fn prefetch_l2<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let bytes = std::mem::size_of_val(data);
+        let base = data.as_ptr().cast::<i8>();
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch never faults; the address is inside `data`.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(base.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// A cost as the minimisation sees it: negated when maximising (negation is exact).

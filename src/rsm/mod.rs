@@ -127,6 +127,9 @@ fn none_block(n: usize, m: usize, square: bool, threads: usize) -> usize {
             bn * bm
         }
     };
+    if let Some(v) = std::env::var("SEMRSM_NONE_BLOCK_EXPERIMENT").ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
     NONE_BLOCKS
         .into_iter()
         .find(|&side| tasks(side) >= threads)

@@ -25,78 +25,52 @@ use super::{
     NONE_BLOCK,
 };
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{workspace_bytes, Gemm};
-
-/// Products per chunk (`k`): each chunk's buffers, `240 × CHUNK` per side (480 KiB in `f64`),
-/// stay within a core's L2 share; a multiple of the GEMM's `k`-block (chunks of 256 to 4096
-/// measured the same).
-pub const CHUNK: usize = 256;
+use crate::kernels::centre::centre;
+use crate::kernels::gemm::{Gemm, Operand, Packed};
 
 /// Rows per strip of a diagonal block (a multiple of every micro-kernel's rows): only the
 /// strips' part on and above the diagonal is computed, the rest is mirrored.
 const STRIP: usize = 48;
 
-/// A raw input element: widened exactly to `f64`.
-pub trait RawElement: Copy + Send + Sync + 'static {
-    /// The value as `f64` (exact for `f32` and `f64`).
-    fn widen(self) -> f64;
-}
+pub use crate::kernels::centre::{Narrow, RawElement};
 
-impl RawElement for f32 {
-    fn widen(self) -> f64 {
-        f64::from(self)
-    }
-}
-
-impl RawElement for f64 {
-    fn widen(self) -> f64 {
-        self
-    }
-}
-
-/// The working precision: a centred `f64` value rounded to it.
-pub trait Work: Copy + Send + Sync + Sized + 'static {
-    /// `v` rounded to the working precision (to nearest; may overflow to infinity in `f32`).
-    fn narrow(v: f64) -> Self;
+/// The working precision: a centred `f64` value rounded to it ([`Narrow`]).
+pub trait Work: Narrow {
     /// The `f64` output block as a block of the working precision (`f64` only: there the
     /// products accumulate in the output itself).
     fn as_work(out: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>>;
 }
 
 impl Work for f64 {
-    fn narrow(v: f64) -> Self {
-        v
-    }
-
     fn as_work(out: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>> {
         Some(out)
     }
 }
 
 impl Work for f32 {
-    #[allow(clippy::cast_possible_truncation)]
-    fn narrow(v: f64) -> Self {
-        v as f32
-    }
-
     fn as_work(_: ArrayViewMut2<'_, f64>) -> Option<ArrayViewMut2<'_, Self>> {
         None
     }
 }
 
-/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): two chunk
-/// buffers, in `f32` one output block, and the GEMM's packing buffers.
+/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): the chunk
+/// buffer, the block's rows of one chunk packed as both operands and, in `f32`, one output
+/// block.
 #[must_use]
 pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
-    let k = s.saturating_mul(c).min(CHUNK);
+    let chunk = if elem_bytes < 8 {
+        chunk::<f32>()
+    } else {
+        chunk::<f64>()
+    };
+    let k = s.saturating_mul(c).min(chunk);
     let block = if elem_bytes < 8 {
         NONE_BLOCK * NONE_BLOCK
     } else {
         0
     };
-    (2 * NONE_BLOCK * k + block)
-        .saturating_mul(elem_bytes)
-        .saturating_add(workspace_bytes(elem_bytes, NONE_BLOCK, NONE_BLOCK, k))
+    // Packed blocks are rounded up to the widest panel (48 rows).
+    (STRIP * k + 2 * (NONE_BLOCK + 48) * k + block).saturating_mul(elem_bytes)
 }
 
 /// `G = (x − μ)(y − μ)ᵀ` over the flattened `(S, C)` samples (`y = x` when `None`; `μ = 0`
@@ -290,7 +264,8 @@ pub(super) fn fill_blocks<R: RawElement, T: Real>(
 }
 
 /// One block of `G` (rows `i0..`, columns `j0..`; `diagonal`: the rows of `x` against
-/// themselves), chunk by chunk.
+/// themselves), chunk by chunk: each chunk's rows are widened and centred once, packed once
+/// (as both operands on the diagonal) and used by every product of the block.
 #[allow(clippy::too_many_arguments)]
 fn block<R: RawElement, T: Real>(
     x: &ArrayView3<'_, R>,
@@ -306,13 +281,8 @@ fn block<R: RawElement, T: Real>(
     let (rows, cols) = out.dim();
     let (_, s, c) = x.dim();
     let k = s * c;
-    let width = k.min(CHUNK);
-    let mut a = try_filled(Some(rows * width), T::default(), "a chunk buffer")?;
-    let mut b = if diagonal {
-        Vec::new()
-    } else {
-        try_filled(Some(cols * width), T::default(), "a chunk buffer")?
-    };
+    let width = k.min(chunk::<T>());
+    let mut buf = try_filled(Some(STRIP * width), T::default(), "a chunk buffer")?;
     // f64 products accumulate in the output itself; f32 ones in a block buffer.
     let mut buffer: Option<Array2<T>> = None;
     let mut target = match T::as_work(out.view_mut()) {
@@ -321,34 +291,41 @@ fn block<R: RawElement, T: Real>(
             .insert(try_array2(rows, cols, T::default(), "an output block")?)
             .view_mut(),
     };
-    let mut gemm = Gemm::<T>::new();
+    let gemm = Gemm::<T>::new();
+    let (mut pa, mut pb) = (Packed::new(), Packed::new());
     for k0 in (0..k).step_by(width) {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         let w = width.min(k - k0);
-        widen(x, i0, rows, k0, w, mean, &mut a[..rows * w], "x")?;
-        let av = ArrayView2::from_shape((rows, w), &a[..rows * w])
-            .map_err(|e| Error::Shape(e.to_string()))?;
+        gemm.prepare(&mut pa, Operand::A, rows, w)?;
+        gemm.prepare(&mut pb, Operand::B, if diagonal { rows } else { cols }, w)?;
+        // Groups of rows that fill whole panels of both operands (24 or 48), widened into a
+        // buffer that stays in L1 while it is packed.
+        let group = lcm(pa.panel_rows(), pb.panel_rows());
+        for g in (0..rows).step_by(group) {
+            let h = group.min(rows - g);
+            let part = widen(x, i0 + g, h, k0, w, mean, &mut buf)?;
+            gemm.pack_rows(&mut pa, g, part)?;
+            if diagonal {
+                gemm.pack_rows(&mut pb, g, part)?;
+            }
+        }
         if diagonal {
             // Strips of rows against the columns from their first row on: the block's upper
             // triangle (and the strips' own squares), not its full square.
             for r in (0..rows).step_by(STRIP) {
                 let h = STRIP.min(rows - r);
                 let part = target.slice_mut(s![r..r + h, r..]);
-                gemm.abt_acc(
-                    av.slice(s![r..r + h, ..]),
-                    av.slice(s![r.., ..]),
-                    part,
-                    k0 > 0,
-                )?;
+                gemm.packed_abt_acc(&pa, r..r + h, &pb, r..rows, part, k0 > 0)?;
             }
         } else {
-            let name = if what == "x" { "x" } else { "y" };
-            widen(y, j0, cols, k0, w, mean, &mut b[..cols * w], name)?;
-            let bv = ArrayView2::from_shape((cols, w), &b[..cols * w])
-                .map_err(|e| Error::Shape(e.to_string()))?;
-            gemm.abt_acc(av, bv, target.view_mut(), k0 > 0)?;
+            for g in (0..cols).step_by(group) {
+                let h = group.min(cols - g);
+                let part = widen(y, j0 + g, h, k0, w, mean, &mut buf)?;
+                gemm.pack_rows(&mut pb, g, part)?;
+            }
+            gemm.packed_abt_acc(&pa, 0..rows, &pb, 0..cols, target.view_mut(), k0 > 0)?;
         }
     }
     if let Some(buffer) = &buffer {
@@ -356,102 +333,94 @@ fn block<R: RawElement, T: Real>(
     }
     let mut finite = true;
     out.for_each(|o| finite &= o.is_finite());
-    if !finite {
-        let hint = if std::mem::size_of::<T>() < 8 {
-            " (beyond what precision=\"float32\" can sum; use precision=\"float64\")"
-        } else {
-            ""
-        };
-        return Err(Error::Range {
-            what,
-            detail: format!("an inner product of samples {i0}.. and {j0}.. overflows{hint}"),
-        });
+    if finite {
+        return Ok(());
     }
-    Ok(())
+    // A non-finite entry, centred value or rounding to the working precision makes the
+    // products it enters non-finite: name it if there is one, else an inner product overflowed.
+    let name = if what == "x" { "x" } else { "y" };
+    first_bad::<R, T>(x, i0, rows, mean, "x")?;
+    if !diagonal {
+        first_bad::<R, T>(y, j0, cols, mean, name)?;
+    }
+    let hint = if std::mem::size_of::<T>() < 8 {
+        " (beyond what precision=\"float32\" can sum; use precision=\"float64\")"
+    } else {
+        ""
+    };
+    Err(Error::Range {
+        what,
+        detail: format!("an inner product of samples {i0}.. and {j0}.. overflows{hint}"),
+    })
 }
 
-/// Rows `r0..r0 + rows`, products `k0..k0 + w` (in `(S, C)` order) of `a`, centred and in the
-/// working precision, into `buf` (`rows × w`, row-major).
+/// The least common multiple of two panel widths (at most [`STRIP`] for every micro-kernel).
+fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
+/// Products per chunk: one `k`-block of the GEMM ([`Gemm::block_steps`]), so that each chunk
+/// is packed once and every micro-kernel runs over all of its steps.
+fn chunk<T: Real>() -> usize {
+    Gemm::<T>::block_steps()
+}
+
+/// Rows `r0..r0 + rows` (at most [`STRIP`]), products `k0..k0 + w` (in `(S, C)` order) of `a`,
+/// centred and rounded to the working precision, as a `rows × w` view of `buf`. Not checked
+/// here: a value that is not finite makes the block's products non-finite ([`first_bad`]).
 #[allow(clippy::too_many_arguments)]
-fn widen<R: RawElement, T: Real>(
+fn widen<'b, R: RawElement, T: Real>(
     a: &ArrayView3<'_, R>,
     r0: usize,
     rows: usize,
     k0: usize,
     w: usize,
     mean: Option<&[f64]>,
-    buf: &mut [T],
-    name: &'static str,
-) -> Result<()> {
-    let c = a.dim().2;
-    let mut finite = true;
-    for r in 0..rows {
+    buf: &'b mut [T],
+) -> Result<ArrayView2<'b, T>> {
+    let buf = &mut buf[..rows * w];
+    let isa = crate::kernels::isa();
+    for (r, dst) in buf.chunks_exact_mut(w).enumerate() {
         let sample = a.index_axis(Axis(0), r0 + r);
-        let dst = &mut buf[r * w..(r + 1) * w];
-        let mut k = k0;
-        while k < k0 + w {
-            let (p, c0) = (k / c, k % c);
-            let c1 = c.min(c0 + (k0 + w - k));
-            let part = &mut dst[k - k0..k - k0 + (c1 - c0)];
-            let src = sample.slice(s![p, c0..c1]);
-            match (src.as_slice(), mean) {
-                (Some(src), Some(mean)) => {
-                    for ((d, &e), &mu) in part.iter_mut().zip(src).zip(&mean[k..]) {
-                        let v = T::narrow(e.widen() - mu);
-                        finite &= v.to_f64().is_finite();
-                        *d = v;
-                    }
-                }
-                (Some(src), None) => {
-                    for (d, &e) in part.iter_mut().zip(src) {
-                        let v = T::narrow(e.widen());
-                        finite &= v.to_f64().is_finite();
-                        *d = v;
-                    }
-                }
-                (None, Some(mean)) => {
-                    for ((d, &e), &mu) in part.iter_mut().zip(src.iter()).zip(&mean[k..]) {
-                        let v = T::narrow(e.widen() - mu);
-                        finite &= v.to_f64().is_finite();
-                        *d = v;
-                    }
-                }
-                (None, None) => {
-                    for (d, &e) in part.iter_mut().zip(src.iter()) {
-                        let v = T::narrow(e.widen());
-                        finite &= v.to_f64().is_finite();
-                        *d = v;
-                    }
-                }
+        // Samples are (S, C) row-major (by_sample), so a chunk is one contiguous run.
+        let Some(flat) = sample.as_slice() else {
+            let src = sample.iter().skip(k0);
+            for (kk, (d, &e)) in dst.iter_mut().zip(src).enumerate() {
+                *d = T::narrow(e.widen() - mean.map_or(0.0, |m| m[k0 + kk]));
             }
-            k += c1 - c0;
-        }
+            continue;
+        };
+        // The same chunk of the next k-block: read after this block's products, from rows
+        // the hardware prefetcher does not follow (one short run per row).
+        let len = flat.len();
+        crate::kernels::prefetch_l2(&flat[(k0 + w).min(len)..(k0 + 2 * w).min(len)]);
+        centre(isa, &flat[k0..k0 + w], mean.map(|m| &m[k0..k0 + w]), dst);
     }
-    if finite {
-        return Ok(());
-    }
-    first_bad::<R, T>(a, r0, rows, k0, w, mean, name)
+    ArrayView2::from_shape((rows, w), &*buf).map_err(|e| Error::Shape(e.to_string()))
 }
 
-/// The error for the first entry of a chunk (row-major) that is not finite once centred.
+/// The error for the first entry (row-major) of rows `r0..r0 + rows` of `a` that is not finite
+/// or not once centred and rounded to the working precision; `Ok` when there is none.
 fn first_bad<R: RawElement, T: Real>(
     a: &ArrayView3<'_, R>,
     r0: usize,
     rows: usize,
-    k0: usize,
-    w: usize,
     mean: Option<&[f64]>,
     name: &'static str,
 ) -> Result<()> {
     let c = a.dim().2;
-    for r in 0..rows {
-        for kk in k0..k0 + w {
+    for r in r0..r0 + rows {
+        for (kk, &e) in a.index_axis(Axis(0), r).iter().enumerate() {
             let (p, ch) = (kk / c, kk % c);
-            let e = a[[r0 + r, p, ch]].widen();
+            let e = e.widen();
             if !e.is_finite() {
                 return Err(Error::NonFinite {
                     what: name,
-                    index: vec![r0 + r, p, ch],
+                    index: vec![r, p, ch],
                     value: e,
                 });
             }
@@ -465,8 +434,7 @@ fn first_bad<R: RawElement, T: Real>(
                 return Err(Error::Range {
                     what: name,
                     detail: format!(
-                        "entry [{}, {p}, {ch}] = {e:.6e} minus the mean {mu:.6e} {hint}",
-                        r0 + r
+                        "entry [{r}, {p}, {ch}] = {e:.6e} minus the mean {mu:.6e} {hint}"
                     ),
                 });
             }
