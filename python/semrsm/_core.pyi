@@ -20,6 +20,7 @@ __all__ = [
     "match_affinity",
     "linear_sum_assignment_f32",
     "mixed_counters",
+    "scan_rows",
     "scratch_bytes",
 ]
 __version__: str
@@ -76,3 +77,9 @@ def scratch_bytes(s: int, c: int, elem_bytes: int, needs_affinity: bool) -> int:
 def gemm_abt(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 def gemm_abt_f32(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def mixed_counters() -> tuple[int, int, int, int, int]: ...
+def scan_rows(
+    rows: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
+    acc: Optional[npt.NDArray[np.float64]] = None,
+    n: float = 1.0,
+    threads: Optional[int] = None,
+) -> tuple[float, bool]: ...

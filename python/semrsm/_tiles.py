@@ -334,11 +334,12 @@ class Scan:
     max_abs: float
 
 
-def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
+def scan(inp: Input, want_mean: bool, want_hash: bool = True, threads: Optional[int] = None) -> Scan:
     """One pass over ``inp`` in row blocks: first NaN/inf (in the user's index), the mean
     ``Σ x_i / N`` (row by row, in order: it cannot overflow for finite input, and the result
     does not depend on a block size) and, with ``want_hash``, a BLAKE2 hash of the bytes (the
-    fingerprint of a resumable run; empty otherwise)."""
+    fingerprint of a resumable run; empty otherwise). float32/float64 blocks go through
+    ``_core.scan_rows`` (``threads`` threads, the same bits); other dtypes through numpy."""
     src = inp.source
     row_bytes = max(1, int(np.prod(src.shape[1:], dtype=np.int64)) * src.dtype.itemsize)
     step = max(1, SCAN_BYTES // row_bytes)
@@ -349,8 +350,14 @@ def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
     for r0 in range(0, inp.n, step):
         r1 = min(inp.n, r0 + step)
         raw = np.ascontiguousarray(src.read(r0, r1))
-        hi, lo = raw.max(), raw.min()  # NaN propagates: one check for NaN, inf and the range
-        top = max(abs(float(hi)), abs(float(lo)))
+        if raw.dtype in (np.float32, np.float64):
+            # one parallel pass: the range, finiteness and the mean's row-by-row sums
+            top, finite = _core.scan_rows(raw.reshape(r1 - r0, -1), None if acc is None else acc.reshape(-1), inp.n, threads)
+            if not finite:
+                top = np.inf  # located below
+        else:
+            hi, lo = raw.max(), raw.min()  # NaN propagates: one check for NaN, inf and the range
+            top = max(abs(float(hi)), abs(float(lo)))
         if not np.isfinite(top) and np.isfinite(raw).all():  # float128 beyond float64
             raise NonFiniteError(f"values of {inp.name} are beyond the float64 range; rescale the data")
         if not np.isfinite(top):
@@ -364,7 +371,7 @@ def scan(inp: Input, want_mean: bool, want_hash: bool = True) -> Scan:
         max_abs = max(max_abs, top)
         if want_hash:
             digest.update(raw.reshape(-1).view(np.uint8).data)
-        if acc is not None and row is not None:
+        if acc is not None and row is not None and raw.dtype not in (np.float32, np.float64):
             for k in range(r1 - r0):
                 np.divide(raw[k], inp.n, out=row, dtype=np.float64, casting="unsafe")
                 acc += row
@@ -624,9 +631,9 @@ class Engine:
         rows = check_tile(tile) or _default_rows(xi, yi, options, in_memory)
         n, m = xi.n, (xi.n if yi is None else yi.n)
         plan = plan_tiles(n, m, yi is None, rows)
-        scans = [scan(xi, options.center and yi is None, fingerprint)]
+        scans = [scan(xi, options.center and yi is None, fingerprint, options.threads)]
         if yi is not None:
-            scans.append(scan(yi, options.center, fingerprint))
+            scans.append(scan(yi, options.center, fingerprint, options.threads))
         mean = scans[-1].mean
         if mean is not None and options.center == "channel":
             mean = channel_mean(mean)

@@ -138,22 +138,36 @@ mod tests {
                 let (mut want, mut got) = (vec![0.0_f64; src.len()], vec![0.0_f64; src.len()]);
                 body(&src, m, &mut want);
                 centre(isa, &src, m, &mut got);
-                assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
                 let (mut want, mut got) = (vec![0.0_f32; src.len()], vec![0.0_f32; src.len()]);
                 body(&src, m, &mut want);
                 centre(isa, &src, m, &mut got);
-                assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
                 assert!(m.is_none() || got[203].is_infinite());
                 let wide: Vec<f64> = src.iter().map(|&v| f64::from(v) * 1.5).collect();
                 let (mut want, mut got) = (vec![0.0_f64; src.len()], vec![0.0_f64; src.len()]);
                 body(&wide, m, &mut want);
                 centre(isa, &wide, m, &mut got);
-                assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
         // The definition, element by element.
         let mut one = [0.0_f64];
-        centre(isa(), &[0.1_f32], Some(&[0.1_f64]), &mut one);
+        centre(
+            crate::kernels::isa(),
+            &[0.1_f32],
+            Some(&[0.1_f64]),
+            &mut one,
+        );
         assert_eq!(one[0], f64::from(0.1_f32) - 0.1);
     }
 }

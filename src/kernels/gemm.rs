@@ -1232,6 +1232,107 @@ mod tests {
         }
     }
 
+    /// `x·yᵀ` through packed blocks: each of `x` (as `A`) and `y` (as `B`) packed per k-chunk
+    /// in two row groups, the chunks accumulated, rows `a0..` against columns `b0..`.
+    fn packed_product<T: GemmScalar>(
+        isa: Isa,
+        x: &Array2<T>,
+        y: &Array2<T>,
+        a0: usize,
+        b0: usize,
+        chunks: &[(usize, usize)],
+    ) -> Array2<T> {
+        let g = Gemm::<T>::with_isa(isa);
+        let (m, n) = (x.nrows(), y.nrows());
+        let mut c = Array2::from_elem((m - a0, n - b0), T::default());
+        let (mut pa, mut pb) = (Packed::new(), Packed::new());
+        for &(k0, k1) in chunks {
+            g.prepare(&mut pa, Operand::A, m, k1 - k0).unwrap();
+            g.prepare(&mut pb, Operand::B, n, k1 - k0).unwrap();
+            // groups of 48 rows: a multiple of every panel width
+            for (p, z) in [(&mut pa, x), (&mut pb, y)] {
+                for r0 in (0..z.nrows()).step_by(48) {
+                    let r1 = z.nrows().min(r0 + 48);
+                    g.pack_rows(p, r0, z.slice(s![r0..r1, k0..k1])).unwrap();
+                }
+            }
+            g.packed_abt_acc(&pa, a0..m, &pb, b0..n, c.view_mut(), k0 > 0)
+                .unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn packed_products_are_the_strict_fma_chain_on_every_isa() {
+        let (x, y) = (
+            matrix::<f64>(61, 37, 5, |v| v),
+            matrix::<f64>(101, 37, 6, |v| v),
+        );
+        #[allow(clippy::cast_possible_truncation)]
+        let (x32, y32) = (x.mapv(|v| v as f32), y.mapv(|v| v as f32));
+        for isa in isas() {
+            for (a0, b0) in [(0, 0), (48, 48), (0, 96)] {
+                for chunks in [&[(0, 37)][..], &[(0, 9), (9, 30), (30, 37)][..]] {
+                    let want = reference(
+                        &x.slice(s![a0.., ..]).to_owned(),
+                        &y.slice(s![b0.., ..]).to_owned(),
+                    );
+                    let got = packed_product(isa, &x, &y, a0, b0, chunks);
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{isa:?} {a0} {b0} {chunks:?}"
+                    );
+                    let want = reference(
+                        &x32.slice(s![a0.., ..]).to_owned(),
+                        &y32.slice(s![b0.., ..]).to_owned(),
+                    );
+                    let got = packed_product(isa, &x32, &y32, a0, b0, chunks);
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "f32 {isa:?} {a0} {b0} {chunks:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_products_reject_blocks_that_do_not_fit() {
+        let g = Gemm::<f64>::new();
+        let x = matrix::<f64>(30, 10, 1, |v| v);
+        let (mut pa, mut pb) = (Packed::new(), Packed::new());
+        g.prepare(&mut pa, Operand::A, 30, 10).unwrap();
+        g.prepare(&mut pb, Operand::B, 30, 10).unwrap();
+        let w = pb.panel_rows();
+        // off a panel, past the block, a different k
+        assert!(g.pack_rows(&mut pb, 1, x.slice(s![..5, ..])).is_err());
+        assert!(g.pack_rows(&mut pb, 0, x.slice(s![.., ..9])).is_err());
+        assert!(g.pack_rows(&mut pb, w, x.view()).is_err());
+        g.pack_rows(&mut pa, 0, x.view()).unwrap();
+        g.pack_rows(&mut pb, 0, x.view()).unwrap();
+        let mut c = Array2::zeros((30, 30));
+        // operands swapped, a range off its panels, a C of the wrong shape
+        assert!(g
+            .packed_abt_acc(&pb, 0..30, &pa, 0..30, c.view_mut(), false)
+            .is_err());
+        assert!(g
+            .packed_abt_acc(&pa, 1..30, &pb, 0..30, c.slice_mut(s![1.., ..]), false)
+            .is_err());
+        assert!(g
+            .packed_abt_acc(&pa, 0..30, &pb, 0..29, c.view_mut(), false)
+            .is_err());
+        assert!(g
+            .packed_abt_acc(&pa, 0..30, &pb, 0..31, c.view_mut(), false)
+            .is_err());
+        g.packed_abt_acc(&pa, 0..30, &pb, 0..30, c.view_mut(), false)
+            .unwrap();
+        assert_eq!(c, reference(&x, &x));
+    }
+
     #[test]
     fn gemm_blocks_and_strides_do_not_change_bits() {
         // A block of C computed alone (from row/column slices, a transposed C, a strided A)

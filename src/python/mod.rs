@@ -321,6 +321,39 @@ fn gram_none<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// One block of the tile engine's streaming pass (`semrsm._tiles.scan`, see `rsm::scan`):
+/// `rows` is `(r, d)` float32 or float64; with `acc` (`d` float64 entries, updated in place)
+/// adds `rows[k] / n` for each row in order. Returns `(max |x| over finite values, all finite)`.
+#[pyfunction]
+#[pyo3(signature = (rows, acc=None, n=1.0, threads=None))]
+fn scan_rows(
+    py: Python<'_>,
+    rows: &Bound<'_, PyAny>,
+    acc: Option<numpy::PyReadwriteArray1<'_, f64>>,
+    n: f64,
+    threads: Option<usize>,
+) -> PyResult<(f64, bool)> {
+    use crate::rsm::scan::scan_rows as scan;
+    let mut acc = acc;
+    let mut view = acc.as_mut().map(|a| a.as_array_mut());
+    let slice =
+        match view.as_mut() {
+            Some(v) => Some(v.as_slice_mut().ok_or_else(|| {
+                OptionError::new_err("internal: the accumulator must be contiguous")
+            })?),
+            None => None,
+        };
+    let step = if let Ok(r) = rows.extract::<PyReadonlyArray2<'_, f32>>() {
+        let r = r.as_array();
+        run_detached(py, |_| scan(r, slice, n, threads))?
+    } else {
+        let r = rows.extract::<PyReadonlyArray2<'_, f64>>()?;
+        let r = r.as_array();
+        run_detached(py, |_| scan(r, slice, n, threads))?
+    };
+    Ok((step.max_abs, step.finite))
+}
+
 /// Process-wide counters of the mixed-precision exact matcher
 /// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates)`.
 #[pyfunction]
@@ -485,5 +518,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gemm_abt, m)?)?;
     m.add_function(wrap_pyfunction!(gemm_abt_f32, m)?)?;
     m.add_function(wrap_pyfunction!(mixed_counters, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_rows, m)?)?;
     Ok(())
 }

@@ -50,6 +50,7 @@ use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
 pub mod none;
 pub mod pool;
+pub mod scan;
 
 /// Floating-point type of the representations and affinities: `f64` (default) or `f32`.
 pub trait Real:
@@ -109,15 +110,20 @@ pub const MAX_AFFINITY_BYTES: usize = 1 << 32;
 pub const MAX_OUTPUT_ENTRIES: usize = 1 << 31;
 
 /// Sides of the output blocks of the spatio-semantic baseline's GEMM (parallel tasks; no entry's
-/// value depends on it), largest first: multiples of every micro-tile's rows; a `240 × 240`
-/// block of `f64` (450 KiB) and its packed panels stay in a core's L2 cache.
-const NONE_BLOCKS: [usize; 6] = [240, 192, 144, 96, 72, 48];
+/// value depends on it), largest first: multiples of every micro-tile's rows. Each block reads
+/// its rows of the input once per block and packs them once per `k`-block, so larger blocks
+/// read and pack less per product: at `N = 2000`, `S·C = 50 176` (float32 rows of 200 KB, from
+/// memory) blocks of 480 took ~25 % less CPU time than blocks of 240 (`docs/benchmarks.md`,
+/// "GEMM engine" (c)); a `480 × 480` block of `f64` is 1.8 MiB, the rows of `C` that one pass
+/// of the micro-kernels touches (`MC × 480`) and the packed panels stay in a core's L2.
+const NONE_BLOCKS: [usize; 8] = [480, 384, 240, 192, 144, 96, 72, 48];
 /// The largest block side (the memory estimate's).
 const NONE_BLOCK: usize = NONE_BLOCKS[0];
 
 /// The side of the baseline's output blocks for an `n × m` tile: the largest that still gives
-/// every thread a block (small tiles, as the tile engine's, would otherwise leave threads idle;
-/// smaller blocks read the long rows more often, so no more than that).
+/// every thread two blocks (the largest-first order then balances them; small tiles, as the
+/// tile engine's, would otherwise leave threads idle; smaller blocks read the long rows more
+/// often, so no more than that).
 fn none_block(n: usize, m: usize, square: bool, threads: usize) -> usize {
     let tasks = |side: usize| {
         let (bn, bm) = (n.div_ceil(side), m.div_ceil(side));
@@ -127,12 +133,9 @@ fn none_block(n: usize, m: usize, square: bool, threads: usize) -> usize {
             bn * bm
         }
     };
-    if let Some(v) = std::env::var("SEMRSM_NONE_BLOCK_EXPERIMENT").ok().and_then(|v| v.parse().ok()) {
-        return v;
-    }
     NONE_BLOCKS
         .into_iter()
-        .find(|&side| tasks(side) >= threads)
+        .find(|&side| tasks(side) >= 2 * threads)
         .unwrap_or(NONE_BLOCKS[NONE_BLOCKS.len() - 1])
 }
 

@@ -2,17 +2,28 @@
 //! from the raw input: `G = (X − μ)(Y − μ)ᵀ` on the flattened samples, without a widened,
 //! centred copy of the input.
 //!
-//! Each task computes one square block of `G` (`none_block` in the parent module; the upper triangle only in
-//! the square case, then mirrored). It walks the `S·C` products of a sample in `k`-chunks of
-//! [`CHUNK`] entries: the rows of the block are widened from their own dtype (`f32` or `f64`),
-//! centred (`f64(x) − μ`, then rounded to the working precision) into two small buffers, and the
-//! deterministic GEMM continues every entry's FMA chain from the previous chunk
-//! ([`Gemm::abt_acc`]). So each entry is the strict `k`-order chain over the `(S, C)`-ordered
-//! products of the centred values — the bits of [`super::gram`] on an input centred beforehand,
-//! whatever the input's memory layout (`(N, S, C)` or a transposed view of `(N, C, H, W)`), the
-//! chunk, the block or the thread count. The input is read once per block of rows it meets and
-//! never copied whole: memory is the output plus, per thread, two `240 × CHUNK` buffers, the
-//! GEMM's packing buffers and one output block ([`scratch_bytes`]).
+//! Each task computes one square block of `G` (`none_block` in the parent module; the upper
+//! triangle only in the square case, then mirrored). It walks the `S·C` products of a sample in
+//! `k`-chunks of one GEMM `k`-block ([`Gemm::block_steps`], 192): the chunk of each row of the
+//! block is widened from its own dtype (`f32` or `f64`) and centred (`f64(x) − μ`, then rounded
+//! to the working precision; [`crate::kernels::centre`]) into a small buffer, packed once for the
+//! micro-kernels ([`Packed`]; a diagonal block's rows as both operands, used by all its strips)
+//! and the deterministic GEMM continues every entry's FMA chain from the previous chunk
+//! ([`Gemm::packed_abt_acc`]). So each entry is the strict `k`-order chain over the
+//! `(S, C)`-ordered products of the centred values — the bits of [`super::gram`] on an input
+//! centred beforehand, whatever the input's memory layout (`(N, S, C)` or a transposed view of
+//! `(N, C, H, W)`), the chunk, the block or the thread count. The input is read once per block of
+//! rows it meets and never widened whole: memory is the output, for `(N, C, H, W)` input one
+//! `(S, C)`-ordered copy in its own dtype ([`gram_none`]), plus, per thread, the chunk buffer,
+//! the block's packed chunk and in `f32` one output block ([`scratch_bytes`]).
+//!
+//! Issue 8.1 measured where the time went (`docs/benchmarks.md`, "GEMM engine" (c)): widening
+//! into `240 × 256` buffers element by element (scalar, with a finiteness test per value) and
+//! packing each chunk again inside every GEMM call (a diagonal block's rows once per strip)
+//! took ~40 % of the micro-kernels' time. Now the values are tested once, after the block (a
+//! non-finite input makes the products it enters non-finite: [`first_bad`] then names it), the
+//! centring loop is vectorised, each chunk is packed once, and blocks of 480 read the rows half
+//! as often.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -517,6 +528,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Many blocks (diagonal strips, off-diagonal blocks, edges) in one call, for 1 and 3
+    /// threads (blocks of 96 and 48), against the definition: each entry the strict `k`-order
+    /// FMA chain of the centred values in precision `T`, computed naively.
+    fn strict_chains<T: Real>(fma: fn(T, T, T) -> T) {
+        let (n, s, c) = (130, 3, 70); // S·C = 210: two chunks, the last partial
+        let (ncs, mean, centred) = inputs::<T>(n, s, c);
+        let flat = centred.to_shape((n, s * c)).unwrap();
+        let want = Array2::from_shape_fn((n, n), |(i, j)| {
+            let mut acc = T::default();
+            for p in 0..s * c {
+                acc = fma(flat[[i, p]], flat[[j, p]], acc);
+            }
+            acc.to_f64()
+        });
+        let (cancel, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let nsc = ncs.view().permuted_axes([0, 2, 1]);
+        for threads in [1, 3] {
+            let got = gram_none::<f32, T>(
+                nsc,
+                None,
+                Some(mean.view()),
+                Some(threads),
+                &cancel,
+                &progress,
+            )
+            .unwrap();
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            let y = nsc.slice(s![60.., .., ..]);
+            let got = gram_none::<f32, T>(
+                nsc,
+                Some(y),
+                Some(mean.view()),
+                Some(threads),
+                &cancel,
+                &progress,
+            )
+            .unwrap();
+            let want_r = want.slice(s![.., 60..]);
+            assert!(got
+                .iter()
+                .zip(want_r)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    #[test]
+    fn many_blocks_are_the_strict_fma_chains_f64() {
+        strict_chains::<f64>(f64::mul_add);
+    }
+
+    #[test]
+    fn many_blocks_are_the_strict_fma_chains_f32() {
+        strict_chains::<f32>(f32::mul_add);
     }
 
     #[test]

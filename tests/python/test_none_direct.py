@@ -133,3 +133,35 @@ def test_gram_none_core_rejects_bad_input():
     y[3, 2, 1, 0] = np.inf
     with pytest.raises(NonFiniteError, match=r"\(3, 2, 1, 0\)"):
         semrsm.gram(y, matcher="none")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_scan_mean_and_range_have_the_bits_of_the_row_by_row_numpy_sum(dtype, monkeypatch):
+    # float32/float64 blocks go through _core.scan_rows (threads, columns split): the mean must
+    # be numpy's row-by-row Σ x_i / N bit for bit, in row blocks of any size, the range exact
+    x = (RNG.normal(size=(45, 7, 3, 5)) * 100).astype(dtype)
+    n = len(x)
+    want = np.zeros(x.shape[1:])
+    for row in x:
+        want += np.divide(row, n, dtype=np.float64, casting="unsafe")
+    top = float(np.abs(x.astype(np.float64)).max())
+    for threads, scan_bytes in ((1, 32 << 20), (3, 7 * 15 * 4 * 3)):  # one block; blocks of 2-3 rows
+        monkeypatch.setattr(_tiles, "SCAN_BYTES", scan_bytes)
+        sc = _tiles.scan(_tiles.prepare_input(x, "nchw", "x"), True, False, threads)
+        assert np.array_equal(bits(sc.mean), bits(np.ascontiguousarray(want.reshape(7, 15).T)))
+        assert sc.max_abs == top
+    bad = x.astype(np.float32)
+    bad[31, 2, 1, 4] = np.nan
+    with pytest.raises(NonFiniteError, match=r"\(31, 2, 1, 4\)"):
+        _tiles.scan(_tiles.prepare_input(bad, "nchw", "x"), True, False, 2)
+    bad[31, 2, 1, 4] = -np.inf
+    with pytest.raises(NonFiniteError, match=r"\(31, 2, 1, 4\)"):
+        _tiles.scan(_tiles.prepare_input(bad, "nchw", "x"), False, False, 2)
+
+
+def test_scan_rows_core_checks_its_accumulator():
+    with pytest.raises(ShapeError, match="accumulator"):
+        _core.scan_rows(np.zeros((2, 3)), np.zeros(4), 2.0)
+    acc = np.zeros(3)
+    assert _core.scan_rows(np.array([[1.0, -5.0, 2.0]], dtype=np.float32), acc, 4.0) == (5.0, True)
+    assert np.array_equal(acc, [0.25, -1.25, 0.5])
