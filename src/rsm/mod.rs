@@ -1468,7 +1468,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(none_block(2000, 2000, true, 2), 240);
+        // the largest side that gives every thread two blocks
+        assert_eq!(none_block(2000, 2000, true, 2), 480);
+        assert_eq!(none_block(2000, 2000, true, 16), 240);
+        assert_eq!(none_block(700, 700, true, 2), 240);
         assert_eq!(none_block(167, 167, false, 2), 144);
         assert_eq!(none_block(167, 167, true, 8), 48);
     }
