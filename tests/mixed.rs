@@ -254,3 +254,47 @@ fn warm_start_from_any_prices_is_optimal() {
         .solve_from_prices_cancellable(&[1.0_f64; 4], 2, Sense::Minimize, &[0.0], &no_cancel())
         .is_err());
 }
+
+#[test]
+fn exact_ties_at_large_c_are_certified_without_the_repair() {
+    // Two identical positions in y: every permutation that swaps their columns ties exactly.
+    // The certificate's first check uses upper bounds of the candidates (any-order dot products
+    // plus their rounding bound, ~C·2⁻⁵³ relative, which breaks the ties the wrong way); it must
+    // then take the exact chains, which certify, rather than give up.
+    let mut rng = StdRng::seed_from_u64(21);
+    let (s, c) = (6, 2048);
+    let x = Array2::from_shape_fn((s, c), |_| rng.random::<f64>() - 0.5);
+    let mut y = Array2::from_shape_fn((s, c), |_| rng.random::<f64>() - 0.5);
+    let row = y.row(2).to_owned();
+    y.row_mut(3).assign(&row);
+    let x32 = x.mapv(|v| v as f32);
+    let y32 = y.mapv(|v| v as f32);
+    let a32 = x32.dot(&y32.t());
+    let nx: Vec<f64> = x.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let ny: Vec<f64> = y.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let factors = PairFactors {
+        x: x.view(),
+        y: y.view(),
+        norms_x: &nx,
+        norms_y: &ny,
+    };
+    let mut perm = vec![0; s];
+    let got = solve_certified(
+        &factors,
+        a32.as_slice().unwrap(),
+        &mut Workspace::default(),
+        &mut perm,
+        &no_cancel(),
+    )
+    .unwrap()
+    .expect("exact ties certify");
+    let a = affinity(x.view(), y.view());
+    let want = SapSolver::new()
+        .solve(a.as_slice().unwrap(), s, s, Sense::Maximize)
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, &j)| a[[i, j]])
+        .sum::<f64>();
+    assert!((got.value - want).abs() <= 1e-13 * want.abs());
+}

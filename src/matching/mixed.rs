@@ -59,7 +59,7 @@ use ndarray::ArrayView2;
 
 use super::{bound, Affinity, Workspace};
 pub use crate::kernels::screen::dot;
-use crate::kernels::screen::{dots_blocked, DotsScratch};
+use crate::kernels::screen::{dots_blocked, dots_blocked_any_order, DotsScratch};
 
 use crate::error::{Error, Result};
 use crate::kernels::screen::screen_row;
@@ -313,6 +313,8 @@ pub fn certify_block<T: Cost>(
         return Err(shape());
     }
     let row = |r: usize| u32::try_from(r).map_err(|_| shape());
+    // (`push_entries` converts the rows too; this checks the largest once.)
+    row(rows_x.max(rows_y))?;
     let stride = factors.a32_stride;
     let a32_end = |p: &PairState| p.a0 + s.saturating_sub(1) * stride + s;
     if stride < s
@@ -359,39 +361,33 @@ pub fn certify_block<T: Cost>(
                 continue;
             }
             p.first = entries.len();
-            for i in 0..s {
-                for &j in &p.cand_col[p.cand_start[i]..p.cand_start[i + 1]] {
-                    if j != p.perm[i] {
-                        entries.push((row(p.x0 + i)?, row(p.y0 + j)?));
-                    }
-                }
-            }
+            p.push_entries(entries)?;
         }
-        dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
+        // The first screen's candidates first as upper bounds (dot products in any order plus
+        // their rounding bound: the certificate needs `Â` exactly only on the assigned
+        // entries); the pairs that this does not certify (near-ties within the bound), and the
+        // second screen, with the exact chains.
+        let fast = attempt == 0;
+        if fast {
+            dots_blocked_any_order(factors.x, factors.y, c, entries, values, dots)?;
+        } else {
+            dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
+        }
+        let slack = fast.then_some((factors.norms_x, factors.norms_y));
         for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
-            let mut next = values[p.first..].iter();
-            p.cand_val.clear();
-            for i in 0..s {
-                for &j in &p.cand_col[p.cand_start[i]..p.cand_start[i + 1]] {
-                    p.cand_val.push(if j == p.perm[i] {
-                        p.diag[i]
-                    } else {
-                        next.next().copied().unwrap_or(f64::NAN)
-                    });
-                }
+            p.fill_candidates(&values[p.first..], &bounds, slack);
+            p.certify(&bounds, &mut fbuf, attempt, cancel);
+        }
+        if fast {
+            entries.clear();
+            for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+                p.first = entries.len();
+                p.push_entries(entries)?;
             }
-            if let Some(dual) = p.bellman_ford(&bounds, &mut fbuf, cancel) {
-                if attempt > 0 {
-                    WIDENED.fetch_add(1, Ordering::Relaxed);
-                }
-                CERTIFIED.fetch_add(1, Ordering::Relaxed);
-                // Σ_i Â_iσ(i) in row order: the certificate's d_i.
-                let value = p.diag.iter().sum::<f64>();
-                p.outcome = Outcome::Certified(MixedPair {
-                    value,
-                    bound: dual.max(value),
-                    repaired: false,
-                });
+            dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
+            for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+                p.fill_candidates(&values[p.first..], &bounds, None);
+                p.certify(&bounds, &mut fbuf, attempt, cancel);
             }
         }
     }
@@ -593,6 +589,11 @@ struct Bounds {
     eta0: f64,
     eta1: f64,
     eps: f64,
+    /// `γ_{C+8}` (with a margin for the rounding of the norms): the rounding bound of
+    /// [`dots_blocked_any_order`] per unit of `‖x_i‖‖y_j‖` (`Σ|x_k y_k| ≤ ‖x_i‖‖y_j‖`).
+    any_order: f64,
+    /// Its underflow term, `(C + 8)·2⁻¹⁰⁷⁴`, rounded up to `(C + 8)·2⁻¹⁰²²`.
+    any_order_tiny: f64,
 }
 
 impl Bounds {
@@ -603,7 +604,10 @@ impl Bounds {
         let cf = c as f64;
         let k = (cf + 2.0) * u32r;
         let tiny = 2f64.powi(-148);
+        let n = (cf + 8.0) * eps;
         Self {
+            any_order: n / (1.0 - n) * (1.0 + 1e-6),
+            any_order_tiny: (cf + 8.0) * f64::MIN_POSITIVE,
             rho: k / (1.0 - k) * (1.0 + 1e-6) + 2.0 * (cf + 1.0) * eps,
             eta0: tiny * (cf + 1.0),
             eta1: tiny * cf.sqrt(),
@@ -621,6 +625,62 @@ struct BfBuffers<'a> {
 }
 
 impl PairState {
+    /// Push the entries `(row of x, row of y)` of the candidates other than the assigned ones.
+    fn push_entries(&self, entries: &mut Vec<(u32, u32)>) -> Result<()> {
+        let row =
+            |r: usize| u32::try_from(r).map_err(|_| Error::Shape("internal: too many rows".into()));
+        for (i, &pi) in self.perm.iter().enumerate() {
+            for &j in &self.cand_col[self.cand_start[i]..self.cand_start[i + 1]] {
+                if j != pi {
+                    entries.push((row(self.x0 + i)?, row(self.y0 + j)?));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `cand_val`: `d_i` on the assigned entries, `values` (in [`Self::push_entries`]' order)
+    /// on the others — raised by the rounding bound of [`dots_blocked_any_order`] when `slack`
+    /// gives the block's norms (`values` are then any-order sums, and `cand_val` upper bounds
+    /// of `Â`).
+    #[allow(clippy::cast_precision_loss)]
+    fn fill_candidates(&mut self, values: &[f64], b: &Bounds, slack: Option<(&[f64], &[f64])>) {
+        let mut next = values.iter();
+        self.cand_val.clear();
+        for (i, &pi) in self.perm.iter().enumerate() {
+            for &j in &self.cand_col[self.cand_start[i]..self.cand_start[i + 1]] {
+                self.cand_val.push(if j == pi {
+                    self.diag[i]
+                } else {
+                    let v = next.next().copied().unwrap_or(f64::NAN);
+                    match slack {
+                        Some((nx, ny)) => {
+                            v + b.any_order * nx[self.x0 + i] * ny[self.y0 + j] + b.any_order_tiny
+                        }
+                        None => v,
+                    }
+                });
+            }
+        }
+    }
+
+    /// [`Self::bellman_ford`], and on success the pair's outcome and the counters.
+    fn certify(&mut self, b: &Bounds, f: &mut BfBuffers<'_>, attempt: usize, cancel: &AtomicBool) {
+        if let Some(dual) = self.bellman_ford(b, f, cancel) {
+            if attempt > 0 {
+                WIDENED.fetch_add(1, Ordering::Relaxed);
+            }
+            CERTIFIED.fetch_add(1, Ordering::Relaxed);
+            // Σ_i Â_iσ(i) in row order: the certificate's d_i.
+            let value = self.diag.iter().sum::<f64>();
+            self.outcome = Outcome::Certified(MixedPair {
+                value,
+                bound: dual.max(value),
+                repaired: false,
+            });
+        }
+    }
+
     /// Step 3 of the module docs for the `f32` permutation, duals and `diag`, on the pair's
     /// `f32` affinities `a32` (row `i` at `i·stride`), with screening width
     /// `widen · max_j err_ij` per row: the candidates and margins. `false` when the certificate
