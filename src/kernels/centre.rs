@@ -71,6 +71,50 @@ pub fn centre<R: RawElement, T: Narrow>(isa: Isa, src: &[R], mean: Option<&[f64]
     body(src, mean, dst);
 }
 
+/// One row of a scan ([`crate::rsm::scan`]): with `acc`, `acc[i] += f64(row[i]) / n` (one
+/// correctly rounded division and addition each, in any vector width the same); returns the
+/// largest `|x|` (infinite when a value is infinite or NaN) and whether a value is NaN.
+pub fn scan_row<R: RawElement>(
+    isa: Isa,
+    row: &[R],
+    acc: Option<&mut [f64]>,
+    n: f64,
+) -> (f64, bool) {
+    #[cfg(target_arch = "x86_64")]
+    match isa.min(Isa::detect()) {
+        // SAFETY: the CPU has the features (Isa::detect).
+        Isa::Avx512 => return unsafe { x86::scan_avx512(row, acc, n) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { x86::scan_avx2(row, acc, n) },
+        Isa::Portable => {}
+    }
+    scan_body(row, acc, n)
+}
+
+/// The scan loop every instruction set compiles.
+#[inline(always)]
+fn scan_body<R: RawElement>(row: &[R], acc: Option<&mut [f64]>, n: f64) -> (f64, bool) {
+    // The largest |x| as an integer maximum of the bits (ordered as the values for |x| ≥ 0,
+    // NaN above +∞): a reduction the compiler vectorises, unlike a float maximum.
+    let mut top = 0_u64;
+    match acc {
+        Some(acc) => {
+            for (a, &e) in acc.iter_mut().zip(row) {
+                let v = e.widen();
+                *a += v / n;
+                top = top.max(v.abs().to_bits());
+            }
+        }
+        None => {
+            for &e in row {
+                top = top.max(e.widen().abs().to_bits());
+            }
+        }
+    }
+    let top = f64::from_bits(top);
+    (if top.is_nan() { f64::INFINITY } else { top }, top.is_nan())
+}
+
 /// The loop every instruction set compiles.
 #[inline(always)]
 fn body<R: RawElement, T: Narrow>(src: &[R], mean: Option<&[f64]>, dst: &mut [T]) {
@@ -90,7 +134,33 @@ fn body<R: RawElement, T: Narrow>(src: &[R], mean: Option<&[f64]>, dst: &mut [T]
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{body, Narrow, RawElement};
+    use super::{body, scan_body, Narrow, RawElement};
+
+    /// [`scan_body`] for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and DQ.
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    pub(super) unsafe fn scan_avx512<R: RawElement>(
+        row: &[R],
+        acc: Option<&mut [f64]>,
+        n: f64,
+    ) -> (f64, bool) {
+        scan_body(row, acc, n)
+    }
+
+    /// [`scan_body`] for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scan_avx2<R: RawElement>(
+        row: &[R],
+        acc: Option<&mut [f64]>,
+        n: f64,
+    ) -> (f64, bool) {
+        scan_body(row, acc, n)
+    }
 
     /// [`body`] for AVX-512.
     ///
@@ -158,6 +228,28 @@ mod tests {
                     .iter()
                     .zip(&got)
                     .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+        // The scan: the same sums, range and NaN flag on every instruction set.
+        let mut with_nan = src.clone();
+        with_nan[17] = f32::NAN;
+        for row in [&src, &with_nan] {
+            let mut want = vec![0.25_f64; row.len()];
+            let w = scan_body(row, Some(&mut want), 7.0);
+            let top = if row[17].is_nan() {
+                f64::INFINITY
+            } else {
+                f64::from(f32::MAX)
+            };
+            assert_eq!(w, (top, row[17].is_nan()));
+            for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                let mut got = vec![0.25_f64; row.len()];
+                assert_eq!(scan_row(isa, row, Some(&mut got), 7.0), w);
+                assert!(want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert_eq!(scan_row(isa, row, None, 7.0), w);
             }
         }
         // The definition, element by element.
