@@ -139,8 +139,8 @@ def part_c(repeat: int, threads: int, sizes: list[int]) -> None:
     """``gram(x, matcher="none")`` against what a user writes with numpy, ``threads`` each,
     interleaved (rounds of numpy, semrsm / semrsm, numpy alternately): wall time and the CPU
     time of the process (all threads; on a shared machine the work, not the neighbours), medians
-    and the median of the per-round ratios. ``repeat`` rounds for N <= 1000, a third of them
-    (at least one) above."""
+    and the median of the per-round ratios, with a pause before each call (idle BLAS threads
+    spin after a call). ``repeat`` rounds for N <= 1000, a third of them (at least one) above."""
     import semrsm
 
     rng = np.random.default_rng(2)
@@ -166,6 +166,10 @@ def part_c(repeat: int, threads: int, sizes: list[int]) -> None:
             for r in range(rounds):
                 for which in (0, 1) if r % 2 == 0 else (1, 0):
                     f = numpy_none if which == 0 else ours
+                    # OpenBLAS's idle threads spin for a while after a call (and rayon's
+                    # briefly): on 2 cores they would take CPU from the next call and count in
+                    # its process CPU time. Let them go to sleep first.
+                    time.sleep(0.5)
                     w0, c0 = time.perf_counter(), time.process_time()
                     results[which] = f()
                     wall[which].append(time.perf_counter() - w0)
