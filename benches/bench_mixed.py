@@ -13,6 +13,7 @@ mostly measures the neighbours.
     python benches/bench_mixed.py                       # S = 49, 256, 1024, 4096 (257: ViT-S/14 tokens)
     python benches/bench_mixed.py --sizes 49 256 --repeats 5 --output docs/benchmarks.md
     python benches/bench_mixed.py --grid                # synthetic S × C grid: where mixed pays
+    python benches/bench_mixed.py --grid --grid-sizes 49  # its S = 49 row only
 
 ``--grid`` times float64, mixed and auto (the default) on centred post-ReLU Gaussian maps over
 a grid of S and C (N chosen so that each call does about the same work), interleaved: the
@@ -60,15 +61,16 @@ GRID_S = (49, 144, 256, 576, 1024)
 GRID_C = (64, 256, 512, 768, 2048)
 
 
-def grid(repeats: int) -> None:
-    """float64 vs mixed (and auto when this build has it) on a synthetic S × C grid."""
+def grid(repeats: int, sizes: tuple[int, ...] = GRID_S) -> None:
+    """float64 vs mixed (and auto when this build has it) on a synthetic S × C grid (rows
+    ``sizes``)."""
     from semrsm import _tiles
 
     precs = ["float64", "mixed"] + (["auto"] if "auto" in _tiles.PRECISIONS else [])
     rng = np.random.default_rng(5)
     print("| S | C | pairs | " + " | ".join(precs) + " | float64 / mixed | auto picks |")
     print("|---|---|---|" + "---|" * len(precs) + "---|---|")
-    for s in GRID_S:
+    for s in sizes:
         for c in GRID_C:
             n = int(np.clip(round((4e9 / (s * s * c + 40 * s**2.5)) ** 0.5 + 1), 3, 40))
             x = np.maximum(rng.normal(size=(n, s, c)), 0)
@@ -94,9 +96,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--output", help="append the table to this Markdown file")
     p.add_argument("--grid", action="store_true", help="the synthetic S × C grid instead")
+    p.add_argument("--grid-sizes", type=int, nargs="+", default=list(GRID_S), help="rows S of --grid")
     args = p.parse_args()
     if args.grid:
-        grid(args.repeats)
+        grid(args.repeats, tuple(args.grid_sizes))
         return
     lines = [
         f"Mixed precision, exact matcher, one thread ({platform.processor() or platform.machine()}), "

@@ -284,7 +284,23 @@ impl<T: crate::lap::Cost> Chunk<'_, T> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
     unsafe fn advance_any_avx512(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        self.advance_any_body(packed, k0, kc, out);
+        if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f64>() {
+            return self.advance_any_body(packed, k0, kc, out);
+        }
+        let c = self.c;
+        let mut begin = 0;
+        for (r, &end) in self.ends.iter().take(self.ends.len() - 1).enumerate() {
+            let group = &self.order[begin..end as usize];
+            begin = end as usize;
+            // (T is f64.)
+            let xr = self.x[r * c + k0..r * c + k0 + kc].as_ptr().cast::<f64>();
+            for &e in group {
+                let t = self.slot[self.entries[e as usize].1 as usize] as usize;
+                let yr = &packed[t * kc..(t + 1) * kc];
+                // SAFETY: AVX-512 (this entry point); xr and yr hold kc values.
+                out[e as usize] += any_order_dot_avx512(xr, yr.as_ptr(), kc);
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -384,6 +400,54 @@ impl<T: crate::lap::Cost> Chunk<'_, T> {
             }
         }
     }
+}
+
+/// One chunk of [`Order::Any`] with AVX-512: the 32 partial sums of `advance_any_body` in four
+/// vectors (the last, partial step masked: lanes beyond it are left as they are, not given a
+/// `0·0`), reduced in the same pairwise tree. The same operations in the same order, so the
+/// same bits.
+///
+/// # Safety
+/// The CPU has AVX-512F; `x` and `y` hold `kc` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn any_order_dot_avx512(x: *const f64, y: *const f64, kc: usize) -> f64 {
+    use std::arch::x86_64::{
+        __mmask8, _mm256_add_pd, _mm256_castpd256_pd128, _mm256_extractf128_pd, _mm512_add_pd,
+        _mm512_extractf64x4_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_mask3_fmadd_pd,
+        _mm512_maskz_loadu_pd, _mm512_setzero_pd, _mm_add_pd, _mm_cvtsd_f64, _mm_unpackhi_pd,
+    };
+    let mut a = [_mm512_setzero_pd(); 4];
+    let full = kc / 32 * 32;
+    let mut k = 0;
+    while k < full {
+        for (v, acc) in a.iter_mut().enumerate() {
+            let o = k + 8 * v;
+            *acc = _mm512_fmadd_pd(_mm512_loadu_pd(x.add(o)), _mm512_loadu_pd(y.add(o)), *acc);
+        }
+        k += 32;
+    }
+    let rest = kc - full;
+    for (v, acc) in a.iter_mut().enumerate() {
+        let lanes = rest.saturating_sub(8 * v).min(8);
+        if lanes > 0 {
+            let m: __mmask8 = ((1_u16 << lanes) - 1) as __mmask8;
+            let o = full + 8 * v;
+            let xv = _mm512_maskz_loadu_pd(m, x.add(o));
+            let yv = _mm512_maskz_loadu_pd(m, y.add(o));
+            *acc = _mm512_mask3_fmadd_pd(xv, yv, *acc, m);
+        }
+    }
+    // p[l] += p[l + 16], then p[l] += p[l + 8], p[l + 4], p[l + 2], p[l + 1].
+    let h0 = _mm512_add_pd(a[0], a[2]);
+    let h1 = _mm512_add_pd(a[1], a[3]);
+    let h = _mm512_add_pd(h0, h1);
+    let q = _mm256_add_pd(
+        _mm512_extractf64x4_pd::<0>(h),
+        _mm512_extractf64x4_pd::<1>(h),
+    );
+    let d = _mm_add_pd(_mm256_castpd256_pd128(q), _mm256_extractf128_pd::<1>(q));
+    _mm_cvtsd_f64(_mm_add_pd(d, _mm_unpackhi_pd(d, d)))
 }
 
 /// The 8 × 8 transpose of `r` (row `l` = 8 steps of lane `l`; result `q` = step `q` of the 8
