@@ -74,13 +74,18 @@ MAX_PERMUTATION_ENTRIES = 1 << 30
 PRECISIONS = ("auto", "float64", "float32", "mixed")
 #: ``precision="auto"`` takes ``"mixed"`` when the matched positions (``S`` minus the prefix
 #: tokens) number at least :data:`AUTO_MIXED_MIN_S` and the channels at least
-#: :data:`AUTO_MIXED_MIN_C`, with a matcher that can be exact, else ``"float64"``: where float32
-#: affinities with the float64 certificate were measured faster than float64 on one thread
-#: (``benches/bench_mixed.py --grid``, docs/benchmarks.md "Mixed precision"). Below, the
-#: certificate's float64 dot products (strict FMA chains, memory-bound at large ``C``) and its
-#: ``O(S²)`` screen cost more than the float32 GEMM saves.
+#: :data:`AUTO_MIXED_MIN_C`, or at least :data:`AUTO_MIXED_WIDE_MIN_S` positions with at least
+#: :data:`AUTO_MIXED_WIDE_C` channels (7×7 maps of wide late layers, e.g. ResNet-50's layer4),
+#: with a matcher that can be exact, else ``"float64"``: where float32 affinities with the
+#: float64 certificate were measured faster than float64 on one thread
+#: (``benches/bench_mixed.py --grid``, ``benches/bench_gemm.py --parts d``, docs/benchmarks.md
+#: "Mixed precision"). Below, the certificate (its ``O(S²)`` screen and the float64 dot
+#: products of the assigned entries, batched per block of pairs) costs about what the float32
+#: GEMM saves, or more.
 AUTO_MIXED_MIN_S = 128
 AUTO_MIXED_MIN_C = 256
+AUTO_MIXED_WIDE_MIN_S = 49
+AUTO_MIXED_WIDE_C = 1024
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 
@@ -517,16 +522,21 @@ def check_options(
 
 def resolve_precision(precision: str, matcher: str, s: int, c: int) -> str:
     """The precision a run uses: ``precision`` itself, or for ``"auto"`` ``"mixed"`` where it
-    pays (``s`` matched positions >= :data:`AUTO_MIXED_MIN_S`, ``c`` channels >=
-    :data:`AUTO_MIXED_MIN_C`, a matcher of :data:`MIXED_MATCHERS`) and ``"float64"`` otherwise.
-    Both give the float64 optimum ``G``.
+    pays (a matcher of :data:`MIXED_MATCHERS` and ``s`` matched positions >=
+    :data:`AUTO_MIXED_MIN_S` with ``c`` channels >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >=
+    :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >= :data:`AUTO_MIXED_WIDE_C`) and ``"float64"``
+    otherwise. Both give the float64 optimum ``G``.
 
-    >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 197, 768)
+    >>> resolve_precision("auto", "exact", 49, 320), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
+    >>> resolve_precision("auto", "exact", 49, 2048)
+    'mixed'
     """
     if precision != "auto":
         return precision
-    pays = matcher in MIXED_MATCHERS and s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C
+    pays = matcher in MIXED_MATCHERS and (
+        (s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C) or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_WIDE_C)
+    )
     return "mixed" if pays else "float64"
 
 

@@ -230,7 +230,11 @@ def _uses_mixed(x: np.ndarray, **kw) -> bool:
         (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C, {}, True),
         (_tiles.AUTO_MIXED_MIN_S - 1, _tiles.AUTO_MIXED_MIN_C, {}, False),
         (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C - 1, {}, False),
-        (49, 2048, {}, False),  # late CNN layers: float64 was faster there
+        (49, 320, {}, False),  # 7×7 maps of narrow late layers: float64 was faster there
+        (_tiles.AUTO_MIXED_WIDE_MIN_S, _tiles.AUTO_MIXED_WIDE_C, {}, True),  # wide ones: mixed
+        (_tiles.AUTO_MIXED_WIDE_MIN_S - 1, _tiles.AUTO_MIXED_WIDE_C, {}, False),
+        (_tiles.AUTO_MIXED_WIDE_MIN_S, _tiles.AUTO_MIXED_WIDE_C - 1, {}, False),
+        (49, 2048, {"prefix_tokens": 1}, False),
         # The threshold counts matched positions: prefix tokens are not matched.
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 1}, True),
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 2}, False),
