@@ -775,7 +775,10 @@ fn pairwise_blocked<T: Real>(
             let only_diagonal = square && i0 == j0 && rows == 1;
             if !(single || only_diagonal) {
                 // One GEMM for the whole block: (rows·S × C)·(C × cols·S), in f32 for mixed
-                // precision.
+                // precision; a block on the diagonal of a square tile in strips of samples,
+                // each from its own diagonal on (the pairs below it are not needed).
+                let strip = (square && i0 == j0).then(|| DIAGONAL_STRIP_ROWS.div_ceil(s));
+                (scratch.positions, scratch.strip) = (s, strip);
                 if mixed {
                     let xb =
                         ArrayView2::from_shape((rows * s, c), &xs32[i0 * sc..(i0 + rows) * sc])
@@ -1028,22 +1031,43 @@ fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> 
     sum
 }
 
+/// Positions per strip of a diagonal block's GEMM (at least one sample): at `S = 49` strips of 2
+/// samples, so a diagonal block of 14 × 14 pairs computes 112 pairs' affinities, not 196.
+const DIAGONAL_STRIP_ROWS: usize = 96;
+
 /// The affinities of a block of pairs in `E`'s precision, `xb · ybᵀ` (`xb`: the block's rows
 /// of `x`, stacked positions, `(rows·S) × C`; `yb` likewise), row-major into the front of
-/// `block`, by `gemm`.
+/// `block`, by `gemm`. With `strip = Some(g)` (a block on the diagonal of a square tile, `xb`
+/// and `yb` the same samples of `s` positions) only the strips of `g` samples from their own
+/// diagonal on: the pairs `(ii, jj)` with `jj ≥ ii` (and a few more inside each strip). Every
+/// entry is the same FMA chain either way.
 fn block_affinities<E: GemmScalar>(
     gemm: &mut Gemm<E>,
     block: &mut [E],
     xb: ArrayView2<'_, E>,
     yb: ArrayView2<'_, E>,
+    (s, strip): (usize, Option<usize>),
 ) -> Result<()> {
-    let len = xb.nrows() * yb.nrows();
+    let (m, n) = (xb.nrows(), yb.nrows());
     let out = block
-        .get_mut(..len)
+        .get_mut(..m * n)
         .ok_or_else(|| Error::Shape("internal: block of affinities too small".into()))?;
-    let out = ArrayViewMut2::from_shape((xb.nrows(), yb.nrows()), out)
-        .map_err(|e| Error::Shape(e.to_string()))?;
-    gemm.abt(xb, yb, out)
+    let mut out =
+        ArrayViewMut2::from_shape((m, n), out).map_err(|e| Error::Shape(e.to_string()))?;
+    match strip {
+        Some(g) if m == n && s > 0 && m % s == 0 => {
+            for r0 in (0..m).step_by(g.max(1) * s) {
+                let r1 = (r0 + g.max(1) * s).min(m);
+                gemm.abt(
+                    xb.slice(s![r0..r1, ..]),
+                    yb.slice(s![r0.., ..]),
+                    out.slice_mut(s![r0..r1, r0..]),
+                )?;
+            }
+            Ok(())
+        }
+        _ => gemm.abt(xb, yb, out),
+    }
 }
 
 /// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of a block of
@@ -1083,6 +1107,10 @@ struct PairScratch<T> {
     workspace: Workspace,
     /// Stand-in norms for matchers that do not read them.
     zero_norms: Vec<f64>,
+    /// Positions per sample (all, prefix included) and, for a block on the diagonal of a square
+    /// tile, the samples per strip of its GEMM ([`block_affinities`]).
+    positions: usize,
+    strip: Option<usize>,
 }
 
 impl<T: Real> PairScratch<T> {
@@ -1123,13 +1151,16 @@ impl<T: Real> PairScratch<T> {
             perm: try_filled(Some(s), 0, "a permutation")?,
             workspace,
             zero_norms: try_filled(Some(s), 0.0, "the norms")?,
+            positions: 0,
+            strip: None,
         })
     }
 
     /// The affinities of a block of pairs, `xb · ybᵀ` (`xb`: the block's rows of `x`, stacked
     /// positions, `(rows·S) × C`; `yb` likewise), into `self.block` ([`block_affinities`]).
     fn block_affinities(&mut self, xb: ArrayView2<'_, T>, yb: ArrayView2<'_, T>) -> Result<()> {
-        block_affinities(&mut self.gemm, &mut self.block, xb, yb)
+        let layout = (self.positions, self.strip);
+        block_affinities(&mut self.gemm, &mut self.block, xb, yb, layout)
     }
 
     /// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of the block
@@ -1146,7 +1177,8 @@ impl<T: Real> PairScratch<T> {
         xb: ArrayView2<'_, f32>,
         yb: ArrayView2<'_, f32>,
     ) -> Result<()> {
-        block_affinities(&mut self.gemm32, &mut self.block32, xb, yb)
+        let layout = (self.positions, self.strip);
+        block_affinities(&mut self.gemm32, &mut self.block32, xb, yb, layout)
     }
 
     /// [`Self::copy_affinity`] from `self.block32` into `self.affinity32`.
@@ -1310,7 +1342,8 @@ mod tests {
             Matcher::Auction { gap_ppm: 1000 },
             Matcher::Shift { w: 1 },
         ];
-        for (s, prefix) in [(9, 0), (11, 2)] {
+        // (S = 40: diagonal blocks of 7 samples in strips of 3, 3 and 1.)
+        for (s, prefix) in [(9, 0), (11, 2), (40, 0)] {
             let c = 5;
             let x = sample(7, s, c, 1, f);
             let y = sample(5, s, c, 2, f);
