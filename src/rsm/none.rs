@@ -21,7 +21,7 @@
 //! into `240 × 256` buffers element by element (scalar, with a finiteness test per value) and
 //! packing each chunk again inside every GEMM call (a diagonal block's rows once per strip)
 //! took ~40 % of the micro-kernels' time. Now the values are tested once, after the block (a
-//! non-finite input makes the products it enters non-finite: [`first_bad`] then names it), the
+//! non-finite input makes the products it enters non-finite: `first_bad` then names it), the
 //! centring loop is vectorised, each chunk is packed once, and blocks of 480 read the rows half
 //! as often.
 
