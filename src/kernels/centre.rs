@@ -71,6 +71,107 @@ pub fn centre<R: RawElement, T: Narrow>(isa: Isa, src: &[R], mean: Option<&[f64]
     body(src, mean, dst);
 }
 
+/// Panels of a packed GEMM operand to fill ([`centre_pack`]): `data` holds the panels of `w`
+/// rows, each stored step-major (`kc × w`), the rows of the last panel padded with zeros up to
+/// a multiple of `pad` (the layout of [`crate::kernels::gemm::Packed`]).
+#[derive(Debug)]
+pub struct Panels<'a, T> {
+    /// The panels, from the first row's.
+    pub data: &'a mut [T],
+    /// Rows per panel.
+    pub w: usize,
+    /// The last panel's rows are zero-padded up to a multiple of it.
+    pub pad: usize,
+}
+
+/// Row `i`, step `p` of `rows` steps per panel row: its index in panels of `w` rows.
+#[inline(always)]
+fn at(i: usize, p: usize, w: usize, kc: usize) -> usize {
+    (i / w) * w * kc + p * w + i % w
+}
+
+/// Centre the rows `src` (`kc` steps each: `T(f64(src[i][p]) − mean[p])`, as [`centre`]) straight
+/// into the packed panels of every `outs` entry (the same values in each), reading each raw
+/// value once. On AVX-512, `f32` input centred to `f64` goes 8 rows × 8 steps at a time through
+/// registers (widen, subtract, transpose); the values and so the bits are those of [`centre`]
+/// on every instruction set.
+///
+/// # Panics
+/// When a row is shorter than `kc`, `mean` is, or an `outs` entry cannot hold
+/// `ceil(src.len() / w)·w·kc` values.
+///
+/// # Example
+/// ```
+/// use semrsm::kernels::{centre::{centre_pack, Panels}, isa};
+/// let (a, b) = ([1.0_f32, 2.0, 3.0], [4.0_f32, 5.0, 6.0]);
+/// let mut data = [9.0_f64; 12]; // one panel of 4 rows (2 padded) × 3 steps
+/// let mut outs = [Panels { data: &mut data, w: 4, pad: 4 }];
+/// centre_pack(isa(), &[&a, &b], Some(&[1.0, 1.0, 1.0]), 3, &mut outs);
+/// assert_eq!(data, [0.0, 3.0, 0.0, 0.0, 1.0, 4.0, 0.0, 0.0, 2.0, 5.0, 0.0, 0.0]);
+/// ```
+pub fn centre_pack<R: RawElement, T: Narrow>(
+    isa: Isa,
+    src: &[&[R]],
+    mean: Option<&[f64]>,
+    kc: usize,
+    outs: &mut [Panels<'_, T>],
+) {
+    let n = src.len();
+    assert!(src.iter().all(|r| r.len() >= kc) && mean.is_none_or(|m| m.len() >= kc));
+    assert!(outs
+        .iter()
+        .all(|o| o.w > 0 && o.data.len() >= n.div_ceil(o.w) * o.w * kc));
+    // Groups of 8 rows × 8 steps through registers where every panel holds whole groups.
+    let mut done = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if isa.min(Isa::detect()) == Isa::Avx512 && outs.iter().all(|o| o.w.is_multiple_of(8)) {
+        // SAFETY: the CPU has AVX-512; the sizes were checked above.
+        done = unsafe { x86::pack8(src, mean, kc, outs) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    let (rows8, steps8) = done;
+    pack_body(src, mean, 0..rows8, steps8..kc, kc, outs);
+    pack_body(src, mean, rows8..n, 0..kc, kc, outs);
+    for o in outs.iter_mut() {
+        let live = n % o.w;
+        if live == 0 {
+            continue;
+        }
+        let padded = o.w.min(live.next_multiple_of(o.pad.max(1)));
+        let base = (n / o.w) * o.w * kc;
+        for p in 0..kc {
+            o.data[base + p * o.w + live..base + p * o.w + padded].fill(narrow_zero());
+        }
+    }
+}
+
+/// Zero in the working precision.
+#[inline(always)]
+fn narrow_zero<T: Narrow>() -> T {
+    T::narrow(0.0)
+}
+
+/// Rows `rows`, steps `steps` of [`centre_pack`], value by value.
+fn pack_body<R: RawElement, T: Narrow>(
+    src: &[&[R]],
+    mean: Option<&[f64]>,
+    rows: std::ops::Range<usize>,
+    steps: std::ops::Range<usize>,
+    kc: usize,
+    outs: &mut [Panels<'_, T>],
+) {
+    for i in rows {
+        let row = &src[i][..kc];
+        for p in steps.clone() {
+            let v = T::narrow(row[p].widen() - mean.map_or(0.0, |m| m[p]));
+            for o in outs.iter_mut() {
+                o.data[at(i, p, o.w, kc)] = v;
+            }
+        }
+    }
+}
+
 /// One row of a scan ([`crate::rsm::scan`]): with `acc`, `acc[i] += f64(row[i]) / n` (one
 /// correctly rounded division and addition each, in any vector width the same); returns the
 /// largest `|x|` (infinite when a value is infinite or NaN) and whether a value is NaN.
@@ -134,7 +235,7 @@ fn body<R: RawElement, T: Narrow>(src: &[R], mean: Option<&[f64]>, dst: &mut [T]
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{body, scan_body, Narrow, RawElement};
+    use super::{body, scan_body, Narrow, Panels, RawElement};
 
     /// [`scan_body`] for AVX-512.
     ///
@@ -160,6 +261,72 @@ mod x86 {
         n: f64,
     ) -> (f64, bool) {
         scan_body(row, acc, n)
+    }
+
+    /// [`super::centre_pack`] for whole groups of 8 rows and 8 steps, `f32` input centred to
+    /// `f64` only (else nothing): returns the rows and steps done.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the sizes must be as [`super::centre_pack`] checks, every
+    /// `outs` width a multiple of 8.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn pack8<R: RawElement, T: Narrow>(
+        src: &[&[R]],
+        mean: Option<&[f64]>,
+        kc: usize,
+        outs: &mut [Panels<'_, T>],
+    ) -> (usize, usize) {
+        use std::any::TypeId;
+        use std::arch::x86_64::*;
+        if TypeId::of::<R>() != TypeId::of::<f32>() || TypeId::of::<T>() != TypeId::of::<f64>() {
+            return (0, 0);
+        }
+        let (groups, blocks) = (src.len() / 8, kc / 8);
+        for g in 0..groups {
+            let rows: [*const f32; 8] = std::array::from_fn(|r| src[g * 8 + r].as_ptr().cast());
+            for blk in 0..blocks {
+                let o = blk * 8;
+                let mu = mean.map_or(_mm512_setzero_pd(), |m| _mm512_loadu_pd(m.as_ptr().add(o)));
+                // Exact widening, one subtraction: the bits of `body`.
+                let r: [__m512d; 8] = std::array::from_fn(|i| {
+                    _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(rows[i].add(o))), mu)
+                });
+                let t0 = _mm512_unpacklo_pd(r[0], r[1]);
+                let t1 = _mm512_unpackhi_pd(r[0], r[1]);
+                let t2 = _mm512_unpacklo_pd(r[2], r[3]);
+                let t3 = _mm512_unpackhi_pd(r[2], r[3]);
+                let t4 = _mm512_unpacklo_pd(r[4], r[5]);
+                let t5 = _mm512_unpackhi_pd(r[4], r[5]);
+                let t6 = _mm512_unpacklo_pd(r[6], r[7]);
+                let t7 = _mm512_unpackhi_pd(r[6], r[7]);
+                let u0 = _mm512_shuffle_f64x2::<0x88>(t0, t2);
+                let u1 = _mm512_shuffle_f64x2::<0xDD>(t0, t2);
+                let u2 = _mm512_shuffle_f64x2::<0x88>(t1, t3);
+                let u3 = _mm512_shuffle_f64x2::<0xDD>(t1, t3);
+                let u4 = _mm512_shuffle_f64x2::<0x88>(t4, t6);
+                let u5 = _mm512_shuffle_f64x2::<0xDD>(t4, t6);
+                let u6 = _mm512_shuffle_f64x2::<0x88>(t5, t7);
+                let u7 = _mm512_shuffle_f64x2::<0xDD>(t5, t7);
+                let steps = [
+                    _mm512_shuffle_f64x2::<0x88>(u0, u4),
+                    _mm512_shuffle_f64x2::<0x88>(u2, u6),
+                    _mm512_shuffle_f64x2::<0x88>(u1, u5),
+                    _mm512_shuffle_f64x2::<0x88>(u3, u7),
+                    _mm512_shuffle_f64x2::<0xDD>(u0, u4),
+                    _mm512_shuffle_f64x2::<0xDD>(u2, u6),
+                    _mm512_shuffle_f64x2::<0xDD>(u1, u5),
+                    _mm512_shuffle_f64x2::<0xDD>(u3, u7),
+                ];
+                for out in outs.iter_mut() {
+                    let dst: *mut f64 = out.data.as_mut_ptr().cast();
+                    let base = dst.add(super::at(g * 8, o, out.w, kc));
+                    for (q, v) in steps.into_iter().enumerate() {
+                        _mm512_storeu_pd(base.add(q * out.w), v);
+                    }
+                }
+            }
+        }
+        (groups * 8, blocks * 8)
     }
 
     /// [`body`] for AVX-512.
@@ -192,6 +359,95 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `centre_pack` against the definition (each value centred by `body`, placed at its
+    /// panel position, the last panel's padding zero, nothing past it written) on every
+    /// instruction set, for one and two layouts at once, with whole and partial groups of 8
+    /// rows and steps.
+    fn packs_as_centred<R: RawElement, T: Narrow + PartialEq + std::fmt::Debug>(
+        f: fn(f64) -> R,
+        bits: fn(T) -> u64,
+    ) {
+        let sentinel = T::narrow(7.5);
+        for &(n, kc) in &[(1_usize, 1_usize), (8, 8), (17, 21), (48, 192), (53, 67)] {
+            let rows: Vec<Vec<R>> = (0..n)
+                .map(|i| {
+                    (0..kc + 3)
+                        .map(|p| f(((i * 31 + p * 7) as f64 * 0.37).sin() * 1.0e3 + 0.1))
+                        .collect()
+                })
+                .collect();
+            let mean: Vec<f64> = (0..kc).map(|p| (p as f64 * 0.77).cos() * 1.0e-7).collect();
+            let src: Vec<&[R]> = rows.iter().map(|r| &r[..]).collect();
+            for &(wa, wb, pad) in &[
+                (8_usize, 24_usize, 8_usize),
+                (8, 48, 16),
+                (6, 8, 4),
+                (4, 8, 8),
+            ] {
+                for m in [Some(&mean[..]), None] {
+                    let mut want: Vec<Vec<T>> = Vec::new();
+                    for &(w, pd) in &[(wa, 1), (wb, pad)] {
+                        let mut v = vec![sentinel; n.div_ceil(w) * w * kc + 5];
+                        for (i, row) in src.iter().enumerate() {
+                            let mut c = vec![sentinel; kc];
+                            body(&row[..kc], m, &mut c);
+                            for (p, &e) in c.iter().enumerate() {
+                                v[at(i, p, w, kc)] = e;
+                            }
+                        }
+                        let live = n % w;
+                        if live > 0 {
+                            let padded = w.min(live.next_multiple_of(pd));
+                            for i in n..n - live + padded {
+                                for p in 0..kc {
+                                    v[at(i, p, w, kc)] = T::narrow(0.0);
+                                }
+                            }
+                        }
+                        want.push(v);
+                    }
+                    for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                        let mut a = vec![sentinel; want[0].len()];
+                        let mut b = vec![sentinel; want[1].len()];
+                        let mut outs = [
+                            Panels {
+                                data: &mut a,
+                                w: wa,
+                                pad: 1,
+                            },
+                            Panels {
+                                data: &mut b,
+                                w: wb,
+                                pad,
+                            },
+                        ];
+                        centre_pack(isa, &src, m, kc, &mut outs);
+                        let same =
+                            |x: &[T], y: &[T]| x.iter().zip(y).all(|(&p, &q)| bits(p) == bits(q));
+                        assert!(same(&a, &want[0]) && same(&b, &want[1]), "{isa:?} {n} {kc}");
+                        let mut one = vec![sentinel; want[1].len()];
+                        let mut outs = [Panels {
+                            data: &mut one,
+                            w: wb,
+                            pad,
+                        }];
+                        centre_pack(isa, &src, m, kc, &mut outs);
+                        assert!(same(&one, &want[1]), "{isa:?} {n} {kc}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation)]
+    fn centre_pack_is_centre_in_the_panel_layout_on_every_isa() {
+        packs_as_centred::<f32, f64>(|v| v as f32, f64::to_bits);
+        packs_as_centred::<f32, f32>(|v| v as f32, |v| u64::from(v.to_bits()));
+        packs_as_centred::<f64, f64>(|v| v, f64::to_bits);
+        packs_as_centred::<f64, f32>(|v| v, |v| u64::from(v.to_bits()));
+    }
 
     #[test]
     fn every_isa_rounds_as_the_portable_body() {

@@ -44,6 +44,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::centre::{centre_pack, Narrow, Panels, RawElement};
 use super::Isa;
 use crate::error::{Error, Result};
 
@@ -851,6 +852,49 @@ impl<T: GemmScalar> Gemm<T> {
                 &mut out.data[start..],
             );
         }
+        Ok(())
+    }
+
+    /// Centre the rows `src` (`T(f64(x) − mean)`, as [`crate::kernels::centre::centre`]) and
+    /// pack them as the whole of each block of `outs` (sized by [`Gemm::prepare`] for
+    /// `src.len()` rows of the same steps) in one pass over the raw values
+    /// ([`crate::kernels::centre::centre_pack`]): the blocks then hold what [`Gemm::pack_rows`]
+    /// would have packed from the centred rows.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when a block is not sized for these rows, a row or `mean` is shorter
+    /// than its steps, or the blocks' steps differ.
+    pub fn pack_centred<R: RawElement>(
+        &self,
+        outs: &mut [&mut Packed<T>],
+        src: &[&[R]],
+        mean: Option<&[f64]>,
+    ) -> Result<()>
+    where
+        T: Narrow,
+    {
+        let kc = outs.first().map_or(0, |o| o.kc);
+        let short = src.iter().any(|r| r.len() < kc) || mean.is_some_and(|m| m.len() < kc);
+        if short
+            || outs
+                .iter()
+                .any(|o| o.kc != kc || o.rows != src.len() || o.width == 0)
+        {
+            return Err(Error::Shape(format!(
+                "gemm: cannot pack {} centred rows of {kc} steps into these blocks",
+                src.len()
+            )));
+        }
+        let isa = self.isa.unwrap_or_else(super::isa);
+        let mut panels: Vec<Panels<'_, T>> = outs
+            .iter_mut()
+            .map(|o| Panels {
+                data: &mut o.data[..],
+                w: o.width,
+                pad: o.pad,
+            })
+            .collect();
+        centre_pack(isa, src, mean, kc, &mut panels);
         Ok(())
     }
 

@@ -6,16 +6,17 @@
 //! triangle only in the square case, then mirrored). It walks the `S·C` products of a sample in
 //! `k`-chunks of one GEMM `k`-block ([`Gemm::block_steps`], 192): the chunk of each row of the
 //! block is widened from its own dtype (`f32` or `f64`) and centred (`f64(x) − μ`, then rounded
-//! to the working precision; [`crate::kernels::centre`]) into a small buffer, packed once for the
-//! micro-kernels ([`Packed`]; a diagonal block's rows as both operands, used by all its strips)
-//! and the deterministic GEMM continues every entry's FMA chain from the previous chunk
+//! to the working precision) straight into the micro-kernels' packed layout, in one pass over
+//! the raw values ([`Gemm::pack_centred`], [`crate::kernels::centre::centre_pack`]; [`Packed`]; a
+//! diagonal block's rows as both operands at once, used by all its strips) and the
+//! deterministic GEMM continues every entry's FMA chain from the previous chunk
 //! ([`Gemm::packed_abt_acc`]). So each entry is the strict `k`-order chain over the
 //! `(S, C)`-ordered products of the centred values — the bits of [`super::gram`] on an input
 //! centred beforehand, whatever the input's memory layout (`(N, S, C)` or a transposed view of
 //! `(N, C, H, W)`), the chunk, the block or the thread count. The input is read once per block of
 //! rows it meets and never widened whole: memory is the output, for `(N, C, H, W)` input one
-//! `(S, C)`-ordered copy in its own dtype ([`gram_none`]), plus, per thread, the chunk buffer,
-//! the block's packed chunk and in `f32` one output block ([`scratch_bytes`]).
+//! `(S, C)`-ordered copy in its own dtype ([`gram_none`]), plus, per thread, the block's packed
+//! chunk and in `f32` one output block ([`scratch_bytes`]).
 //!
 //! Issue 8.1 measured where the time went (`docs/benchmarks.md`, "GEMM engine" (c)): widening
 //! into `240 × 256` buffers element by element (scalar, with a finiteness test per value) and
@@ -23,7 +24,8 @@
 //! took ~40 % of the micro-kernels' time. Now the values are tested once, after the block (a
 //! non-finite input makes the products it enters non-finite: `first_bad` then names it), the
 //! centring loop is vectorised, each chunk is packed once, and blocks of 480 read the rows half
-//! as often.
+//! as often. Then centring into a buffer and packing it (8 % and 9 % of the time at N = 2000)
+//! became one pass: on AVX-512, 8 rows × 8 steps widened, centred and transposed in registers.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -36,7 +38,6 @@ use super::{
     NONE_BLOCK,
 };
 use crate::error::{Error, Result};
-use crate::kernels::centre::centre;
 use crate::kernels::gemm::{Gemm, Operand, Packed};
 
 /// Rows per strip of a diagonal block (a multiple of every micro-kernel's rows): only the
@@ -64,9 +65,8 @@ impl Work for f32 {
     }
 }
 
-/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): the chunk
-/// buffer, the block's rows of one chunk packed as both operands and, in `f32`, one output
-/// block.
+/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): the
+/// block's rows of one chunk packed as both operands and, in `f32`, one output block.
 #[must_use]
 pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
     let chunk = if elem_bytes < 8 {
@@ -81,7 +81,7 @@ pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
         0
     };
     // Packed blocks are rounded up to the widest panel (48 rows).
-    (STRIP * k + 2 * (NONE_BLOCK + 48) * k + block).saturating_mul(elem_bytes)
+    (2 * (NONE_BLOCK + 48) * k + block).saturating_mul(elem_bytes)
 }
 
 /// `G = (x − μ)(y − μ)ᵀ` over the flattened `(S, C)` samples (`y = x` when `None`; `μ = 0`
@@ -275,7 +275,7 @@ pub(super) fn fill_blocks<R: RawElement, T: Real>(
 }
 
 /// One block of `G` (rows `i0..`, columns `j0..`; `diagonal`: the rows of `x` against
-/// themselves), chunk by chunk: each chunk's rows are widened and centred once, packed once
+/// themselves), chunk by chunk: each chunk's rows are widened, centred and packed in one pass
 /// (as both operands on the diagonal) and used by every product of the block.
 #[allow(clippy::too_many_arguments)]
 fn block<R: RawElement, T: Real>(
@@ -293,7 +293,6 @@ fn block<R: RawElement, T: Real>(
     let (_, s, c) = x.dim();
     let k = s * c;
     let width = k.min(chunk::<T>());
-    let mut buf = try_filled(Some(STRIP * width), T::default(), "a chunk buffer")?;
     // f64 products accumulate in the output itself; f32 ones in a block buffer.
     let mut buffer: Option<Array2<T>> = None;
     let mut target = match T::as_work(out.view_mut()) {
@@ -304,6 +303,13 @@ fn block<R: RawElement, T: Real>(
     };
     let gemm = Gemm::<T>::new();
     let (mut pa, mut pb) = (Packed::new(), Packed::new());
+    let xs = samples(*x, i0, rows)?;
+    let ys = if diagonal {
+        Vec::new()
+    } else {
+        samples(*y, j0, cols)?
+    };
+    let (mut xpart, mut ypart): (Vec<&[R]>, Vec<&[R]>) = (Vec::new(), Vec::new());
     for k0 in (0..k).step_by(width) {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
@@ -311,18 +317,11 @@ fn block<R: RawElement, T: Real>(
         let w = width.min(k - k0);
         gemm.prepare(&mut pa, Operand::A, rows, w)?;
         gemm.prepare(&mut pb, Operand::B, if diagonal { rows } else { cols }, w)?;
-        // Groups of rows that fill whole panels of both operands (24 or 48), widened into a
-        // buffer that stays in L1 while it is packed.
-        let group = lcm(pa.panel_rows(), pb.panel_rows());
-        for g in (0..rows).step_by(group) {
-            let h = group.min(rows - g);
-            let part = widen(x, i0 + g, h, k0, w, mean, &mut buf)?;
-            gemm.pack_rows(&mut pa, g, part)?;
-            if diagonal {
-                gemm.pack_rows(&mut pb, g, part)?;
-            }
-        }
+        let mean = mean.map(|m| &m[k0..k0 + w]);
+        chunk_of(&xs, k0, w, &mut xpart);
         if diagonal {
+            // The rows centred once into both operands.
+            gemm.pack_centred(&mut [&mut pa, &mut pb], &xpart, mean)?;
             // Strips of rows against the columns from their first row on: the block's upper
             // triangle (and the strips' own squares), not its full square.
             for r in (0..rows).step_by(STRIP) {
@@ -331,11 +330,9 @@ fn block<R: RawElement, T: Real>(
                 gemm.packed_abt_acc(&pa, r..r + h, &pb, r..rows, part, k0 > 0)?;
             }
         } else {
-            for g in (0..cols).step_by(group) {
-                let h = group.min(cols - g);
-                let part = widen(y, j0 + g, h, k0, w, mean, &mut buf)?;
-                gemm.pack_rows(&mut pb, g, part)?;
-            }
+            gemm.pack_centred(&mut [&mut pa], &xpart, mean)?;
+            chunk_of(&ys, k0, w, &mut ypart);
+            gemm.pack_centred(&mut [&mut pb], &ypart, mean)?;
             gemm.packed_abt_acc(&pa, 0..rows, &pb, 0..cols, target.view_mut(), k0 > 0)?;
         }
     }
@@ -365,53 +362,38 @@ fn block<R: RawElement, T: Real>(
     })
 }
 
-/// The least common multiple of two panel widths (at most [`STRIP`] for every micro-kernel).
-fn lcm(a: usize, b: usize) -> usize {
-    let (mut x, mut y) = (a, b);
-    while y != 0 {
-        (x, y) = (y, x % y);
-    }
-    a / x * b
-}
-
 /// Products per chunk: one `k`-block of the GEMM ([`Gemm::block_steps`]), so that each chunk
 /// is packed once and every micro-kernel runs over all of its steps.
 fn chunk<T: Real>() -> usize {
     Gemm::<T>::block_steps()
 }
 
-/// Rows `r0..r0 + rows` (at most [`STRIP`]), products `k0..k0 + w` (in `(S, C)` order) of `a`,
-/// centred and rounded to the working precision, as a `rows × w` view of `buf`. Not checked
-/// here: a value that is not finite makes the block's products non-finite ([`first_bad`]).
-#[allow(clippy::too_many_arguments)]
-fn widen<'b, R: RawElement, T: Real>(
-    a: &ArrayView3<'_, R>,
+/// Rows `r0..r0 + rows` of `a` (samples stored `(S, C)` row-major: [`by_sample`]), each as one
+/// flat run of its products.
+fn samples<'a, R: RawElement>(
+    a: ArrayView3<'a, R>,
     r0: usize,
     rows: usize,
-    k0: usize,
-    w: usize,
-    mean: Option<&[f64]>,
-    buf: &'b mut [T],
-) -> Result<ArrayView2<'b, T>> {
-    let buf = &mut buf[..rows * w];
-    let isa = crate::kernels::isa();
-    for (r, dst) in buf.chunks_exact_mut(w).enumerate() {
-        let sample = a.index_axis(Axis(0), r0 + r);
-        // Samples are (S, C) row-major (by_sample), so a chunk is one contiguous run.
-        let Some(flat) = sample.as_slice() else {
-            let src = sample.iter().skip(k0);
-            for (kk, (d, &e)) in dst.iter_mut().zip(src).enumerate() {
-                *d = T::narrow(e.widen() - mean.map_or(0.0, |m| m[k0 + kk]));
-            }
-            continue;
-        };
-        // The same chunk of the next k-block: read after this block's products, from rows
-        // the hardware prefetcher does not follow (one short run per row).
-        let len = flat.len();
-        crate::kernels::prefetch_l2(&flat[(k0 + w).min(len)..(k0 + 2 * w).min(len)]);
-        centre(isa, &flat[k0..k0 + w], mean.map(|m| &m[k0..k0 + w]), dst);
+) -> Result<Vec<&'a [R]>> {
+    (r0..r0 + rows)
+        .map(|r| {
+            a.index_axis_move(Axis(0), r)
+                .to_slice()
+                .ok_or_else(|| Error::Shape("a sample is not stored (S, C) row-major".into()))
+        })
+        .collect()
+}
+
+/// Products `k0..k0 + w` of each of `rows`, into `part`. The same products of the next chunk
+/// are prefetched: read after this chunk's products, from rows the hardware prefetcher does not
+/// follow (one short run per row).
+fn chunk_of<'a, R>(rows: &[&'a [R]], k0: usize, w: usize, part: &mut Vec<&'a [R]>) {
+    part.clear();
+    for &row in rows {
+        let len = row.len();
+        crate::kernels::prefetch_l2(&row[(k0 + w).min(len)..(k0 + 2 * w).min(len)]);
+        part.push(&row[k0..k0 + w]);
     }
-    ArrayView2::from_shape((rows, w), &*buf).map_err(|e| Error::Shape(e.to_string()))
 }
 
 /// The error for the first entry (row-major) of rows `r0..r0 + rows` of `a` that is not finite
