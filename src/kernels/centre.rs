@@ -291,32 +291,7 @@ mod x86 {
                 let r: [__m512d; 8] = std::array::from_fn(|i| {
                     _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(rows[i].add(o))), mu)
                 });
-                let t0 = _mm512_unpacklo_pd(r[0], r[1]);
-                let t1 = _mm512_unpackhi_pd(r[0], r[1]);
-                let t2 = _mm512_unpacklo_pd(r[2], r[3]);
-                let t3 = _mm512_unpackhi_pd(r[2], r[3]);
-                let t4 = _mm512_unpacklo_pd(r[4], r[5]);
-                let t5 = _mm512_unpackhi_pd(r[4], r[5]);
-                let t6 = _mm512_unpacklo_pd(r[6], r[7]);
-                let t7 = _mm512_unpackhi_pd(r[6], r[7]);
-                let u0 = _mm512_shuffle_f64x2::<0x88>(t0, t2);
-                let u1 = _mm512_shuffle_f64x2::<0xDD>(t0, t2);
-                let u2 = _mm512_shuffle_f64x2::<0x88>(t1, t3);
-                let u3 = _mm512_shuffle_f64x2::<0xDD>(t1, t3);
-                let u4 = _mm512_shuffle_f64x2::<0x88>(t4, t6);
-                let u5 = _mm512_shuffle_f64x2::<0xDD>(t4, t6);
-                let u6 = _mm512_shuffle_f64x2::<0x88>(t5, t7);
-                let u7 = _mm512_shuffle_f64x2::<0xDD>(t5, t7);
-                let steps = [
-                    _mm512_shuffle_f64x2::<0x88>(u0, u4),
-                    _mm512_shuffle_f64x2::<0x88>(u2, u6),
-                    _mm512_shuffle_f64x2::<0x88>(u1, u5),
-                    _mm512_shuffle_f64x2::<0x88>(u3, u7),
-                    _mm512_shuffle_f64x2::<0xDD>(u0, u4),
-                    _mm512_shuffle_f64x2::<0xDD>(u2, u6),
-                    _mm512_shuffle_f64x2::<0xDD>(u1, u5),
-                    _mm512_shuffle_f64x2::<0xDD>(u3, u7),
-                ];
+                let steps = crate::kernels::transpose8x8(r);
                 for out in outs.iter_mut() {
                     let dst: *mut f64 = out.data.as_mut_ptr().cast();
                     let base = dst.add(super::at(g * 8, o, out.w, kc));

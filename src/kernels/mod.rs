@@ -108,6 +108,51 @@ pub fn prefetch_l2<T>(data: &[T]) {
     let _ = data;
 }
 
+/// The 8 × 8 transpose of eight `f64` vectors in registers: `r[l]` holds 8 consecutive steps of
+/// lane `l`, result `q` holds step `q` of the 8 lanes (24 shuffles, three rounds). The one
+/// transpose of the packing (`gemm`), the fused centring (`centre`) and the certificate's dots
+/// (`screen`); a pure permutation, so it moves bits and changes none.
+///
+/// # Safety
+/// The CPU must have AVX-512F (callers are `#[target_feature]` functions that include it, so
+/// this inlines into them).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose8x8(
+    r: [std::arch::x86_64::__m512d; 8],
+) -> [std::arch::x86_64::__m512d; 8] {
+    use std::arch::x86_64::{_mm512_shuffle_f64x2, _mm512_unpackhi_pd, _mm512_unpacklo_pd};
+    // t: rows 2m and 2m + 1 interleaved, even steps in t_{2m}, odd in t_{2m+1}.
+    let t0 = _mm512_unpacklo_pd(r[0], r[1]);
+    let t1 = _mm512_unpackhi_pd(r[0], r[1]);
+    let t2 = _mm512_unpacklo_pd(r[2], r[3]);
+    let t3 = _mm512_unpackhi_pd(r[2], r[3]);
+    let t4 = _mm512_unpacklo_pd(r[4], r[5]);
+    let t5 = _mm512_unpackhi_pd(r[4], r[5]);
+    let t6 = _mm512_unpacklo_pd(r[6], r[7]);
+    let t7 = _mm512_unpackhi_pd(r[6], r[7]);
+    // s: steps {0, 4}, {2, 6}, {1, 5}, {3, 7} of rows 0-3 (s0..s3) and 4-7 (s4..s7).
+    let s0 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t0, t2);
+    let s1 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t0, t2);
+    let s2 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t1, t3);
+    let s3 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t1, t3);
+    let s4 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t4, t6);
+    let s5 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t4, t6);
+    let s6 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t5, t7);
+    let s7 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t5, t7);
+    [
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s0, s4),
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s2, s6),
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s1, s5),
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(s3, s7),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s0, s4),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s2, s6),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s1, s5),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(s3, s7),
+    ]
+}
+
 /// A cost as the minimisation sees it: negated when maximising (negation is exact).
 #[inline(always)]
 pub fn signed<T: Cost, const MAX: bool>(c: T) -> f64 {

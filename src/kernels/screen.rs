@@ -450,41 +450,6 @@ unsafe fn any_order_dot_avx512(x: *const f64, y: *const f64, kc: usize) -> f64 {
     _mm_cvtsd_f64(_mm_add_pd(d, _mm_unpackhi_pd(d, d)))
 }
 
-/// The 8 × 8 transpose of `r` (row `l` = 8 steps of lane `l`; result `q` = step `q` of the 8
-/// lanes), 24 shuffles.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn transpose8x8(r: [std::arch::x86_64::__m512d; 8]) -> [std::arch::x86_64::__m512d; 8] {
-    use std::arch::x86_64::{_mm512_shuffle_f64x2, _mm512_unpackhi_pd, _mm512_unpacklo_pd};
-    let t0 = _mm512_unpacklo_pd(r[0], r[1]);
-    let t1 = _mm512_unpackhi_pd(r[0], r[1]);
-    let t2 = _mm512_unpacklo_pd(r[2], r[3]);
-    let t3 = _mm512_unpackhi_pd(r[2], r[3]);
-    let t4 = _mm512_unpacklo_pd(r[4], r[5]);
-    let t5 = _mm512_unpackhi_pd(r[4], r[5]);
-    let t6 = _mm512_unpacklo_pd(r[6], r[7]);
-    let t7 = _mm512_unpackhi_pd(r[6], r[7]);
-    // t0 = [r0_0 r1_0 r0_2 r1_2 r0_4 r1_4 r0_6 r1_6], t1 the odd k.
-    let s0 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t0, t2); // k 0, 4 of rows 0-3
-    let s1 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t0, t2); // k 2, 6
-    let s2 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t1, t3); // k 1, 5
-    let s3 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t1, t3); // k 3, 7
-    let s4 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t4, t6);
-    let s5 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t4, t6);
-    let s6 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t5, t7);
-    let s7 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t5, t7);
-    [
-        _mm512_shuffle_f64x2::<0b10_00_10_00>(s0, s4), // k0
-        _mm512_shuffle_f64x2::<0b10_00_10_00>(s2, s6), // k1
-        _mm512_shuffle_f64x2::<0b10_00_10_00>(s1, s5), // k2
-        _mm512_shuffle_f64x2::<0b10_00_10_00>(s3, s7), // k3
-        _mm512_shuffle_f64x2::<0b11_01_11_01>(s0, s4), // k4
-        _mm512_shuffle_f64x2::<0b11_01_11_01>(s2, s6), // k5
-        _mm512_shuffle_f64x2::<0b11_01_11_01>(s1, s5), // k6
-        _mm512_shuffle_f64x2::<0b11_01_11_01>(s3, s7), // k7
-    ]
-}
-
 /// [`chains`] for up to 16 lanes with AVX-512: per 8 steps of `k`, the 8 steps of every lane's
 /// `y` row are loaded as one vector each and transposed (8 × 8, in registers) into 8 vectors of
 /// one step across the lanes, and each step is one vector FMA per 8 lanes with `x_k` broadcast —
@@ -513,12 +478,13 @@ unsafe fn transposed16(
     let full = kc / 8 * 8;
     let mut k = 0;
     while k < full {
-        let c0 = transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[l].add(k))));
+        let c0 = super::transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[l].add(k))));
         for (q, &v) in c0.iter().enumerate() {
             a0 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a0);
         }
         if two {
-            let c1 = transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[8 + l].add(k))));
+            let c1 =
+                super::transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[8 + l].add(k))));
             for (q, &v) in c1.iter().enumerate() {
                 a1 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a1);
             }
