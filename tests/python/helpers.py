@@ -87,3 +87,22 @@ def peak_rss_growth(warm_up: str, call: str) -> str:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+ISAS = ("portable", "avx2", "avx512")
+
+
+def per_isa(script: str, tmp_path: Path) -> dict[str, list[Any]]:
+    """Run ``script`` (Python source that saves its results with ``np.savez(sys.argv[1], *out)``)
+    in a fresh interpreter once per instruction set (``SEMRSM_ISA``, which can only lower what
+    the CPU has), and return each run's arrays in the order saved."""
+    import numpy as np
+
+    results = {}
+    for isa in ISAS:
+        path = tmp_path / f"{isa}.npz"
+        env = dict(os.environ, SEMRSM_ISA=isa)
+        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True)
+        with np.load(path) as f:
+            results[isa] = [f[f"arr_{k}"] for k in range(len(f.files))]
+    return results

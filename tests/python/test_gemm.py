@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from helpers import per_isa
 
 import semrsm
 from semrsm import ShapeError, _core
@@ -103,13 +101,7 @@ def test_every_instruction_set_gives_the_same_bits(tmp_path):
         np.savez(sys.argv[1], *out)
         """
     )
-    results = {}
-    for isa in ("portable", "avx2", "avx512"):
-        path = tmp_path / f"{isa}.npz"
-        env = dict(os.environ, SEMRSM_ISA=isa)
-        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True)
-        with np.load(path) as f:
-            results[isa] = [f[k] for k in sorted(f.files)]
+    results = per_isa(script, tmp_path)
     for isa in ("avx2", "avx512"):
         for got, want in zip(results[isa], results["portable"]):
             assert np.array_equal(bits(got), bits(want)), isa

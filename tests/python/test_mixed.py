@@ -7,15 +7,12 @@ ties that float64 breaks, near-ties at 1e-9, huge and tiny ranges, duplicates, r
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from conftest import ref_gram, require_shared_file
-from helpers import Crash, crash_after
+from helpers import Crash, crash_after, per_isa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -154,13 +151,7 @@ def test_blocked_certificate_has_the_float64_bits_on_every_instruction_set(tmp_p
         np.savez(sys.argv[1], *out)
         """
     )
-    results = {}
-    for isa in ("portable", "avx2", "avx512"):
-        path = tmp_path / f"{isa}.npz"
-        env = dict(os.environ, SEMRSM_ISA=isa)
-        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True)
-        with np.load(path) as f:
-            results[isa] = [f[f"arr_{k}"] for k in range(len(f.files))]
+    results = per_isa(script, tmp_path)
     want = results["portable"][4:]  # float64 path: G, permutations
     for isa, got in results.items():
         for run in (got[0:2], got[2:4], got[4:6]):
