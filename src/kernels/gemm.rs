@@ -1113,6 +1113,16 @@ unsafe fn pack<T: Copy + Default>(
         for (r, s) in src.iter_mut().enumerate().take(live) {
             *s = base.offset((r0 + panel * w + r) as isize * rs + p0 as isize * cs);
         }
+        if cs == 1 {
+            // The next panel's rows (far apart when `k` is long: the hardware prefetcher does
+            // not follow them), while this one is moved.
+            let next = (panel + 1) * w;
+            for r in next..rows.min(next + w) {
+                let row = base.offset((r0 + r) as isize * rs + p0 as isize);
+                // SAFETY: rows r0..r0 + rows, steps p0..p0 + kc are inside the matrix.
+                super::prefetch_l2(std::slice::from_raw_parts(row, kc));
+            }
+        }
         // Steps `0..done` of rows `0..vec_rows` are moved by the vector transpose.
         let (vec_rows, done) = match tr {
             Some(f) if live >= 8 && kc >= 8 => {

@@ -50,15 +50,18 @@ fn dot_body<T: crate::lap::Cost>(a: &[T], b: &[T]) -> f64 {
 /// stays in a core's L2 cache while the entries pass over it.
 const DOTS_KC: usize = 128;
 
+/// Rows of `y` ahead of the one being packed whose chunk [`dots_blocked`] prefetches.
+const PREFETCH_ROWS: usize = 4;
+
 /// Scratch of [`dots_blocked`]: the packed chunk of `y`, the slot of each `y` row in it, the
-/// entries' order.
+/// entries' order (of the strict and the any-order entries).
 #[derive(Debug, Default, Clone)]
 pub struct DotsScratch {
     packed: Vec<f64>,
     slot: Vec<u32>,
     packed_rows: Vec<u32>,
-    order: Vec<u32>,
-    start: Vec<u32>,
+    order: [Vec<u32>; 2],
+    start: [Vec<u32>; 2],
 }
 
 /// [`dot`] of many entries that share rows (the certificates of a block of pairs, whose rows
@@ -105,16 +108,34 @@ pub fn dots_blocked_any_order<T: crate::lap::Cost>(
     out: &mut Vec<f64>,
     scratch: &mut DotsScratch,
 ) -> crate::Result<()> {
-    blocked(isa(), Order::Any, x, y, c, entries, out, scratch)
+    let mut none = Vec::new();
+    let lists = [(&[][..], &mut none), (entries, out)];
+    blocked(isa(), x, y, c, lists, scratch)
 }
 
-/// How [`blocked`] sums each entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    /// The strict `k`-order FMA chain ([`dots_blocked`]).
-    Strict,
-    /// 32 interleaved partial sums per chunk ([`dots_blocked_any_order`]).
-    Any,
+/// [`dots_blocked`] of `strict` into `out_strict` and [`dots_blocked_any_order`] of `any` into
+/// `out_any` in one pass: each chunk of every row is read once for both lists (the
+/// certificate's assigned entries and its first candidates, which share their rows), and each
+/// value has the bits it gets from its own function.
+///
+/// # Errors
+/// As [`dots_blocked`].
+pub fn dots_blocked_both<T: crate::lap::Cost>(
+    x: &[T],
+    y: &[T],
+    c: usize,
+    (strict, out_strict): (&[(u32, u32)], &mut Vec<f64>),
+    (any, out_any): (&[(u32, u32)], &mut Vec<f64>),
+    scratch: &mut DotsScratch,
+) -> crate::Result<()> {
+    blocked(
+        isa(),
+        x,
+        y,
+        c,
+        [(strict, out_strict), (any, out_any)],
+        scratch,
+    )
 }
 
 /// [`dots_blocked`] on instruction set `isa` (at most the CPU's).
@@ -127,35 +148,66 @@ fn dots_blocked_on<T: crate::lap::Cost>(
     out: &mut Vec<f64>,
     scratch: &mut DotsScratch,
 ) -> crate::Result<()> {
-    blocked(isa, Order::Strict, x, y, c, entries, out, scratch)
+    let mut none = Vec::new();
+    blocked(
+        isa,
+        x,
+        y,
+        c,
+        [(entries, out), (&[][..], &mut none)],
+        scratch,
+    )
 }
 
-/// [`dots_blocked`] and [`dots_blocked_any_order`] on instruction set `isa`.
-#[allow(clippy::too_many_arguments)]
+/// The entries of one list grouped by row of `x` (a counting sort; stable): `order` the entries'
+/// indices, `ends[r]` the end of row `r`'s group (its beginning is `ends[r − 1]`, or 0).
+fn group_by_row(entries: &[(u32, u32)], rows_x: usize, order: &mut Vec<u32>, ends: &mut Vec<u32>) {
+    ends.clear();
+    ends.resize(rows_x + 1, 0);
+    for &(i, _) in entries {
+        ends[i as usize + 1] += 1;
+    }
+    for r in 0..rows_x {
+        ends[r + 1] += ends[r];
+    }
+    order.clear();
+    order.resize(entries.len(), 0);
+    for (e, &(i, _)) in entries.iter().enumerate() {
+        let at = &mut ends[i as usize];
+        order[*at as usize] = e as u32; // (e < 2³², checked by the caller)
+        *at += 1;
+    }
+    // ends[r] is now the end of row r's entries.
+    ends.truncate(rows_x);
+}
+
+/// Entries `(row of x, row of y)` of [`blocked`] and where their values go.
+type List<'a> = (&'a [(u32, u32)], &'a mut Vec<f64>);
+
+/// [`dots_blocked_both`] on instruction set `isa`: `lists[0]` strict, `lists[1]` any order.
 fn blocked<T: crate::lap::Cost>(
     isa: Isa,
-    order_of_sums: Order,
     x: &[T],
     y: &[T],
     c: usize,
-    entries: &[(u32, u32)],
-    out: &mut Vec<f64>,
+    lists: [List<'_>; 2],
     scratch: &mut DotsScratch,
 ) -> crate::Result<()> {
-    out.clear();
-    out.resize(entries.len(), 0.0);
-    if entries.is_empty() || c == 0 {
+    let [(strict, out_strict), (any, out_any)] = lists;
+    out_strict.clear();
+    out_strict.resize(strict.len(), 0.0);
+    out_any.clear();
+    out_any.resize(any.len(), 0.0);
+    if (strict.is_empty() && any.is_empty()) || c == 0 {
         return Ok(());
     }
     let (rows_x, rows_y) = (x.len() / c, y.len() / c);
-    if entries
-        .iter()
-        .any(|&(i, j)| i as usize >= rows_x || j as usize >= rows_y)
-    {
+    let all = || strict.iter().chain(any);
+    if all().any(|&(i, j)| i as usize >= rows_x || j as usize >= rows_y) {
         return Err(crate::Error::Shape("internal: row out of range".into()));
     }
     let too_many = || crate::Error::Shape("internal: too many rows or entries".into());
-    u32::try_from(entries.len()).map_err(|_| too_many())?;
+    u32::try_from(strict.len().max(any.len())).map_err(|_| too_many())?;
     let DotsScratch {
         packed,
         slot,
@@ -167,29 +219,16 @@ fn blocked<T: crate::lap::Cost>(
     slot.clear();
     slot.resize(rows_y, u32::MAX);
     packed_rows.clear();
-    for &(_, j) in entries {
+    for &(_, j) in all() {
         if slot[j as usize] == u32::MAX {
             slot[j as usize] = u32::try_from(packed_rows.len()).map_err(|_| too_many())?;
             packed_rows.push(j);
         }
     }
-    // The entries grouped by row of x (a counting sort; stable).
-    start.clear();
-    start.resize(rows_x + 1, 0);
-    for &(i, _) in entries {
-        start[i as usize + 1] += 1;
-    }
-    for r in 0..rows_x {
-        start[r + 1] += start[r];
-    }
-    order.clear();
-    order.resize(entries.len(), 0);
-    for (e, &(i, _)) in entries.iter().enumerate() {
-        let at = &mut start[i as usize];
-        order[*at as usize] = e as u32; // (e < 2³², checked above)
-        *at += 1;
-    }
-    // start[r] is now the end of row r's entries; its beginning is the previous row's end.
+    let [order_s, order_a] = order;
+    let [ends_s, ends_a] = start;
+    group_by_row(strict, rows_x, order_s, ends_s);
+    group_by_row(any, rows_x, order_a, ends_a);
     let kc_max = c.div_ceil(c.div_ceil(DOTS_KC));
     // (8 more: the packed rows start at a 64-byte boundary, so that a vector body reads whole
     // cache lines.)
@@ -203,9 +242,16 @@ fn blocked<T: crate::lap::Cost>(
     let chunk = Chunk {
         x,
         c,
-        entries,
-        order,
-        ends: start,
+        strict: Group {
+            entries: strict,
+            order: order_s,
+            ends: ends_s,
+        },
+        any: Group {
+            entries: any,
+            order: order_a,
+            ends: ends_a,
+        },
         slot,
     };
     let skip = packed.as_ptr().align_offset(64).min(8);
@@ -213,196 +259,222 @@ fn blocked<T: crate::lap::Cost>(
     for k0 in (0..c).step_by(kc_max) {
         let kc = kc_max.min(c - k0);
         for (t, &j) in packed_rows.iter().enumerate() {
+            // (The rows are far apart: the hardware prefetcher does not follow them.)
+            if let Some(&ahead) = packed_rows.get(t + PREFETCH_ROWS) {
+                super::prefetch_l2(&y[ahead as usize * c + k0..ahead as usize * c + k0 + kc]);
+            }
             let row = &y[j as usize * c + k0..j as usize * c + k0 + kc];
             for (p, &v) in packed[t * kc..(t + 1) * kc].iter_mut().zip(row) {
                 *p = v.to_f64();
             }
         }
         let packed = &packed[..packed_rows.len() * kc];
-        match order_of_sums {
-            Order::Strict => chunk.advance(isa, packed, k0, kc, out),
-            Order::Any => chunk.advance_any(isa, packed, k0, kc, out),
-        }
+        chunk.advance(isa, packed, k0, kc, (out_strict, out_any));
     }
     Ok(())
 }
 
-/// What every chunk of [`dots_blocked`] shares: the rows of `x`, the entries grouped by row of
-/// `x` (`order`, with `ends[r]` the end of row `r`'s group) and the packed slot of each row of
-/// `y`.
+/// One list of entries of [`blocked`], grouped by row of `x`.
+struct Group<'a> {
+    entries: &'a [(u32, u32)],
+    order: &'a [u32],
+    /// `ends[r]`: the end of row `r`'s entries in `order`.
+    ends: &'a [u32],
+}
+
+impl Group<'_> {
+    /// The entries of row `r` (indices into `entries`).
+    #[inline(always)]
+    fn row(&self, r: usize) -> &[u32] {
+        let begin = if r == 0 { 0 } else { self.ends[r - 1] as usize };
+        &self.order[begin..self.ends[r] as usize]
+    }
+}
+
+/// What every chunk of [`blocked`] shares: the rows of `x`, the two lists of entries (strict,
+/// any order) and the packed slot of each row of `y`.
 struct Chunk<'a, T> {
     x: &'a [T],
     c: usize,
-    entries: &'a [(u32, u32)],
-    order: &'a [u32],
-    ends: &'a [u32],
+    strict: Group<'a>,
+    any: Group<'a>,
     slot: &'a [u32],
 }
 
 impl<T: crate::lap::Cost> Chunk<'_, T> {
-    /// Advance every entry's chain (in `out`) over steps `k0..k0 + kc`, the `y` rows' steps
-    /// packed in `packed` (`kc` per slot).
-    fn advance(&self, isa: Isa, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
+    /// Prefetch steps `k0..k0 + kc` of row `r` of `x` (if there is one): read right after the
+    /// current row's, 16 KiB further at `C = 2048`, where the hardware prefetcher does not look.
+    #[inline(always)]
+    fn prefetch_row(&self, r: usize, k0: usize, kc: usize) {
+        if let Some(row) = self.x.get(r * self.c + k0..r * self.c + k0 + kc) {
+            super::prefetch_l2(row);
+        }
+    }
+
+    /// Advance every entry's sum (in `outs`: strict, any order) over steps `k0..k0 + kc`, the
+    /// `y` rows' steps packed in `packed` (`kc` per slot), row of `x` by row of `x` (both lists'
+    /// entries of a row while it is in L1).
+    fn advance(
+        &self,
+        isa: Isa,
+        packed: &[f64],
+        k0: usize,
+        kc: usize,
+        outs: (&mut [f64], &mut [f64]),
+    ) {
         #[cfg(target_arch = "x86_64")]
         {
             match isa.min(Isa::detect()) {
                 // SAFETY: `Isa::detect()` reports only levels the CPU supports.
-                Isa::Avx512 => return unsafe { self.advance_avx512(packed, k0, kc, out) },
-                Isa::Avx2 => return unsafe { self.advance_avx2(packed, k0, kc, out) },
+                Isa::Avx512 => return unsafe { self.advance_avx512(packed, k0, kc, outs) },
+                Isa::Avx2 => return unsafe { self.advance_avx2(packed, k0, kc, outs) },
                 Isa::Portable => {}
             }
         }
-        self.advance_body::<false>(packed, k0, kc, out);
+        self.advance_body::<false>(packed, k0, kc, outs);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-    unsafe fn advance_avx512(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        self.advance_body::<true>(packed, k0, kc, out);
+    unsafe fn advance_avx512(
+        &self,
+        packed: &[f64],
+        k0: usize,
+        kc: usize,
+        outs: (&mut [f64], &mut [f64]),
+    ) {
+        self.advance_body::<true>(packed, k0, kc, outs);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn advance_avx2(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        self.advance_body::<false>(packed, k0, kc, out);
+    unsafe fn advance_avx2(
+        &self,
+        packed: &[f64],
+        k0: usize,
+        kc: usize,
+        outs: (&mut [f64], &mut [f64]),
+    ) {
+        self.advance_body::<false>(packed, k0, kc, outs);
     }
 
-    /// [`Self::advance`] for [`Order::Any`].
-    fn advance_any(&self, isa: Isa, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match isa.min(Isa::detect()) {
-                // SAFETY: `Isa::detect()` reports only levels the CPU supports.
-                Isa::Avx512 => return unsafe { self.advance_any_avx512(packed, k0, kc, out) },
-                Isa::Avx2 => return unsafe { self.advance_any_avx2(packed, k0, kc, out) },
-                Isa::Portable => {}
-            }
-        }
-        self.advance_any_body(packed, k0, kc, out);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-    unsafe fn advance_any_avx512(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f64>() {
-            return self.advance_any_body(packed, k0, kc, out);
-        }
-        let c = self.c;
-        let mut begin = 0;
-        for (r, &end) in self.ends.iter().take(self.ends.len() - 1).enumerate() {
-            let group = &self.order[begin..end as usize];
-            begin = end as usize;
-            // (T is f64.)
-            let xr = self.x[r * c + k0..r * c + k0 + kc].as_ptr().cast::<f64>();
-            for &e in group {
-                let t = self.slot[self.entries[e as usize].1 as usize] as usize;
-                let yr = &packed[t * kc..(t + 1) * kc];
-                // SAFETY: AVX-512 (this entry point); xr and yr hold kc values.
-                out[e as usize] += any_order_dot_avx512(xr, yr.as_ptr(), kc);
-            }
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn advance_any_avx2(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        self.advance_any_body(packed, k0, kc, out);
-    }
-
+    /// [`Self::advance`] in the body of one instruction set (`G`: AVX-512).
     #[inline(always)]
-    fn advance_any_body(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        let c = self.c;
-        let mut begin = 0;
-        for (r, &end) in self.ends.iter().take(self.ends.len() - 1).enumerate() {
-            let group = &self.order[begin..end as usize];
-            begin = end as usize;
-            let xr = &self.x[r * c + k0..r * c + k0 + kc];
-            for &e in group {
-                let t = self.slot[self.entries[e as usize].1 as usize] as usize;
-                let yr = &packed[t * kc..(t + 1) * kc];
-                // 32 partial sums (four vectors of AVX-512: the FMA latency is hidden),
-                // then a pairwise tree.
-                let mut p = [0.0_f64; 32];
-                let (xe, ye) = (xr.chunks_exact(32), yr.chunks_exact(32));
-                let (xt, yt) = (xe.remainder(), ye.remainder());
-                for (xc, yc) in xe.zip(ye) {
-                    for l in 0..32 {
-                        p[l] = xc[l].to_f64().mul_add(yc[l], p[l]);
-                    }
-                }
-                for (l, (&a, &b)) in xt.iter().zip(yt).enumerate() {
-                    p[l] = a.to_f64().mul_add(b, p[l]);
-                }
-                let mut width = 16;
-                while width > 0 {
-                    for l in 0..width {
-                        p[l] += p[l + width];
-                    }
-                    width /= 2;
-                }
-                let h = p[0];
-                out[e as usize] += h;
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn advance_body<const G: bool>(&self, packed: &[f64], k0: usize, kc: usize, out: &mut [f64]) {
-        let c = self.c;
-        let mut begin = 0;
-        for (r, &end) in self.ends.iter().take(self.ends.len() - 1).enumerate() {
-            let group = &self.order[begin..end as usize];
-            begin = end as usize;
-            if group.is_empty() {
+    fn advance_body<const G: bool>(
+        &self,
+        packed: &[f64],
+        k0: usize,
+        kc: usize,
+        (out_strict, out_any): (&mut [f64], &mut [f64]),
+    ) {
+        let rows = self.strict.ends.len();
+        for r in 0..rows {
+            let (strict, any) = (self.strict.row(r), self.any.row(r));
+            if strict.is_empty() && any.is_empty() {
                 continue;
             }
+            self.prefetch_row(r + 1, k0, kc);
+            let c = self.c;
             let xr = &self.x[r * c + k0..r * c + k0 + kc];
-            // Groups of at most MAX_CHAINS, as even as possible (13 entries: one group of 13,
-            // not 8 + 4 + 1: fewer than eight chains wait on the FMA latency).
-            let parts = group.len().div_ceil(MAX_CHAINS);
-            let mut rest = group;
-            for part in 0..parts {
-                let n = rest.len() / (parts - part);
-                let (now, later) = rest.split_at(n);
-                rest = later;
-                let mut ys: [&[f64]; MAX_CHAINS] = [&[]; MAX_CHAINS];
-                let mut acc = [0.0_f64; MAX_CHAINS];
-                for (l, &e) in now.iter().enumerate() {
-                    let t = self.slot[self.entries[e as usize].1 as usize] as usize;
-                    ys[l] = &packed[t * kc..(t + 1) * kc];
-                    acc[l] = out[e as usize];
-                }
-                macro_rules! by_count {
-                    ($($n:literal)*) => {
-                        match n {
-                            $($n => chains::<T, $n>(xr, &ys, &mut acc),)*
-                            _ => {}
-                        }
-                    };
-                }
-                #[cfg(target_arch = "x86_64")]
-                if G && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
-                    // AVX-512 and f64 rows: the lanes' steps transposed into vectors.
-                    // (T is f64.)
-                    let xp = xr.as_ptr().cast::<f64>();
-                    // SAFETY: G is set only by the AVX-512 entry point; every `ys[l]`, l < n,
-                    // and `xr` hold kc steps; lanes from n on repeat lane 0 (results unused).
-                    unsafe { transposed16(xp, &ys, n, kc, &mut acc) };
-                    for (l, &e) in now.iter().enumerate() {
-                        out[e as usize] = acc[l];
+            if !strict.is_empty() {
+                self.strict_row::<G>(xr, strict, packed, kc, out_strict);
+            }
+            for &e in any {
+                let t = self.slot[self.any.entries[e as usize].1 as usize] as usize;
+                let yr = &packed[t * kc..(t + 1) * kc];
+                out_any[e as usize] += any_order_dot::<T, G>(xr, yr);
+            }
+        }
+    }
+
+    /// The strict chains of one row's entries `group` (`xr`: the row's steps of this chunk).
+    #[inline(always)]
+    fn strict_row<const G: bool>(
+        &self,
+        xr: &[T],
+        group: &[u32],
+        packed: &[f64],
+        kc: usize,
+        out: &mut [f64],
+    ) {
+        // Groups of at most MAX_CHAINS, as even as possible (13 entries: one group of 13,
+        // not 8 + 4 + 1: fewer than eight chains wait on the FMA latency).
+        let parts = group.len().div_ceil(MAX_CHAINS);
+        let mut rest = group;
+        for part in 0..parts {
+            let n = rest.len() / (parts - part);
+            let (now, later) = rest.split_at(n);
+            rest = later;
+            let mut ys: [&[f64]; MAX_CHAINS] = [&[]; MAX_CHAINS];
+            let mut acc = [0.0_f64; MAX_CHAINS];
+            for (l, &e) in now.iter().enumerate() {
+                let t = self.slot[self.strict.entries[e as usize].1 as usize] as usize;
+                ys[l] = &packed[t * kc..(t + 1) * kc];
+                acc[l] = out[e as usize];
+            }
+            macro_rules! by_count {
+                ($($n:literal)*) => {
+                    match n {
+                        $($n => chains::<T, $n>(xr, &ys, &mut acc),)*
+                        _ => {}
                     }
-                    continue;
-                }
-                by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+                };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if G && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+                // AVX-512 and f64 rows: the lanes' steps transposed into vectors.
+                // (T is f64.)
+                let xp = xr.as_ptr().cast::<f64>();
+                // SAFETY: G is set only by the AVX-512 entry point; every `ys[l]`, l < n,
+                // and `xr` hold kc steps; lanes from n on repeat lane 0 (results unused).
+                unsafe { transposed16(xp, &ys, n, kc, &mut acc) };
                 for (l, &e) in now.iter().enumerate() {
                     out[e as usize] = acc[l];
                 }
+                continue;
+            }
+            by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+            for (l, &e) in now.iter().enumerate() {
+                out[e as usize] = acc[l];
             }
         }
     }
 }
 
-/// One chunk of [`Order::Any`] with AVX-512: the 32 partial sums of `advance_any_body` in four
+/// One chunk of one entry of [`dots_blocked_any_order`]: `Σ_k x_k y_k` over the chunk in 32
+/// partial sums (lane `l` takes the steps `k ≡ l mod 32`), added in a pairwise tree (16, 8, 4,
+/// 2, 1). With `G` (AVX-512) and `f64` rows in four vectors ([`any_order_dot_avx512`]), the
+/// same operations in the same order, so the same bits.
+#[inline(always)]
+fn any_order_dot<T: crate::lap::Cost, const G: bool>(xr: &[T], yr: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if G && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
+        let kc = xr.len().min(yr.len());
+        // SAFETY: G is set only by the AVX-512 entry point; both hold kc values (T is f64).
+        return unsafe { any_order_dot_avx512(xr.as_ptr().cast::<f64>(), yr.as_ptr(), kc) };
+    }
+    let mut p = [0.0_f64; 32];
+    let (xe, ye) = (xr.chunks_exact(32), yr.chunks_exact(32));
+    let (xt, yt) = (xe.remainder(), ye.remainder());
+    for (xc, yc) in xe.zip(ye) {
+        for l in 0..32 {
+            p[l] = xc[l].to_f64().mul_add(yc[l], p[l]);
+        }
+    }
+    for (l, (&a, &b)) in xt.iter().zip(yt).enumerate() {
+        p[l] = a.to_f64().mul_add(b, p[l]);
+    }
+    let mut width = 16;
+    while width > 0 {
+        for l in 0..width {
+            p[l] += p[l + width];
+        }
+        width /= 2;
+    }
+    p[0]
+}
+
+/// One chunk of [`any_order_dot`] with AVX-512: its 32 partial sums in four
 /// vectors (the last, partial step masked: lanes beyond it are left as they are, not given a
 /// `0·0`), reduced in the same pairwise tree. The same operations in the same order, so the
 /// same bits.
@@ -802,21 +874,31 @@ mod tests {
                 }
                 // Any order: the same bits on every instruction set, within the documented
                 // bound of the exact value (here: of the strict chain, twice the bound).
-                let mut any = Vec::new();
-                blocked(isa, Order::Any, &x, &y, c, &entries, &mut any, &mut scratch).unwrap();
-                let mut any_portable = Vec::new();
-                let order = Order::Any;
-                blocked(
-                    Isa::Portable,
-                    order,
-                    &x,
-                    &y,
-                    c,
-                    &entries,
-                    &mut any_portable,
-                    &mut scratch,
-                )
-                .unwrap();
+                let (mut any, mut any_portable, mut none) = (Vec::new(), Vec::new(), Vec::new());
+                let lists = [(&[][..], &mut none), (&entries[..], &mut any)];
+                blocked(isa, &x, &y, c, lists, &mut scratch).unwrap();
+                let lists = [(&[][..], &mut none), (&entries[..], &mut any_portable)];
+                blocked(Isa::Portable, &x, &y, c, lists, &mut scratch).unwrap();
+                // Both lists in one pass: each value the bits of its own list's pass (here
+                // the strict chains of every other entry and the any-order sums of the rest).
+                let (half_s, half_a): (Vec<_>, Vec<_>) =
+                    entries.iter().enumerate().partition(|(t, _)| t % 2 == 0);
+                let half_s: Vec<(u32, u32)> = half_s.into_iter().map(|(_, &e)| e).collect();
+                let half_a: Vec<(u32, u32)> = half_a.into_iter().map(|(_, &e)| e).collect();
+                let (mut both_s, mut both_a) = (Vec::new(), Vec::new());
+                let lists = [(&half_s[..], &mut both_s), (&half_a[..], &mut both_a)];
+                blocked(isa, &x, &y, c, lists, &mut scratch).unwrap();
+                for (&v, &(i, j)) in both_s.iter().zip(&half_s) {
+                    let want = full[[i as usize, j as usize]];
+                    assert_eq!(v.to_bits(), want.to_bits(), "both, strict {isa:?} c={c}");
+                }
+                for (t, &v) in both_a.iter().enumerate() {
+                    assert_eq!(
+                        v.to_bits(),
+                        any[2 * t + 1].to_bits(),
+                        "both, any {isa:?} c={c}"
+                    );
+                }
                 let n = (c as f64 + 8.0) * f64::EPSILON / 2.0;
                 let gamma = n / (1.0 - n);
                 for (t, &(i, j)) in entries.iter().enumerate() {

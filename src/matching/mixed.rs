@@ -59,7 +59,7 @@ use ndarray::ArrayView2;
 
 use super::{bound, Affinity, Workspace};
 pub use crate::kernels::screen::dot;
-use crate::kernels::screen::{dots_blocked, dots_blocked_any_order, DotsScratch};
+use crate::kernels::screen::{dots_blocked, dots_blocked_both, DotsScratch};
 
 use crate::error::{Error, Result};
 use crate::kernels::screen::screen_row;
@@ -203,8 +203,10 @@ struct PairState {
     cand_start: Vec<usize>,
     cand_col: Vec<usize>,
     cand_val: Vec<f64>,
-    /// The pair's first entry in the block's current batch of `f64` dot products.
+    /// The pair's first entry in the block's current batch of `f64` dot products, and its
+    /// first assigned entry in the first batch.
     first: usize,
+    diag_first: usize,
     /// The screen's guard for the `f64` rounding of the certificate.
     guard: f64,
     outcome: Outcome,
@@ -222,6 +224,9 @@ pub(crate) struct MixedBuffers {
     /// Entries `(row of x, row of y)` whose `Â` one batch computes, and their values.
     entries: Vec<(u32, u32)>,
     values: Vec<f64>,
+    /// The first screen's candidates, computed with the assigned entries in one batch.
+    cand_entries: Vec<(u32, u32)>,
+    cand_values: Vec<f64>,
     dots: DotsScratch,
     q: Vec<f64>,
     owner: Vec<usize>,
@@ -299,6 +304,8 @@ pub fn certify_block<T: Cost>(
         s,
         entries,
         values,
+        cand_entries,
+        cand_values,
         dots,
         q,
         owner,
@@ -328,67 +335,74 @@ pub fn certify_block<T: Cost>(
         return Err(shape());
     }
     let bounds = Bounds::new(c);
-    // The assigned entries of every pair.
-    entries.clear();
-    for p in live.iter_mut() {
-        p.first = entries.len();
-        for (i, &j) in p.perm.iter().enumerate() {
-            entries.push((row(p.x0 + i)?, row(p.y0 + j)?));
-        }
-    }
-    dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
-    for p in live.iter_mut() {
-        p.diag.clear();
-        p.diag.extend_from_slice(&values[p.first..p.first + s]);
-    }
     let mut fbuf = BfBuffers {
         q,
         owner,
         queue,
         queued,
     };
-    for (attempt, widen) in [2.0_f64, 64.0].into_iter().enumerate() {
+    // The first screen of every pair runs before its assigned entries are known, from a lower
+    // bound of each (its f32 value less its rounding bound), so that the assigned entries
+    // (strict chains) and the candidates (any-order sums) are one batch of dot products, each
+    // row read once; the margins are then raised to those of the exact `d_i`.
+    entries.clear();
+    cand_entries.clear();
+    for p in live.iter_mut() {
+        let nx = &factors.norms_x[p.x0..p.x0 + s];
+        let ny = &factors.norms_y[p.y0..p.y0 + s];
+        let a32 = &factors.a32[p.a0..a32_end(p)];
+        p.lower_diag(a32, stride, &bounds, (nx, ny));
+        if !p.screen(a32, stride, &bounds, (nx, ny), 2.0) {
+            p.outcome = Outcome::Failed;
+            continue;
+        }
+        p.diag_first = entries.len();
+        for (i, &j) in p.perm.iter().enumerate() {
+            entries.push((row(p.x0 + i)?, row(p.y0 + j)?));
+        }
+        p.first = cand_entries.len();
+        p.push_entries(cand_entries)?;
+    }
+    check_cancel(cancel)?;
+    dots_blocked_both(
+        factors.x,
+        factors.y,
+        c,
+        (entries, values),
+        (cand_entries, cand_values),
+        dots,
+    )?;
+    let slack = Some((factors.norms_x, factors.norms_y));
+    for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
+        let nx = &factors.norms_x[p.x0..p.x0 + s];
+        let ny = &factors.norms_y[p.y0..p.y0 + s];
+        p.exact_diag(&values[p.diag_first..p.diag_first + s], &bounds, (nx, ny));
+        // The candidates first as upper bounds (the certificate needs `Â` exactly only on the
+        // assigned entries); the pairs that this does not certify (near-ties within the
+        // bound) take the exact chains, then the second, wider screen.
+        p.fill_candidates(&cand_values[p.first..], &bounds, slack);
+        p.certify(&bounds, &mut fbuf, 0, cancel);
+    }
+    for (attempt, widen) in [(0, 2.0_f64), (1, 64.0)] {
         check_cancel(cancel)?;
-        // Screen every pending pair; its candidates other than the assigned entries join one
-        // batch of dot products.
         entries.clear();
         for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
-            let nx = &factors.norms_x[p.x0..p.x0 + s];
-            let ny = &factors.norms_y[p.y0..p.y0 + s];
-            let a32 = &factors.a32[p.a0..a32_end(p)];
-            if !p.screen(a32, stride, &bounds, (nx, ny), widen) {
-                p.outcome = Outcome::Failed;
-                continue;
+            if attempt > 0 {
+                let nx = &factors.norms_x[p.x0..p.x0 + s];
+                let ny = &factors.norms_y[p.y0..p.y0 + s];
+                let a32 = &factors.a32[p.a0..a32_end(p)];
+                if !p.screen(a32, stride, &bounds, (nx, ny), widen) {
+                    p.outcome = Outcome::Failed;
+                    continue;
+                }
             }
             p.first = entries.len();
             p.push_entries(entries)?;
         }
-        // The first screen's candidates first as upper bounds (dot products in any order plus
-        // their rounding bound: the certificate needs `Â` exactly only on the assigned
-        // entries); the pairs that this does not certify (near-ties within the bound), and the
-        // second screen, with the exact chains.
-        let fast = attempt == 0;
-        if fast {
-            dots_blocked_any_order(factors.x, factors.y, c, entries, values, dots)?;
-        } else {
-            dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
-        }
-        let slack = fast.then_some((factors.norms_x, factors.norms_y));
+        dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
         for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
-            p.fill_candidates(&values[p.first..], &bounds, slack);
+            p.fill_candidates(&values[p.first..], &bounds, None);
             p.certify(&bounds, &mut fbuf, attempt, cancel);
-        }
-        if fast {
-            entries.clear();
-            for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
-                p.first = entries.len();
-                p.push_entries(entries)?;
-            }
-            dots_blocked(factors.x, factors.y, c, entries, values, dots)?;
-            for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
-                p.fill_candidates(&values[p.first..], &bounds, None);
-                p.certify(&bounds, &mut fbuf, attempt, cancel);
-            }
         }
     }
     for p in live.iter_mut().filter(|p| p.outcome == Outcome::Pending) {
@@ -590,7 +604,7 @@ struct Bounds {
     eta1: f64,
     eps: f64,
     /// `γ_{C+8}` (with a margin for the rounding of the norms): the rounding bound of
-    /// [`dots_blocked_any_order`] per unit of `‖x_i‖‖y_j‖` (`Σ|x_k y_k| ≤ ‖x_i‖‖y_j‖`).
+    /// [`crate::kernels::screen::dots_blocked_any_order`] per unit of `‖x_i‖‖y_j‖` (`Σ|x_k y_k| ≤ ‖x_i‖‖y_j‖`).
     any_order: f64,
     /// Its underflow term, `(C + 8)·2⁻¹⁰⁷⁴`, rounded up to `(C + 8)·2⁻¹⁰²²`.
     any_order_tiny: f64,
@@ -640,7 +654,7 @@ impl PairState {
     }
 
     /// `cand_val`: `d_i` on the assigned entries, `values` (in [`Self::push_entries`]' order)
-    /// on the others — raised by the rounding bound of [`dots_blocked_any_order`] when `slack`
+    /// on the others — raised by the rounding bound of [`crate::kernels::screen::dots_blocked_any_order`] when `slack`
     /// gives the block's norms (`values` are then any-order sums, and `cand_val` upper bounds
     /// of `Â`).
     #[allow(clippy::cast_precision_loss)]
@@ -681,6 +695,52 @@ impl PairState {
         }
     }
 
+    /// `diag` := a lower bound of each assigned entry `Â_iσ(i)`: its `f32` value less its rounding
+    /// bound `err_iσ(i)` (step 1 of the module docs), for a first screen before the exact
+    /// values are known ([`Self::exact_diag`] then corrects the margins). (The bound's factor
+    /// `1 + 10⁻⁶` in `ρ` covers the `f64` rounding of this difference many times over.)
+    fn lower_diag(&mut self, a32: &[f32], stride: usize, b: &Bounds, (nx, ny): (&[f64], &[f64])) {
+        self.diag.clear();
+        for (i, &j) in self.perm.iter().enumerate() {
+            let err = b.rho * nx[i] * ny[j] + b.eta0 + b.eta1 * (nx[i] + ny[j]);
+            self.diag.push(f64::from(a32[i * stride + j]) - err);
+        }
+    }
+
+    /// After a screen from [`Self::lower_diag`]: `diag` := the exact assigned entries `exact`,
+    /// each row's margin raised by `d_i − d̃_i` (the screen's `r_ij` of a row all grow by it),
+    /// rounded down, and the guard that of the larger of both.
+    fn exact_diag(&mut self, exact: &[f64], b: &Bounds, norms: (&[f64], &[f64])) {
+        for ((m, &lower), &d) in self.margin.iter_mut().zip(&self.diag).zip(exact) {
+            let rise = (d - lower).max(0.0);
+            if m.is_finite() {
+                *m = (*m + rise) - 4.0 * b.eps * (m.abs() + rise);
+            }
+        }
+        let before = self.guard;
+        self.diag.clear();
+        self.diag.extend_from_slice(exact);
+        self.guard = before.max(self.guard_for(b, norms).unwrap_or(f64::INFINITY));
+    }
+
+    /// The screen's guard for the `f64` rounding of the certificate (a few operations on terms
+    /// of these magnitudes), or `None` when the duals or `diag` are not finite.
+    fn guard_for(&self, b: &Bounds, (nx, ny): (&[f64], &[f64])) -> Option<f64> {
+        let (perm, v, diag) = (&self.perm, &self.v, &self.diag);
+        let max_ny = ny.iter().fold(0.0_f64, |m, &v| m.max(v));
+        let max_nx = nx.iter().fold(0.0_f64, |m, &v| m.max(v));
+        let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
+        let max_p0 = perm
+            .iter()
+            .zip(diag.iter())
+            .fold(0.0_f64, |m, (&j, &d)| m.max((d - v[j]).abs()));
+        if !(max_v.is_finite() && max_p0.is_finite()) {
+            return None;
+        }
+        let max_err = b.rho * max_nx * max_ny + b.eta0 + b.eta1 * (max_nx + max_ny);
+        Some(8.0 * b.eps * (max_p0 + max_v + 2.0 * max_nx * max_ny + max_err))
+    }
+
     /// Step 3 of the module docs for the `f32` permutation, duals and `diag`, on the pair's
     /// `f32` affinities `a32` (row `i` at `i·stride`), with screening width
     /// `widen · max_j err_ij` per row: the candidates and margins. `false` when the certificate
@@ -694,21 +754,13 @@ impl PairState {
         widen: f64,
     ) -> bool {
         let s = self.perm.len();
+        // Guard for the f64 rounding of r_ij (a few operations on terms of these magnitudes).
+        let Some(guard) = self.guard_for(b, (nx, ny)) else {
+            return false;
+        };
+        self.guard = guard;
         let (perm, v, diag) = (&self.perm, &self.v, &self.diag);
         let max_ny = ny.iter().fold(0.0_f64, |m, &v| m.max(v));
-        let max_nx = nx.iter().fold(0.0_f64, |m, &v| m.max(v));
-        let max_v = v.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
-        let max_p0 = perm
-            .iter()
-            .zip(diag.iter())
-            .fold(0.0_f64, |m, (&j, &d)| m.max((d - v[j]).abs()));
-        if !(max_v.is_finite() && max_p0.is_finite()) {
-            return false;
-        }
-        let max_err = b.rho * max_nx * max_ny + b.eta0 + b.eta1 * (max_nx + max_ny);
-        // Guard for the f64 rounding of r_ij (a few operations on terms of these magnitudes).
-        let guard = 8.0 * b.eps * (max_p0 + max_v + 2.0 * max_nx * max_ny + max_err);
-        self.guard = guard;
         // Budget of candidate entries: beyond it the dot products cost about as much as the f64
         // GEMM would, so the repair is the better deal.
         let budget = (s * s / 4).max(4 * s);
