@@ -1,9 +1,9 @@
 //! Criterion benchmarks of the auctions' bid kernels (`semrsm::kernels::bid`).
 //!
-//! One row of S = 1024 and 4096 columns (the rows of the warm start's `f32` copy and of the
-//! certified auction's scans), seeded: `two_min` (the warm start's full scan), `top_two` on `f32`
-//! and `f64` rows with `f64` prices, `row_max_reduced`, and `narrow_min_max` over a 256 × S block
-//! of `f64` costs (the warm start's copy and range). Every kernel runs on the process's
+//! One row of S = 257, 1024 and 4096 columns (the rows of the warm start's `f32` copy and of the
+//! certified auction's scans), seeded: `two_min` (the warm start's full scan), `list_two_min` (its
+//! bid from a row's 16 candidates), `top_two` on `f32` and `f64` rows with `f64` prices,
+//! `row_max_reduced`, and `narrow_min_max` over a 256 × S block of `f64` costs (the warm start's copy and range). Every kernel runs on the process's
 //! instruction set (`SEMRSM_ISA` lowers it) and on the portable reference, in the same run, so
 //! the two can be compared. Run with `cargo bench --bench bid`.
 
@@ -14,7 +14,7 @@ use semrsm::kernels::{isa, Isa};
 
 fn bench_bid(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(3);
-    for s in [1024_usize, 4096] {
+    for s in [257_usize, 1024, 4096] {
         let row: Vec<f64> = (0..s).map(|_| rng.random::<f64>()).collect();
         let narrow: Vec<f32> = row.iter().map(|&x| x as f32).collect();
         let prices: Vec<f64> = (0..s).map(|_| rng.random::<f64>() * 0.1).collect();
@@ -28,6 +28,11 @@ fn bench_bid(c: &mut Criterion) {
             let mut candidates = [0_u32; CANDIDATES];
             group.bench_with_input(BenchmarkId::new("two_min_f32", s), &s, |b, _| {
                 b.iter(|| bid::two_min(level, &narrow, &prices32, &mut candidates).j1);
+            });
+            let costs: [f32; CANDIDATES] = std::array::from_fn(|k| narrow[k]);
+            let columns: [u32; CANDIDATES] = std::array::from_fn(|k| (k * s / CANDIDATES) as u32);
+            group.bench_with_input(BenchmarkId::new("list_two_min_f32", s), &s, |b, _| {
+                b.iter(|| bid::list_two_min(level, &costs, &columns, &prices32).2);
             });
             group.bench_with_input(BenchmarkId::new("top_two_f32", s), &s, |b, _| {
                 b.iter(|| bid::top_two(level, &narrow, &prices).0);

@@ -2,7 +2,8 @@
 //!
 //! - [`two_min`]: the exact solver's warm start ([`crate::lap`]'s private auction), minimisation on
 //!   an `f32` copy of the costs with `f32` prices; also writes the row's candidate list (the two
-//!   smallest of each of the [`LANES`] lanes) and a lower bound on every other column.
+//!   smallest of each of the [`LANES`] lanes; with AVX-512 the smallest of each of 16 lanes) and
+//!   a lower bound on every other column. [`list_two_min`] bids from such a list.
 //! - [`top_two`]: the certified auction ([`crate::matching::auction`]), maximisation on the
 //!   affinity (or its `f32` copy) with `f64` prices.
 //! - [`row_max_reduced`]: `max_j (row_j − v_j)`, the row dual of a price vector (the certified
@@ -108,6 +109,46 @@ pub fn push_two_min(d1: &mut f32, d2: &mut f32, j1: &mut usize, d: f32, j: usize
     } else {
         *d2 = d2.min(d);
     }
+}
+
+/// `(smallest, second smallest, its column)` of `costs[k] − prices[columns[k]]` over a candidate
+/// list (the warm start's bid from a row's list, see [`two_min`]), ties to the lower column,
+/// exactly as [`push_two_min`] over the list in order. `O(CANDIDATES)`.
+#[inline]
+#[must_use]
+pub fn list_two_min(
+    isa: Isa,
+    costs: &[f32; CANDIDATES],
+    columns: &[u32; CANDIDATES],
+    prices: &[f32],
+) -> (f32, f32, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa >= Isa::Avx512 {
+            // SAFETY: AVX-512F is supported (`kernels::isa` never exceeds the CPU).
+            return unsafe { x86::list_two_min_avx512(costs, columns, prices) };
+        }
+    }
+    let _ = isa;
+    list_two_min_portable(costs, columns, prices)
+}
+
+/// The portable reference body of [`list_two_min`].
+///
+/// # Panics
+/// If a column is out of bounds of `prices`.
+#[must_use]
+pub fn list_two_min_portable(
+    costs: &[f32; CANDIDATES],
+    columns: &[u32; CANDIDATES],
+    prices: &[f32],
+) -> (f32, f32, usize) {
+    let (mut d1, mut d2, mut j1) = (f32::INFINITY, f32::INFINITY, usize::MAX);
+    for (&j, &c) in columns.iter().zip(costs) {
+        let j = j as usize;
+        push_two_min(&mut d1, &mut d2, &mut j1, c - prices[j], j);
+    }
+    (d1, d2, j1)
 }
 
 #[inline(always)]
@@ -408,13 +449,22 @@ mod x86 {
         _mm256_sub_pd, _mm256_sub_ps, _mm512_add_epi32, _mm512_cmp_ps_mask, _mm512_cvtpd_ps,
         _mm512_loadu_pd, _mm512_loadu_ps, _mm512_mask_blend_epi32, _mm512_mask_blend_ps,
         _mm512_max_pd, _mm512_min_pd, _mm512_mul_pd, _mm512_set1_epi32, _mm512_set1_pd,
-        _mm512_set1_ps, _mm512_setr_epi32, _mm512_storeu_pd, _mm512_storeu_ps, _mm512_storeu_si512,
-        _mm512_sub_pd, _mm512_sub_ps, _mm_storeu_ps, _CMP_LT_OQ,
+        _mm512_set1_ps, _mm512_setr_epi32, _mm512_storeu_pd, _mm512_storeu_si512, _mm512_sub_pd,
+        _mm512_sub_ps, _mm_storeu_ps, _CMP_LT_OQ,
+    };
+    use std::arch::x86_64::{
+        __m512, __m512i, __mmask16, _mm512_cmpeq_epi32_mask, _mm512_i32gather_ps,
+        _mm512_loadu_si512, _mm512_mask_reduce_min_epu32, _mm512_mask_sub_ps,
+        _mm512_maskz_loadu_ps, _mm512_reduce_max_epu32, _mm512_reduce_min_ps, _CMP_EQ_OQ,
     };
 
-    /// [`super::two_min`] with 16-wide AVX-512 vectors; lanes `l` and `l + 8` are then folded
-    /// into lane `l`, keeping the two smallest of their four, so that the result has the 8-lane
-    /// meaning of the reference: a dropped value is at least the folded runner-up.
+    /// [`super::two_min`] with 16-wide AVX-512 vectors, reduced in registers. The last
+    /// `n mod 16` columns go through one masked step (the masked-off lanes read `+∞`), so every
+    /// lane `l` holds the two lexicographically smallest `(value, column)` of the columns
+    /// `≡ l (mod 16)`. `d1`, `j1` and `d2` are the reference's (the two smallest values of the
+    /// row, ties to the lower column); the candidates are the 16 lanes' smallest and the
+    /// threshold the smallest lane runner-up: a column off the list is at least its lane's
+    /// runner-up. Rows of fewer than 16 columns (a lane would be empty) take the portable body.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn two_min_avx512(
         row: &[f32],
@@ -423,13 +473,25 @@ mod x86 {
     ) -> TwoMin {
         const W: usize = 2 * LANES;
         let n = row.len().min(prices.len());
+        if n < W {
+            return super::two_min_portable(row, prices, candidates);
+        }
         let wide = n / W * W;
-        let mut m1 = _mm512_set1_ps(f32::INFINITY);
+        let inf = _mm512_set1_ps(f32::INFINITY);
+        let mut m1 = inf;
         let mut m2 = m1;
         let mut i1 = _mm512_set1_epi32(0);
         let mut i2 = i1;
         let mut index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         let step = _mm512_set1_epi32(W as i32);
+        let mut update = |d: __m512, index: __m512i| {
+            let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m1);
+            let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m2);
+            m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, m2, d), m1);
+            i2 = _mm512_mask_blend_epi32(below1, _mm512_mask_blend_epi32(below2, i2, index), i1);
+            m1 = _mm512_mask_blend_ps(below1, m1, d);
+            i1 = _mm512_mask_blend_epi32(below1, i1, index);
+        };
         let mut k = 0;
         while k < wide {
             // SAFETY: k + 16 <= wide <= len of both slices.
@@ -437,39 +499,65 @@ mod x86 {
                 _mm512_loadu_ps(row.as_ptr().add(k)),
                 _mm512_loadu_ps(prices.as_ptr().add(k)),
             );
-            let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m1);
-            let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m2);
-            m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, m2, d), m1);
-            i2 = _mm512_mask_blend_epi32(below1, _mm512_mask_blend_epi32(below2, i2, index), i1);
-            m1 = _mm512_mask_blend_ps(below1, m1, d);
-            i1 = _mm512_mask_blend_epi32(below1, i1, index);
+            update(d, index);
             index = _mm512_add_epi32(index, step);
             k += W;
         }
-        let (mut v1, mut v2, mut j1, mut j2) = ([0.0_f32; W], [0.0_f32; W], [0_u32; W], [0_u32; W]);
-        _mm512_storeu_ps(v1.as_mut_ptr(), m1);
-        _mm512_storeu_ps(v2.as_mut_ptr(), m2);
-        _mm512_storeu_si512(j1.as_mut_ptr().cast(), i1);
-        _mm512_storeu_si512(j2.as_mut_ptr().cast(), i2);
-        let mut lanes = (
-            [f32::INFINITY; LANES],
-            [f32::INFINITY; LANES],
-            [0_u32; LANES],
-            [0_u32; LANES],
-        );
-        for l in 0..LANES {
-            let mut four = [
-                (v1[l], j1[l]),
-                (v2[l], j2[l]),
-                (v1[l + LANES], j1[l + LANES]),
-                (v2[l + LANES], j2[l + LANES]),
-            ];
-            four.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            (lanes.0[l], lanes.2[l]) = four[0];
-            (lanes.1[l], lanes.3[l]) = four[1];
+        if wide < n {
+            let live: __mmask16 = (1 << (n - wide)) - 1;
+            // SAFETY: the masked loads touch only the `n - wide` entries left in both slices.
+            let d = _mm512_mask_sub_ps(
+                inf,
+                live,
+                _mm512_maskz_loadu_ps(live, row.as_ptr().add(wide)),
+                _mm512_maskz_loadu_ps(live, prices.as_ptr().add(wide)),
+            );
+            update(d, index);
         }
-        // Columns wide..n go through the scalar tail of `merge_lanes` (into lane 0).
-        merge_lanes(row, prices, wide, lanes, candidates)
+        let d1 = _mm512_reduce_min_ps(m1);
+        let at_min = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(m1, _mm512_set1_ps(d1));
+        let j1 = _mm512_mask_reduce_min_epu32(at_min, i1);
+        // The lane of (d1, j1) contributes its runner-up, every other lane its smallest.
+        let first = at_min & _mm512_cmpeq_epi32_mask(i1, _mm512_set1_epi32(j1 as i32));
+        let first = first & first.wrapping_neg();
+        let d2 = _mm512_reduce_min_ps(_mm512_mask_blend_ps(first, m1, m2));
+        let threshold = _mm512_reduce_min_ps(m2);
+        _mm512_storeu_si512(candidates.as_mut_ptr().cast(), i1);
+        TwoMin {
+            d1,
+            d2,
+            j1: j1 as usize,
+            threshold,
+        }
+    }
+
+    /// [`super::list_two_min`] with one gather of the 16 prices; the same values (minima are
+    /// exact; the tie rules are the reference's).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn list_two_min_avx512(
+        costs: &[f32; CANDIDATES],
+        columns: &[u32; CANDIDATES],
+        prices: &[f32],
+    ) -> (f32, f32, usize) {
+        let j = _mm512_loadu_si512(columns.as_ptr().cast());
+        // Every column must index `prices` (the gather does not check).
+        if (_mm512_reduce_max_epu32(j) as usize) >= prices.len() {
+            return super::list_two_min_portable(costs, columns, prices);
+        }
+        // SAFETY: every index is below `prices.len()` (checked above).
+        let p = _mm512_i32gather_ps::<4>(j, prices.as_ptr());
+        let d = _mm512_sub_ps(_mm512_loadu_ps(costs.as_ptr()), p);
+        let d1 = _mm512_reduce_min_ps(d);
+        let at_min = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, _mm512_set1_ps(d1));
+        let j1 = _mm512_mask_reduce_min_epu32(at_min, j);
+        let first = at_min & _mm512_cmpeq_epi32_mask(j, _mm512_set1_epi32(j1 as i32));
+        let first = first & first.wrapping_neg();
+        let d2 = _mm512_reduce_min_ps(_mm512_mask_blend_ps(
+            first,
+            d,
+            _mm512_set1_ps(f32::INFINITY),
+        ));
+        (d1, d2, j1 as usize)
     }
 
     #[inline(always)]
@@ -720,8 +808,8 @@ mod tests {
                         (want.d1, want.d2, want.j1),
                         "{isa:?} n={n}"
                     );
-                    // Lane layouts differ (AVX-512 folds 16 lanes into 8), so the lists and
-                    // thresholds may too; each must be a valid bound.
+                    // Lane layouts differ (AVX-512 keeps the smallest of 16 lanes), so the lists
+                    // and thresholds may too; each must be a valid bound.
                     for (j, &dj) in d.iter().enumerate() {
                         if !cand.contains(&(j as u32)) {
                             assert!(dj >= got.threshold, "{isa:?} n={n} column {j}");
@@ -730,6 +818,42 @@ mod tests {
                     if isa <= Isa::Avx2 {
                         assert_eq!((got, cand), (want, reference), "{isa:?} n={n}");
                     }
+                }
+            }
+        }
+    }
+
+    /// `list_two_min` on every level equals the reference (a `push_two_min` loop) and a sort,
+    /// with ties, repeated columns (ties then go to the lower column, the second value is the
+    /// repeated one) and lists drawn from rows of any length.
+    #[test]
+    fn list_two_min_bodies_match_the_reference_and_a_sort() {
+        for (seed, n) in LENGTHS.into_iter().enumerate() {
+            for modulus in [1000, 3] {
+                let prices: Vec<f32> = values(n, seed as u64 + 7, modulus, 10.0)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                let draws = values(2 * CANDIDATES, seed as u64 + 11, 1 << 20, 1.0);
+                let costs: [f32; CANDIDATES] =
+                    std::array::from_fn(|k| (draws[k] as u64 % modulus) as f32 / 10.0);
+                // Columns drawn with repetition (lists of short rows repeat columns).
+                let columns: [u32; CANDIDATES] =
+                    std::array::from_fn(|k| (draws[CANDIDATES + k] as u64 % n as u64) as u32);
+                let mut sorted: Vec<(f32, u32)> = costs
+                    .iter()
+                    .zip(&columns)
+                    .map(|(&c, &j)| (c - prices[j as usize], j))
+                    .collect();
+                sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let want = list_two_min_portable(&costs, &columns, &prices);
+                assert_eq!(want, (sorted[0].0, sorted[1].0, sorted[0].1 as usize));
+                for isa in levels() {
+                    assert_eq!(
+                        list_two_min(isa, &costs, &columns, &prices),
+                        want,
+                        "{isa:?} n={n} modulus={modulus}"
+                    );
                 }
             }
         }

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Cost;
-use crate::kernels::bid::{narrow_min_max, push_two_min, two_min, CANDIDATES};
+use crate::kernels::bid::{list_two_min, narrow_min_max, two_min, CANDIDATES};
 use crate::kernels::{signed, Isa};
 
 /// The smallest problem the rounds accept (each row keeps up to 16 candidate columns); the
@@ -168,11 +168,7 @@ impl Auction {
         let candidates = &mut self.candidates[i];
         let costs = &mut self.candidate_costs[i];
         if self.scanned[i] {
-            let (mut d1, mut d2, mut j1) = (f32::INFINITY, f32::INFINITY, usize::MAX);
-            for (&j, &c) in candidates.iter().zip(costs.iter()) {
-                let j = j as usize;
-                push_two_min(&mut d1, &mut d2, &mut j1, c - self.prices[j], j);
-            }
+            let (d1, d2, j1) = list_two_min(isa, costs, candidates, &self.prices);
             // Every other column is at least `threshold`: the two best are certain.
             if d2 <= self.threshold[i] {
                 return (d1, d2, j1);
