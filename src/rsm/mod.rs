@@ -43,7 +43,7 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayVie
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar};
+use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar, Operand, Packed};
 use crate::lap::Cost;
 use crate::matching::mixed::{self, PairFactors};
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
@@ -1043,7 +1043,7 @@ const DIAGONAL_STRIP_ROWS: usize = 96;
 /// entry is the same FMA chain either way.
 fn block_affinities<E: GemmScalar>(
     gemm: &mut Gemm<E>,
-    block: &mut [E],
+    (block, packed): (&mut [E], &mut [Packed<E>; 2]),
     xb: ArrayView2<'_, E>,
     yb: ArrayView2<'_, E>,
     (s, strip): (usize, Option<usize>),
@@ -1055,14 +1055,40 @@ fn block_affinities<E: GemmScalar>(
     let mut out =
         ArrayViewMut2::from_shape((m, n), out).map_err(|e| Error::Shape(e.to_string()))?;
     match strip {
-        Some(g) if m == n && s > 0 && m % s == 0 => {
-            for r0 in (0..m).step_by(g.max(1) * s) {
-                let r1 = (r0 + g.max(1) * s).min(m);
-                gemm.abt(
-                    xb.slice(s![r0..r1, ..]),
-                    yb.slice(s![r0.., ..]),
-                    out.slice_mut(s![r0..r1, r0..]),
-                )?;
+        Some(g) if m == n && s > 0 && m % s == 0 && xb.ncols() > 0 => {
+            // Both operands packed once per block of `k` for all the strips (not once per
+            // strip). The strips' rows start at panels of `A` (near the samples' starts: rows do
+            // not overlap, every entry is advanced once per block of `k`), their columns at the
+            // panel of `B` holding their first row's sample's first position: a few entries
+            // below the block's diagonal of samples are computed too, never read.
+            let k = xb.ncols();
+            let kc = k
+                .div_ceil(k.div_ceil(Gemm::<E>::block_steps()).max(1))
+                .max(1);
+            let [pa, pb] = packed;
+            for k0 in (0..k).step_by(kc) {
+                let w = kc.min(k - k0);
+                gemm.prepare(pa, Operand::A, m, w)?;
+                gemm.prepare(pb, Operand::B, n, w)?;
+                gemm.pack_rows(pa, 0, xb.slice(s![.., k0..k0 + w]))?;
+                gemm.pack_rows(pb, 0, yb.slice(s![.., k0..k0 + w]))?;
+                let (wa, wb) = (pa.panel_rows().max(1), pb.panel_rows().max(1));
+                let step = g.max(1) * s;
+                let start = |t: usize| (t * step / wa * wa).min(m);
+                let mut t = 0;
+                while start(t) < m {
+                    let (r0, r1) = (start(t), start(t + 1).max(start(t) + 1).min(m));
+                    let b0 = r0 / s * s / wb * wb;
+                    gemm.packed_abt_acc(
+                        pa,
+                        r0..r1,
+                        pb,
+                        b0..n,
+                        out.slice_mut(s![r0..r1, b0..]),
+                        k0 > 0,
+                    )?;
+                    t += 1;
+                }
             }
             Ok(())
         }
@@ -1103,6 +1129,10 @@ struct PairScratch<T> {
     block32: Vec<f32>,
     affinity32: Vec<f32>,
     gemm32: Gemm<f32>,
+    /// A diagonal block's rows packed once for all its strips (as `A` and as `B`), in `T` and
+    /// in `f32`.
+    packed: [Packed<T>; 2],
+    packed32: [Packed<f32>; 2],
     perm: Vec<usize>,
     workspace: Workspace,
     /// Stand-in norms for matchers that do not read them.
@@ -1148,6 +1178,8 @@ impl<T: Real> PairScratch<T> {
                 "an f32 affinity matrix",
             )?,
             gemm32: Gemm::new(),
+            packed: [Packed::new(), Packed::new()],
+            packed32: [Packed::new(), Packed::new()],
             perm: try_filled(Some(s), 0, "a permutation")?,
             workspace,
             zero_norms: try_filled(Some(s), 0.0, "the norms")?,
@@ -1160,7 +1192,13 @@ impl<T: Real> PairScratch<T> {
     /// positions, `(rows·S) × C`; `yb` likewise), into `self.block` ([`block_affinities`]).
     fn block_affinities(&mut self, xb: ArrayView2<'_, T>, yb: ArrayView2<'_, T>) -> Result<()> {
         let layout = (self.positions, self.strip);
-        block_affinities(&mut self.gemm, &mut self.block, xb, yb, layout)
+        block_affinities(
+            &mut self.gemm,
+            (&mut self.block, &mut self.packed),
+            xb,
+            yb,
+            layout,
+        )
     }
 
     /// Copy the matched part (positions `prefix..S` of both) of pair `(ii, jj)` of the block
@@ -1178,7 +1216,13 @@ impl<T: Real> PairScratch<T> {
         yb: ArrayView2<'_, f32>,
     ) -> Result<()> {
         let layout = (self.positions, self.strip);
-        block_affinities(&mut self.gemm32, &mut self.block32, xb, yb, layout)
+        block_affinities(
+            &mut self.gemm32,
+            (&mut self.block32, &mut self.packed32),
+            xb,
+            yb,
+            layout,
+        )
     }
 
     /// [`Self::copy_affinity`] from `self.block32` into `self.affinity32`.
@@ -1342,8 +1386,9 @@ mod tests {
             Matcher::Auction { gap_ppm: 1000 },
             Matcher::Shift { w: 1 },
         ];
-        // (S = 40: diagonal blocks of 7 samples in strips of 3, 3 and 1.)
-        for (s, prefix) in [(9, 0), (11, 2), (40, 0)] {
+        // (S = 40: diagonal blocks of 7 samples in strips of 3, 3 and 1; S = 49: strips of 2
+        // samples, 98 positions, whose rows start off the GEMM's panels of 8 (and 6, 4).)
+        for (s, prefix) in [(9, 0), (11, 2), (40, 0), (49, 0)] {
             let c = 5;
             let x = sample(7, s, c, 1, f);
             let y = sample(5, s, c, 2, f);
@@ -1414,7 +1459,7 @@ mod tests {
     #[test]
     fn mixed_blocks_equal_pairs_and_the_float64_path() {
         let f = |v: f64| v;
-        for (s, prefix, c) in [(13, 0, 300), (11, 2, 37), (6, 0, 1)] {
+        for (s, prefix, c) in [(13, 0, 300), (11, 2, 37), (6, 0, 1), (49, 0, 400)] {
             let x = sample(9, s, c, 3, f);
             let y = sample(6, s, c, 4, f);
             for square in [true, false] {
