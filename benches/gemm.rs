@@ -2,13 +2,19 @@
 //!
 //! Affinity shapes of the pairwise fill: one pair `S × C` times `C × S` (S = 49, 257, 1024;
 //! C = 24, 320, 2048), a block of 14 × 14 pairs at S = 49 as `rsm` computes them, in `f64` and
-//! `f32`, on the process's instruction set (`SEMRSM_ISA` lowers it). Run with
+//! `f32`, on the process's instruction set (`SEMRSM_ISA` lowers it). Also the mixed-precision
+//! certificate's `f64` dot products of such a block (`semrsm::kernels::screen`): 13 × 13 pairs at
+//! `S = 49`, `C = 2048`, their 49 assigned entries each as strict chains and ~42 candidates each
+//! as any-order sums, in two passes or in one (`dots_blocked_both`). Run with
 //! `cargo bench --bench gemm`; numpy/OpenBLAS comparisons are in `benches/bench_gemm.py`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use semrsm::kernels::gemm::{Gemm, GemmScalar};
+use semrsm::kernels::screen::{
+    dots_blocked, dots_blocked_any_order, dots_blocked_both, DotsScratch,
+};
 
 fn matrix<T: GemmScalar>(rows: usize, cols: usize, rng: &mut StdRng, f: fn(f64) -> T) -> Array2<T> {
     Array2::from_shape_fn((rows, cols), |_| f(rng.random::<f64>() - 0.5))
@@ -53,5 +59,56 @@ fn bench_gemm(c: &mut Criterion) {
     bench_type::<f32>(c, "f32", |v| v as f32);
 }
 
-criterion_group!(benches, bench_gemm);
+/// The certificate's dot products of a block of 13 × 13 pairs (`S = 49`, `C = 2048`): per pair a
+/// random permutation's 49 entries (strict) and 42 other entries of the same rows (any order).
+#[allow(clippy::cast_possible_truncation)]
+fn bench_certificate_dots(c: &mut Criterion) {
+    let (b, s, k) = (13_usize, 49_usize, 2048_usize);
+    let mut rng = StdRng::seed_from_u64(7);
+    let x = matrix::<f64>(b * s, k, &mut rng, |v| v);
+    let y = matrix::<f64>(b * s, k, &mut rng, |v| v);
+    let (xs, ys) = (x.as_slice().unwrap_or(&[]), y.as_slice().unwrap_or(&[]));
+    let (mut strict, mut any) = (Vec::new(), Vec::new());
+    for ii in 0..b {
+        for jj in 0..b {
+            let mut perm: Vec<usize> = (0..s).collect();
+            for t in (1..s).rev() {
+                perm.swap(t, rng.random_range(0..=t));
+            }
+            for (i, &j) in perm.iter().enumerate() {
+                strict.push(((ii * s + i) as u32, (jj * s + j) as u32));
+            }
+            for _ in 0..42 {
+                let (i, j) = (rng.random_range(0..s), rng.random_range(0..s));
+                any.push(((ii * s + i) as u32, (jj * s + j) as u32));
+            }
+        }
+    }
+    let mut group = c.benchmark_group("certificate_dots_13x13_pairs_s49_c2048");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(
+        ((strict.len() + any.len()) * k) as u64,
+    ));
+    let (mut out_s, mut out_a, mut scratch) = (Vec::new(), Vec::new(), DotsScratch::default());
+    group.bench_function(BenchmarkId::from_parameter("two_passes"), |bench| {
+        bench.iter(|| {
+            let ok = dots_blocked(xs, ys, k, &strict, &mut out_s, &mut scratch)
+                .and_then(|()| dots_blocked_any_order(xs, ys, k, &any, &mut out_a, &mut scratch));
+            if let Err(e) = ok {
+                panic!("dots: {e}");
+            }
+        });
+    });
+    group.bench_function(BenchmarkId::from_parameter("one_pass"), |bench| {
+        bench.iter(|| {
+            let lists = ((&strict[..], &mut out_s), (&any[..], &mut out_a));
+            if let Err(e) = dots_blocked_both(xs, ys, k, lists.0, lists.1, &mut scratch) {
+                panic!("dots: {e}");
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_certificate_dots);
 criterion_main!(benches);
