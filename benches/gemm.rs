@@ -5,13 +5,16 @@
 //! `f32`, on the process's instruction set (`SEMRSM_ISA` lowers it). Also the mixed-precision
 //! certificate's `f64` dot products of such a block (`semrsm::kernels::screen`): 13 × 13 pairs at
 //! `S = 49`, `C = 2048`, their 49 assigned entries each as strict chains and ~42 candidates each
-//! as any-order sums, in two passes or in one (`dots_blocked_both`). Run with
-//! `cargo bench --bench gemm`; numpy/OpenBLAS comparisons are in `benches/bench_gemm.py`.
+//! as any-order sums, in two passes or in one (`dots_blocked_both`). The spatio-semantic
+//! baseline's own steps: one chunk (192 steps) of 2000 raw `f32` rows centred and packed as both
+//! operands by all threads (`Gemm::pack_centred_par`), and the `(C, S)` → `(S, C)` transpose of
+//! one `256 × 196` sample (`kernels::gemm::transpose`). Run with `cargo bench --bench gemm`;
+//! numpy/OpenBLAS comparisons are in `benches/bench_gemm.py`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use semrsm::kernels::gemm::{Gemm, GemmScalar};
+use semrsm::kernels::gemm::{transpose, Gemm, GemmScalar, Operand, Packed};
 use semrsm::kernels::screen::{
     dots_blocked, dots_blocked_any_order, dots_blocked_both, DotsScratch,
 };
@@ -110,5 +113,57 @@ fn bench_certificate_dots(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_certificate_dots);
+fn bench_none_steps(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut group = c.benchmark_group("none_steps");
+    group.sample_size(10);
+    let (rows, kc) = (2000, 192);
+    #[allow(clippy::cast_possible_truncation)]
+    let raw = matrix::<f32>(rows, 256 * 196, &mut rng, |v| v as f32);
+    let mean: Vec<f64> = (0..kc).map(|p| p as f64 * 1e-3).collect();
+    let src: Vec<&[f32]> = raw
+        .outer_iter()
+        .map(|r| &r.to_slice().unwrap()[..kc])
+        .collect();
+    let gemm = Gemm::<f64>::new();
+    let (mut a, mut b) = (Packed::new(), Packed::new());
+    group.throughput(Throughput::Elements((rows * kc) as u64));
+    group.bench_function(
+        BenchmarkId::from_parameter("pack_centred_par_2000x192"),
+        |bench| {
+            bench.iter(|| {
+                gemm.prepare(&mut a, Operand::A, rows, kc).unwrap();
+                gemm.prepare(&mut b, Operand::B, rows, kc).unwrap();
+                gemm.pack_centred_par(&mut [&mut a, &mut b], &src, Some(&mean), 48)
+                    .unwrap();
+            });
+        },
+    );
+    let (ch, s) = (256, 196);
+    let one = raw.row(0).to_vec();
+    let mut dst = vec![std::mem::MaybeUninit::<f32>::uninit(); ch * s];
+    let wide: Vec<f64> = one.iter().map(|&v| f64::from(v)).collect();
+    let mut dst64 = vec![std::mem::MaybeUninit::<f64>::uninit(); ch * s];
+    group.throughput(Throughput::Elements((ch * s) as u64));
+    group.bench_function(
+        BenchmarkId::from_parameter("transpose_f32_256x196"),
+        |bench| {
+            bench.iter(|| transpose(&one, &mut dst, ch, s));
+        },
+    );
+    group.bench_function(
+        BenchmarkId::from_parameter("transpose_f64_256x196"),
+        |bench| {
+            bench.iter(|| transpose(&wide, &mut dst64, ch, s));
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_gemm,
+    bench_certificate_dots,
+    bench_none_steps
+);
 criterion_main!(benches);

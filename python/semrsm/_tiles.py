@@ -713,7 +713,10 @@ class Engine:
             # G (and bound) of the tile, its mirror image; the permutations and, off the
             # diagonal of a square matrix, their inverse
             "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
-            "scratch": threads * _core.scratch_bytes(s, c, work, needs_affinity),
+            # per thread for the affinities; the baseline's buffers are shared by its threads
+            "scratch": threads * _core.scratch_bytes(s, c, work, True)
+            if needs_affinity
+            else _core.scratch_bytes(s, c, work, False, rows=max(tr, tc)),
         }
         if output_in_memory:
             parts["output"] = n * m * 8 * (1 + o.return_bound)
@@ -744,7 +747,7 @@ class Engine:
         hints = []
         if output_in_memory:
             hints.append("write the result to a file with out='G.npy'")
-        if parts["scratch"] > budget / 4:
+        if parts["scratch"] > budget / 4 and (o.matcher != "none" or o.return_bound):  # per thread
             threads = o.threads or default_threads()
             fit = max(0, int(budget // 2 // max(1, parts["scratch"] // threads)))
             hints.append(f"use fewer threads (threads={threads} need {_gib(parts['scratch'])} of scratch; about {fit} fit)")

@@ -872,6 +872,63 @@ impl<T: GemmScalar> Gemm<T> {
         Ok(())
     }
 
+    /// [`Gemm::pack_centred`] by rayon tasks of `group` rows each (a multiple of every block's
+    /// [`Packed::panel_rows`]), each reading its rows once: the same packed values, written in
+    /// parallel (a syrk-like caller packs each `k`-block of all its rows once and shares them).
+    ///
+    /// # Errors
+    /// As [`Gemm::pack_centred`], and [`Error::Shape`] when `group` is not such a multiple.
+    pub fn pack_centred_par<R: RawElement>(
+        &self,
+        outs: &mut [&mut Packed<T>],
+        src: &[&[R]],
+        mean: Option<&[f64]>,
+        group: usize,
+    ) -> Result<()>
+    where
+        T: Narrow,
+    {
+        use rayon::prelude::*;
+        let kc = outs.first().map_or(0, |o| o.kc);
+        let short = src.iter().any(|r| r.len() < kc) || mean.is_some_and(|m| m.len() < kc);
+        if short
+            || group == 0
+            || outs.iter().any(|o| {
+                o.kc != kc || o.rows != src.len() || o.width == 0 || !group.is_multiple_of(o.width)
+            })
+        {
+            return Err(Error::Shape(format!(
+                "gemm: cannot pack {} centred rows of {kc} steps into these blocks in groups of \
+                 {group}",
+                src.len()
+            )));
+        }
+        let isa = self.isa.unwrap_or_else(super::isa);
+        let n = src.len();
+        // Group g of every block: rows g·group.. of the same panels (group is a multiple of
+        // each panel width, so each group's panels are contiguous).
+        let mut parts: Vec<Vec<Panels<'_, T>>> =
+            (0..n.div_ceil(group)).map(|_| Vec::new()).collect();
+        for o in outs.iter_mut() {
+            let (w, pad) = (o.width, o.pad);
+            let len = n.div_ceil(w) * w * kc;
+            for (part, data) in parts.iter_mut().zip(o.data[..len].chunks_mut(group * kc)) {
+                part.push(Panels { data, w, pad });
+            }
+        }
+        parts
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(g, mut panels)| {
+                let rows = &src[g * group..n.min((g + 1) * group)];
+                for row in rows {
+                    super::prefetch_l2(&row[..kc]);
+                }
+                centre_pack(isa, rows, mean, kc, &mut panels);
+            });
+        Ok(())
+    }
+
     /// `C (+)= A·Bᵀ` for `A` = rows `rows_a` of the packed block `a` and `B` = rows `rows_b` of
     /// `b` (each range starting at a multiple of its block's [`Packed::panel_rows`]); with
     /// `accumulate` every entry's FMA chain continues from the value in `C`, as in
@@ -1052,6 +1109,103 @@ pub fn gemm<T: GemmScalar>(
     Gemm::new().abt(a, b, c)
 }
 
+/// `dst` (`cols × rows`, row-major) = the transpose of `src` (`rows × cols`, row-major), every
+/// value of `dst` written (it may start uninitialised, e.g. a fresh allocation's spare
+/// capacity): for `f32` and `f64`, groups of 8 rows × 8 columns through the packing's
+/// in-register transposes where the instruction set ([`super::isa`]) has them; the rest (other
+/// types, the edges) in 16 × 16 blocks value by value. A pure permutation: it moves bits and
+/// changes none.
+///
+/// # Panics
+/// When `src` or `dst` holds fewer than `rows · cols` values.
+///
+/// # Example
+/// ```
+/// use std::mem::MaybeUninit;
+/// use semrsm::kernels::gemm::transpose;
+/// let mut t = [MaybeUninit::<f32>::uninit(); 6];
+/// transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut t, 2, 3);
+/// let t = t.map(|v| unsafe { v.assume_init() }); // all written
+/// assert_eq!(t, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
+pub fn transpose<T: Copy + 'static>(
+    src: &[T],
+    dst: &mut [std::mem::MaybeUninit<T>],
+    rows: usize,
+    cols: usize,
+) {
+    use std::any::TypeId;
+    let len = rows * cols;
+    assert!(src.len() >= len && dst.len() >= len);
+    let isa = super::isa();
+    let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
+    let mut done = false;
+    if r8 > 0 && c8 > 0 {
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+        if TypeId::of::<T>() == TypeId::of::<f64>() {
+            if let Some(tr) = <f64 as sealed::Sealed>::transpose8(isa) {
+                // SAFETY: T is f64; both hold `len` values (checked above).
+                unsafe { transpose_groups(tr, s.cast(), d.cast(), rows, cols) };
+                done = true;
+            }
+        } else if TypeId::of::<T>() == TypeId::of::<f32>() {
+            if let Some(tr) = <f32 as sealed::Sealed>::transpose8(isa) {
+                // SAFETY: T is f32; both hold `len` values (checked above).
+                unsafe { transpose_groups(tr, s.cast(), d.cast(), rows, cols) };
+                done = true;
+            }
+        }
+    }
+    let (r8, c8) = if done { (r8, c8) } else { (0, 0) };
+    // What the groups left: the columns from c8 of rows ..r8, and the rows from r8.
+    transpose_scalar(src, dst, rows, cols, 0..r8, c8..cols);
+    transpose_scalar(src, dst, rows, cols, r8..rows, 0..cols);
+}
+
+/// The whole groups of 8 rows × 8 columns of [`transpose`] with `tr`.
+///
+/// # Safety
+/// `src` and `dst` must hold `rows · cols` values; the CPU must have the instruction set `tr`
+/// was returned for.
+unsafe fn transpose_groups<T>(
+    tr: Transpose8<T>,
+    src: *const T,
+    dst: *mut T,
+    rows: usize,
+    cols: usize,
+) {
+    for r0 in (0..rows / 8 * 8).step_by(8) {
+        let ptrs: [*const T; 8] = std::array::from_fn(|i| src.add((r0 + i) * cols));
+        // Each of the 8 rows holds `cols` ≥ 8·(cols / 8) values; `dst` from `r0` holds
+        // (8·(cols / 8) − 1)·rows + 8 values (r0 + 8 ≤ rows).
+        tr(&ptrs, dst.add(r0), rows, cols / 8);
+    }
+}
+
+/// Rows `rs` × columns `cs` of [`transpose`], value by value in 16 × 16 blocks (both sides a
+/// cache line at a time).
+fn transpose_scalar<T: Copy>(
+    src: &[T],
+    dst: &mut [std::mem::MaybeUninit<T>],
+    rows: usize,
+    cols: usize,
+    rs: std::ops::Range<usize>,
+    cs: std::ops::Range<usize>,
+) {
+    const B: usize = 16;
+    for r0 in rs.clone().step_by(B) {
+        let r1 = rs.end.min(r0 + B);
+        for c0 in cs.clone().step_by(B) {
+            let c1 = cs.end.min(c0 + B);
+            for r in r0..r1 {
+                for (k, &e) in src[r * cols + c0..r * cols + c1].iter().enumerate() {
+                    dst[(c0 + k) * rows + r].write(e);
+                }
+            }
+        }
+    }
+}
+
 /// Grow a packing buffer to `len` elements, fallibly.
 fn grow<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> Result<()> {
     if buf.len() < len {
@@ -1222,6 +1376,44 @@ mod tests {
     fn gemm_f32_is_the_strict_fma_chain_on_every_isa() {
         #[allow(clippy::cast_possible_truncation)]
         check::<f32, u32>(|v| v as f32, f32::to_bits);
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation)]
+    fn transpose_moves_every_value_to_its_place() {
+        use std::mem::MaybeUninit;
+        /// `transpose` into a buffer initialised to `sentinel` (so reading it back is sound),
+        /// 3 values longer than the matrix.
+        fn run<T: Copy + 'static>(src: &[T], rows: usize, cols: usize, sentinel: T) -> Vec<T> {
+            let mut d = vec![MaybeUninit::new(sentinel); rows * cols + 3];
+            transpose(src, &mut d, rows, cols);
+            // SAFETY: every entry was initialised (the sentinel or a moved value).
+            d.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+        }
+        // Whole groups of 8 × 8 and every kind of edge, f64 and f32 (register transposes on
+        // AVX-512) and another type (value by value); nothing past the matrix is written.
+        for &(rows, cols) in &[(1, 1), (1, 9), (9, 1), (8, 8), (7, 9), (17, 33), (256, 196)] {
+            let len = rows * cols;
+            let f: Vec<f64> = (0..len).map(|i| i as f64 + 0.5).collect();
+            let want: Vec<f64> = (0..cols)
+                .flat_map(|c| (0..rows).map(move |r| (r, c)))
+                .map(|(r, c)| f[r * cols + c])
+                .collect();
+            let d = run(&f, rows, cols, -1.0);
+            assert_eq!(&d[..len], &want[..], "{rows} x {cols}");
+            assert!(d[len..].iter().all(|&e| e == -1.0));
+            let g: Vec<f32> = f.iter().map(|&v| v as f32).collect();
+            let d = run(&g, rows, cols, -1.0);
+            assert!(d[..len].iter().zip(&want).all(|(&a, &b)| f64::from(a) == b));
+            assert!(d[len..].iter().all(|&e| e == -1.0));
+            let h: Vec<u32> = (0..len as u32).collect();
+            let d = run(&h, rows, cols, u32::MAX);
+            assert!(d[..len]
+                .iter()
+                .zip(&want)
+                .all(|(&a, &b)| f64::from(a) + 0.5 == b));
+            assert!(d[len..].iter().all(|&e| e == u32::MAX));
+        }
     }
 
     #[test]

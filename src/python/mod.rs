@@ -363,10 +363,21 @@ fn mixed_counters() -> (u64, u64, u64, u64, u64) {
 }
 
 /// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the
-/// memory estimate made before a run.
+/// memory estimate made before a run; without affinities, the scratch of one call on a tile of
+/// at most `rows` rows and columns (`rsm::none::scratch_bytes`, shared by its threads).
 #[pyfunction]
-fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
-    rsm::scratch_bytes(s, c, elem_bytes, needs_affinity)
+#[pyo3(signature = (s, c, elem_bytes, needs_affinity, rows=None))]
+fn scratch_bytes(
+    s: usize,
+    c: usize,
+    elem_bytes: usize,
+    needs_affinity: bool,
+    rows: Option<usize>,
+) -> usize {
+    match rows {
+        Some(rows) if !needs_affinity => rsm::none::scratch_bytes(s, c, elem_bytes, rows),
+        _ => rsm::scratch_bytes(s, c, elem_bytes, needs_affinity),
+    }
 }
 
 /// One pair from its affinity: `(perm, value, bound or None)`; see `semrsm.match_affinity`.

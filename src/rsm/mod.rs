@@ -109,36 +109,6 @@ pub const MAX_AFFINITY_BYTES: usize = 1 << 32;
 /// Largest output matrix, in entries (2³¹: 16 GiB of `f64`).
 pub const MAX_OUTPUT_ENTRIES: usize = 1 << 31;
 
-/// Sides of the output blocks of the spatio-semantic baseline's GEMM (parallel tasks; no entry's
-/// value depends on it), largest first: multiples of every micro-tile's rows. Each block reads
-/// its rows of the input once per block and packs them once per `k`-block, so larger blocks
-/// read and pack less per product: at `N = 2000`, `S·C = 50 176` (float32 rows of 200 KB, from
-/// memory) blocks of 480 took ~25 % less CPU time than blocks of 240 (`docs/benchmarks.md`,
-/// "GEMM engine" (c)); a `480 × 480` block of `f64` is 1.8 MiB, the rows of `C` that one pass
-/// of the micro-kernels touches (`MC × 480`) and the packed panels stay in a core's L2.
-const NONE_BLOCKS: [usize; 8] = [480, 384, 240, 192, 144, 96, 72, 48];
-/// The largest block side (the memory estimate's).
-const NONE_BLOCK: usize = NONE_BLOCKS[0];
-
-/// The side of the baseline's output blocks for an `n × m` tile: the largest that still gives
-/// every thread two blocks (the largest-first order then balances them; small tiles, as the
-/// tile engine's, would otherwise leave threads idle; smaller blocks read the long rows more
-/// often, so no more than that).
-fn none_block(n: usize, m: usize, square: bool, threads: usize) -> usize {
-    let tasks = |side: usize| {
-        let (bn, bm) = (n.div_ceil(side), m.div_ceil(side));
-        if square {
-            bn * (bn + 1) / 2
-        } else {
-            bn * bm
-        }
-    };
-    NONE_BLOCKS
-        .into_iter()
-        .find(|&side| tasks(side) >= 2 * threads)
-        .unwrap_or(NONE_BLOCKS[NONE_BLOCKS.len() - 1])
-}
-
 /// Bytes of the affinities of one block of pairs, computed by one GEMM per task (per thread):
 /// `(b·S) × (b·S)` entries for a block of `b × b` pairs. Large enough that the GEMM runs at its
 /// speed on long panels even at `S = 49`, small enough to stay in a core's L2/L3 share.
@@ -157,13 +127,13 @@ fn pair_block(s: usize, elem_bytes: usize) -> usize {
 /// the matchers' largest workspace (an `S × S` `f64` block copy, or the exact solver's and the
 /// auction's `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
 /// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers.
-/// Without affinities ([`Matcher::None`] without bounds): the packing buffers of the baseline's
-/// GEMM and, in `f32`, one output block. An upper bound, used for the memory estimate before a
-/// run.
+/// Without affinities ([`Matcher::None`] without bounds): the baseline's buffers for any tile
+/// ([`none::scratch_bytes`]; shared by the threads, so also a bound per thread). An upper bound,
+/// used for the memory estimate before a run.
 #[must_use]
 pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool) -> usize {
     if !needs_affinity {
-        return none::scratch_bytes(s, c, elem_bytes);
+        return none::scratch_bytes(s, c, elem_bytes, usize::MAX);
     }
     let b = pair_block(s, elem_bytes);
     let block = if b > 1 {
@@ -185,18 +155,22 @@ fn try_array2<A: Clone>(rows: usize, cols: usize, value: A, what: &str) -> Resul
     Array2::from_shape_vec((rows, cols), v).map_err(|e| Error::Shape(e.to_string()))
 }
 
+/// The error for an allocation of `len` values of `A` (`None`: more than `usize` counts) for
+/// `what` that failed.
+fn alloc_error<A>(len: Option<usize>, what: &str) -> Error {
+    Error::TooLarge(format!(
+        "could not allocate {what} ({} bytes): not enough memory; lower `threads`, use `out=` (a \
+         file) or smaller tiles, or precision=\"float32\"",
+        len.map_or_else(
+            || "too many".to_string(),
+            |l| l.saturating_mul(std::mem::size_of::<A>()).to_string()
+        )
+    ))
+}
+
 /// A vector of `len` copies of `value`, allocated fallibly.
 fn try_filled<A: Clone>(len: Option<usize>, value: A, what: &str) -> Result<Vec<A>> {
-    let too_large = |len: Option<usize>| {
-        Error::TooLarge(format!(
-            "could not allocate {what} ({} bytes): not enough memory; lower `threads`, use \
-             `out=` (a file) or smaller tiles, or precision=\"float32\"",
-            len.map_or_else(
-                || "too many".to_string(),
-                |l| l.saturating_mul(std::mem::size_of::<A>()).to_string()
-            )
-        ))
-    };
+    let too_large = |len: Option<usize>| alloc_error::<A>(len, what);
     let len = len.ok_or_else(|| too_large(None))?;
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| too_large(Some(len)))?;
@@ -611,9 +585,9 @@ fn gram_in_pool<T: Real>(
     })
 }
 
-/// `G = X Yᵀ` on the flattened samples with the deterministic GEMM ([`Gemm`]), in square output
-/// blocks ([`none_block`]), one task each; in the square case only the blocks on and
-/// above the diagonal, then mirrored: [`none::gram_none`]'s blocks, without centring.
+/// `G = X Yᵀ` on the flattened samples with the deterministic GEMM ([`Gemm`]): in the square
+/// case only the entries on and above the diagonal, then mirrored; [`none::gram_none`]'s
+/// super-blocks and chunks, without centring.
 fn spatio_semantic<T: Real>(
     x: ArrayView3<'_, T>,
     y: Option<ArrayView3<'_, T>>,
@@ -623,14 +597,44 @@ fn spatio_semantic<T: Real>(
     none::fill_blocks::<T, T>(x, y, None, cancel, progress)
 }
 
-/// Copy the upper triangle onto the lower one, so the matrix is exactly symmetric.
+/// Copy the upper triangle onto the lower one, so the matrix is exactly symmetric: in
+/// parallel (the caller's pool) over bands of 64 rows, each in 64 × 64 tiles, so that the
+/// upper triangle's columns are read a cache line at a time.
 fn mirror_upper(g: &mut Array2<f64>) {
-    let n = g.nrows();
-    for i in 0..n {
-        for j in 0..i {
-            g[[i, j]] = g[[j, i]];
+    /// The matrix's values, shared by the tasks (each writes only its own entries).
+    struct Shared(*mut f64);
+    impl Shared {
+        fn get(&self) -> *mut f64 {
+            self.0
         }
     }
+    // SAFETY: the tasks below write disjoint entries and read only entries no task writes.
+    unsafe impl Sync for Shared {}
+    const B: usize = 64;
+    let n = g.nrows();
+    let Some(data) = g.as_slice_mut().filter(|d| d.len() == n * n) else {
+        for i in 0..n {
+            for j in 0..i {
+                g[[i, j]] = g[[j, i]];
+            }
+        }
+        return;
+    };
+    let shared = Shared(data.as_mut_ptr());
+    (0..n.div_ceil(B)).into_par_iter().for_each(|band| {
+        let p = shared.get();
+        let (i0, i1) = (band * B, n.min(band * B + B));
+        for j0 in (0..i1).step_by(B) {
+            for i in i0..i1 {
+                for j in j0..i.min(j0 + B) {
+                    // SAFETY: (i, j), j < i, is in the lower triangle and in this task's rows,
+                    // written by this task only; (j, i) is in the upper triangle, which no task
+                    // writes; both are inside the n × n values.
+                    unsafe { *p.add(i * n + j) = *p.add(j * n + i) };
+                }
+            }
+        }
+    });
 }
 
 /// A block of a tile being filled: its first row and column, and its values, permutations and
@@ -1551,12 +1555,6 @@ mod tests {
                 }
             }
         }
-        // the largest side that gives every thread two blocks
-        assert_eq!(none_block(2000, 2000, true, 2), 480);
-        assert_eq!(none_block(2000, 2000, true, 16), 240);
-        assert_eq!(none_block(700, 700, true, 2), 240);
-        assert_eq!(none_block(167, 167, false, 2), 144);
-        assert_eq!(none_block(167, 167, true, 8), 48);
     }
 
     #[test]

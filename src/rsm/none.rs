@@ -2,30 +2,33 @@
 //! from the raw input: `G = (X − μ)(Y − μ)ᵀ` on the flattened samples, without a widened,
 //! centred copy of the input.
 //!
-//! Each task computes one square block of `G` (`none_block` in the parent module; the upper
-//! triangle only in the square case, then mirrored). It walks the `S·C` products of a sample in
-//! `k`-chunks of one GEMM `k`-block ([`Gemm::block_steps`], 192): the chunk of each row of the
-//! block is widened from its own dtype (`f32` or `f64`) and centred (`f64(x) − μ`, then rounded
-//! to the working precision) straight into the micro-kernels' packed layout, in one pass over
-//! the raw values ([`Gemm::pack_centred`], [`crate::kernels::centre::centre_pack`]; [`Packed`]; a
-//! diagonal block's rows as both operands at once, used by all its strips) and the
-//! deterministic GEMM continues every entry's FMA chain from the previous chunk
-//! ([`Gemm::packed_abt_acc`]). So each entry is the strict `k`-order chain over the
-//! `(S, C)`-ordered products of the centred values — the bits of [`super::gram`] on an input
-//! centred beforehand, whatever the input's memory layout (`(N, S, C)` or a transposed view of
-//! `(N, C, H, W)`), the chunk, the block or the thread count. The input is read once per block of
-//! rows it meets and never widened whole: memory is the output, for `(N, C, H, W)` input one
-//! `(S, C)`-ordered copy in its own dtype ([`gram_none`]), plus, per thread, the block's packed
-//! chunk and in `f32` one output block ([`scratch_bytes`]).
+//! `G` is computed in super-blocks of up to 2880 × 2880 entries (one for `N` up to 2880; in the
+//! square case those on and above the diagonal, then mirrored in parallel). Each walks the
+//! `S·C` products of a sample in `k`-chunks of one GEMM `k`-block ([`Gemm::block_steps`],
+//! 192): the chunk of **all** the super-block's rows (and columns) is widened from its own
+//! dtype (`f32` or `f64`) and centred (`f64(x) − μ`, then rounded to the working precision)
+//! straight into the micro-kernels' packed layout, once, by all threads
+//! ([`Gemm::pack_centred_par`], [`crate::kernels::centre::centre_pack`]; the rows of a diagonal
+//! super-block as both operands at once), then the threads share the chunk's product in tasks of
+//! 144 rows × up to 1152 columns, largest first (on the diagonal, strips of 48 rows from their
+//! own diagonal on), and the deterministic GEMM continues every entry's FMA chain from the
+//! previous chunk ([`Gemm::packed_abt_acc`]). So each entry is the strict `k`-order chain over
+//! the `(S, C)`-ordered products of the centred values — the bits of [`super::gram`] on an
+//! input centred beforehand, whatever the input's memory layout (`(N, S, C)` or a transposed view
+//! of `(N, C, H, W)`), the chunk, the cut into tasks or the thread count. Memory: the output,
+//! for `(N, C, H, W)` input one `(S, C)`-ordered copy in its own dtype ([`gram_none`], made with
+//! in-register 8 × 8 transposes), and per call the super-block's packed chunk and in `f32` its
+//! sums ([`scratch_bytes`]).
 //!
-//! Issue 8.1 measured where the time went (`docs/benchmarks.md`, "GEMM engine" (c)): widening
-//! into `240 × 256` buffers element by element (scalar, with a finiteness test per value) and
-//! packing each chunk again inside every GEMM call (a diagonal block's rows once per strip)
-//! took ~40 % of the micro-kernels' time. Now the values are tested once, after the block (a
-//! non-finite input makes the products it enters non-finite: `first_bad` then names it), the
-//! centring loop is vectorised, each chunk is packed once, and blocks of 480 read the rows half
-//! as often. Then centring into a buffer and packing it (8 % and 9 % of the time at N = 2000)
-//! became one pass: on AVX-512, 8 rows × 8 steps widened, centred and transposed in registers.
+//! Issue 8.1 measured where the time went (`docs/benchmarks.md`, "GEMM engine" (c)). Widening
+//! element by element and packing each chunk inside every GEMM call went first (values are now
+//! tested once, after the product: a non-finite input makes the products it enters non-finite,
+//! and only then does `first_bad` search for it), then centring and packing became one pass
+//! (on AVX-512, 8 rows × 8 steps widened, centred and transposed in registers). With square
+//! blocks of up to 480, one task each, every row was still read from memory, centred and packed
+//! once per block it met (six times at `N = 2000`), with the next chunk prefetched row by row:
+//! packing and prefetching took ~11 % of the time. As OpenBLAS packs a panel once for all the
+//! blocks that use it, each chunk of each row is now read and packed once per super-block.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -34,11 +37,11 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Co
 use rayon::prelude::*;
 
 use super::{
-    check_nonempty, check_second, mirror_upper, none_block, pool, try_array2, try_filled, Real,
-    NONE_BLOCK,
+    alloc_error, check_nonempty, check_second, mirror_upper, pool, try_array2, try_filled, Real,
 };
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{Gemm, Operand, Packed};
+use crate::kernels::Isa;
 
 /// Rows per strip of a diagonal block (a multiple of every micro-kernel's rows): only the
 /// strips' part on and above the diagonal is computed, the rest is mirrored.
@@ -65,23 +68,21 @@ impl Work for f32 {
     }
 }
 
-/// Bytes of scratch one thread needs ([`super::scratch_bytes`] without affinities): the
-/// block's rows of one chunk packed as both operands and, in `f32`, one output block.
+/// Bytes of scratch of one call on a tile of at most `rows` rows and columns
+/// ([`super::scratch_bytes`] without affinities, there for any tile), shared by its threads: a
+/// super-block's rows and columns of one chunk packed and, in `f32`, its sums.
 #[must_use]
-pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
+pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, rows: usize) -> usize {
     let chunk = if elem_bytes < 8 {
         chunk::<f32>()
     } else {
         chunk::<f64>()
     };
     let k = s.saturating_mul(c).min(chunk);
-    let block = if elem_bytes < 8 {
-        NONE_BLOCK * NONE_BLOCK
-    } else {
-        0
-    };
+    let side = rows.min(SUPER);
+    let sums = if elem_bytes < 8 { side * side } else { 0 };
     // Packed blocks are rounded up to the widest panel (48 rows).
-    (2 * (NONE_BLOCK + 48) * k + block).saturating_mul(elem_bytes)
+    (2 * (side + 48) * k + sums).saturating_mul(elem_bytes)
 }
 
 /// `G = (x − μ)(y − μ)ᵀ` over the flattened `(S, C)` samples (`y = x` when `None`; `μ = 0`
@@ -160,24 +161,6 @@ pub fn gram_none<R: RawElement, T: Real>(
     })
 }
 
-/// `dst` (`cols × rows`, row-major) = the transpose of `src` (`rows × cols`), in 16 × 16 blocks
-/// so that both sides are read and written a cache line at a time.
-fn transpose<R: Copy>(src: &[R], dst: &mut [R], rows: usize, cols: usize) {
-    const B: usize = 16;
-    for r0 in (0..rows).step_by(B) {
-        let r1 = rows.min(r0 + B);
-        for c0 in (0..cols).step_by(B) {
-            let c1 = cols.min(c0 + B);
-            for r in r0..r1 {
-                let line = &src[r * cols + c0..r * cols + c1];
-                for (k, &e) in line.iter().enumerate() {
-                    dst[(c0 + k) * rows + r] = e;
-                }
-            }
-        }
-    }
-}
-
 /// `a` with every sample stored `(S, C)` row-major (as is when it already is; otherwise a copy
 /// in its own dtype, made in parallel one sample at a time: a transposed view of `(N, C, H, W)`
 /// data is transposed once here, not once per block that reads it).
@@ -188,23 +171,73 @@ fn by_sample<R: RawElement>(a: ArrayView3<'_, R>) -> Result<CowArray<'_, R, Ix3>
         return Ok(CowArray::from(a));
     }
     let len = n.checked_mul(s).and_then(|e| e.checked_mul(c));
-    let zero = a[[0, 0, 0]];
-    let mut out = Array3::from_shape_vec((n, s, c), try_filled(len, zero, "a copy of the input")?)
-        .map_err(|e| Error::Shape(e.to_string()))?;
-    out.outer_iter_mut()
-        .into_par_iter()
+    // Allocated without filling (each value is written once, in parallel, which also spreads
+    // the page faults of a fresh allocation over the threads).
+    let mut data: Vec<R> = Vec::new();
+    let len = len.ok_or_else(|| alloc_error::<R>(None, "a copy of the input"))?;
+    data.try_reserve_exact(len)
+        .map_err(|_| alloc_error::<R>(Some(len), "a copy of the input"))?;
+    let per = s * c;
+    data.spare_capacity_mut()[..len]
+        .par_chunks_mut(per)
         .zip(a.outer_iter().into_par_iter())
-        .for_each(|(mut dst, src)| {
+        .for_each(|(dst, src)| {
             let t = src.t();
-            match (dst.as_slice_mut(), t.as_slice()) {
-                (Some(dst), Some(src)) => transpose(src, dst, c, s),
-                (_, _) => dst.assign(&src),
+            match t.as_slice() {
+                Some(src) => crate::kernels::gemm::transpose(src, dst, c, s),
+                None => {
+                    for (d, &e) in dst.iter_mut().zip(src.iter()) {
+                        d.write(e);
+                    }
+                }
             }
         });
+    // SAFETY: the first `len` values were all written above (one sample of `s·c` values per
+    // chunk, each written whole by `transpose` or the loop over its `(S, C)`-ordered values).
+    unsafe { data.set_len(len) };
+    let out = Array3::from_shape_vec((n, s, c), data).map_err(|e| Error::Shape(e.to_string()))?;
     Ok(CowArray::from(out))
 }
 
-/// The blocks of `G`, one task each (as [`super::spatio_semantic`]).
+/// Rows of `G` per task of a chunk's product (a multiple of every micro-kernel's rows and
+/// panels and of [`STRIP`]): its rows of the packed chunk (`A`, 216 KiB in `f64`) stay in L2
+/// while the columns' panels pass.
+const PANEL: usize = 144;
+
+/// Columns of `G` per task at most (a multiple of [`PANEL`]): enough tasks per chunk to keep
+/// every thread busy until the chunk's end.
+const TASK_COLS: usize = 8 * PANEL;
+
+/// Rows (and columns) of `G` per super-block (a multiple of [`PANEL`]): a super-block's rows
+/// are packed once per chunk and shared by all its tasks, so this bounds the packed chunk.
+pub(super) const SUPER: usize = 20 * PANEL;
+
+/// Rows per rayon task of the packing (a multiple of every panel width).
+const PACK_GROUP: usize = 48;
+
+/// How the product is cut into work: rows per task ([`PANEL`]), columns per task at most
+/// ([`TASK_COLS`]), the side of a super-block ([`SUPER`]), and the instruction set (`None`: the
+/// process's). No entry's bits depend on them (tests use small sizes to reach every case with
+/// small inputs, and every instruction set).
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    panel: usize,
+    task_cols: usize,
+    side: usize,
+    isa: Option<Isa>,
+}
+
+/// The sizes of every call.
+const SIZES: Sizes = Sizes {
+    panel: PANEL,
+    task_cols: TASK_COLS,
+    side: SUPER,
+    isa: None,
+};
+
+/// `G` in super-blocks of up to [`SUPER`] × [`SUPER`] entries (in the square case those on
+/// and above the diagonal, then mirrored), each computed chunk by chunk (as
+/// [`super::spatio_semantic`]; [`super_block`]).
 pub(super) fn fill_blocks<R: RawElement, T: Real>(
     x: ArrayView3<'_, R>,
     y: Option<ArrayView3<'_, R>>,
@@ -212,97 +245,133 @@ pub(super) fn fill_blocks<R: RawElement, T: Real>(
     cancel: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<Array2<f64>> {
+    fill_sized::<R, T>(x, y, mean, cancel, progress, SIZES)
+}
+
+/// [`fill_blocks`] with the work cut by `sizes`.
+fn fill_sized<R: RawElement, T: Real>(
+    x: ArrayView3<'_, R>,
+    y: Option<ArrayView3<'_, R>>,
+    mean: Option<&[f64]>,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+    sizes: Sizes,
+) -> Result<Array2<f64>> {
     let n = x.dim().0;
     let square = y.is_none();
     let yv = y.unwrap_or(x);
     let m = yv.dim().0;
     let mut values = try_array2(n, m, 0.0_f64, "the output tile")?;
-    let side = none_block(n, m, square, rayon::current_num_threads().max(1));
-    let mut blocks: Vec<(usize, usize, ArrayViewMut2<'_, f64>)> = Vec::new();
-    for (bi, stripe) in values.axis_chunks_iter_mut(Axis(0), side).enumerate() {
-        for (bj, block) in stripe.into_axis_chunks_iter_mut(Axis(1), side).enumerate() {
-            if !square || bj >= bi {
-                blocks.push((bi * side, bj * side, block));
-            }
+    let mut scratch = Scratch::<T>::default();
+    let side = sizes.side;
+    for (bi, mut stripe) in values.axis_chunks_iter_mut(Axis(0), side).enumerate() {
+        let i0 = bi * side;
+        let j_start = if square { i0 } else { 0 };
+        let cols = stripe.ncols();
+        let mut rest = stripe.slice_mut(s![.., j_start..]);
+        for (bj, out) in rest.axis_chunks_iter_mut(Axis(1), side).enumerate() {
+            let j0 = j_start + bj * side;
+            let diagonal = square && i0 == j0;
+            let mut out = out;
+            super_block::<R, T>(
+                &x,
+                &yv,
+                mean,
+                (i0, j0, diagonal, square),
+                &mut out,
+                &mut scratch,
+                sizes,
+                cancel,
+                progress,
+            )?;
+            debug_assert!(j0 + out.ncols() <= cols);
         }
     }
-    let what = if square { "x" } else { "x and y" };
-    // Largest first, taken in that order by every thread (a shared counter): the last blocks
-    // to finish are the small ones (edges, diagonal strips), so no thread waits on a big one.
-    let cost = |(i0, j0, out): &(usize, usize, ArrayViewMut2<'_, f64>)| {
-        let (rows, cols) = out.dim();
-        if square && i0 == j0 {
-            rows * (rows + 1) / 2
-        } else {
-            rows * cols
-        }
-    };
-    blocks.sort_by_key(|b| std::cmp::Reverse(cost(b)));
-    let tasks: Vec<Mutex<(usize, usize, ArrayViewMut2<'_, f64>)>> =
-        blocks.into_iter().map(Mutex::new).collect();
-    let next = AtomicUsize::new(0);
-    let workers = rayon::current_num_threads().clamp(1, tasks.len().max(1));
-    (0..workers)
-        .into_par_iter()
-        .try_for_each(|_| -> Result<()> {
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(task) = tasks.get(k) else {
-                    return Ok(());
-                };
-                let mut guard = task.lock().unwrap_or_else(PoisonError::into_inner);
-                let (i0, j0, out) = &mut *guard;
-                let (i0, j0) = (*i0, *j0);
-                let diagonal = square && i0 == j0;
-                if let Err(e) = block::<R, T>(&x, &yv, mean, i0, j0, diagonal, out, cancel, what) {
-                    next.store(tasks.len(), Ordering::Relaxed); // the other threads stop too
-                    return Err(e);
-                }
-                let (rows, cols) = out.dim();
-                let done = if diagonal {
-                    (rows * (rows + 1) / 2) as u64
-                } else {
-                    (rows * cols) as u64
-                };
-                progress.fetch_add(done, Ordering::Relaxed);
-            }
-        })?;
-    drop(tasks);
     if square {
         mirror_upper(&mut values);
     }
     Ok(values)
 }
 
-/// One block of `G` (rows `i0..`, columns `j0..`; `diagonal`: the rows of `x` against
-/// themselves), chunk by chunk: each chunk's rows are widened, centred and packed in one pass
-/// (as both operands on the diagonal) and used by every product of the block.
+/// Buffers kept across the super-blocks of a call: the packed chunk of the rows (`A`) and the
+/// columns (`B`), and in `f32` the super-block's sums.
+#[derive(Default)]
+struct Scratch<T> {
+    a: Packed<T>,
+    b: Packed<T>,
+    sums: Vec<T>,
+}
+
+/// One task of a chunk's product: rows `r0..r1` of the super-block against its columns
+/// `c0..c1`; in a diagonal super-block the columns start at `r0`, and its square on the
+/// diagonal is computed in strips of [`STRIP`] rows from their own diagonal on.
+#[derive(Clone, Copy)]
+struct Task {
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+}
+
+/// One super-block of `G` (rows `i0..` of `x`, columns `j0..` of `y`; `diagonal`: the rows of
+/// `x` against themselves), chunk by chunk: each chunk of all its rows (and columns) is widened,
+/// centred and packed once, in parallel ([`Gemm::pack_centred_par`]; as both operands on the
+/// diagonal), then its product is split into tasks of [`PANEL`] rows × up to [`TASK_COLS`]
+/// columns that the threads take largest first. Every entry continues its FMA chain from the
+/// previous chunk, so the bits are those of one strict `k`-order chain per entry.
 #[allow(clippy::too_many_arguments)]
-fn block<R: RawElement, T: Real>(
+fn super_block<R: RawElement, T: Real>(
     x: &ArrayView3<'_, R>,
     y: &ArrayView3<'_, R>,
     mean: Option<&[f64]>,
-    i0: usize,
-    j0: usize,
-    diagonal: bool,
+    (i0, j0, diagonal, square): (usize, usize, bool, bool),
     out: &mut ArrayViewMut2<'_, f64>,
+    scratch: &mut Scratch<T>,
+    sizes: Sizes,
     cancel: &AtomicBool,
-    what: &'static str,
+    progress: &AtomicU64,
 ) -> Result<()> {
     let (rows, cols) = out.dim();
     let (_, s, c) = x.dim();
     let k = s * c;
     let width = k.min(chunk::<T>());
-    // f64 products accumulate in the output itself; f32 ones in a block buffer.
-    let mut buffer: Option<Array2<T>> = None;
+    let what = if square { "x" } else { "x and y" };
+    // f64 products accumulate in the output itself; f32 ones in a buffer.
+    let mut buffer: Option<ArrayViewMut2<'_, T>> = None;
     let mut target = match T::as_work(out.view_mut()) {
         Some(view) => view,
-        None => buffer
-            .insert(try_array2(rows, cols, T::default(), "an output block")?)
-            .view_mut(),
+        None => {
+            let len = rows * cols;
+            if scratch.sums.len() < len {
+                scratch.sums = try_filled(Some(len), T::default(), "an output block")?;
+            }
+            let view = ArrayViewMut2::from_shape((rows, cols), &mut scratch.sums[..len])
+                .map_err(|e| Error::Shape(e.to_string()))?;
+            buffer.insert(view).view_mut()
+        }
     };
-    let gemm = Gemm::<T>::new();
-    let (mut pa, mut pb) = (Packed::new(), Packed::new());
+    let mut tasks = Vec::new();
+    for r0 in (0..rows).step_by(sizes.panel) {
+        let r1 = rows.min(r0 + sizes.panel);
+        let first = if diagonal { r0 } else { 0 };
+        for c0 in (first..cols).step_by(sizes.task_cols) {
+            tasks.push(Task {
+                r0,
+                r1,
+                c0,
+                c1: cols.min(c0 + sizes.task_cols),
+            });
+        }
+    }
+    // Largest first, taken in that order by every thread (a shared counter): the last tasks
+    // to finish are the small ones, so no thread waits long at a chunk's end.
+    tasks.sort_by_key(|t| std::cmp::Reverse((t.r1 - t.r0) * (t.c1 - t.c0)));
+    let pairs = if diagonal {
+        (rows * (rows + 1) / 2) as u64
+    } else {
+        (rows * cols) as u64
+    };
+    let gemm = sizes.isa.map_or_else(Gemm::<T>::new, Gemm::<T>::with_isa);
     let xs = samples(*x, i0, rows)?;
     let ys = if diagonal {
         Vec::new()
@@ -310,46 +379,56 @@ fn block<R: RawElement, T: Real>(
         samples(*y, j0, cols)?
     };
     let (mut xpart, mut ypart): (Vec<&[R]>, Vec<&[R]>) = (Vec::new(), Vec::new());
-    for k0 in (0..k).step_by(width) {
+    let (pa, pb) = (&mut scratch.a, &mut scratch.b);
+    let chunks = k.div_ceil(width) as u64;
+    let mut reported = 0;
+    for (index, k0) in (0..k).step_by(width).enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         let w = width.min(k - k0);
-        gemm.prepare(&mut pa, Operand::A, rows, w)?;
-        gemm.prepare(&mut pb, Operand::B, if diagonal { rows } else { cols }, w)?;
+        gemm.prepare(pa, Operand::A, rows, w)?;
+        gemm.prepare(pb, Operand::B, if diagonal { rows } else { cols }, w)?;
         let mean = mean.map(|m| &m[k0..k0 + w]);
         chunk_of(&xs, k0, w, &mut xpart);
         if diagonal {
-            // The rows centred once into both operands.
-            gemm.pack_centred(&mut [&mut pa, &mut pb], &xpart, mean)?;
-            // Strips of rows against the columns from their first row on: the block's upper
-            // triangle (and the strips' own squares), not its full square.
-            for r in (0..rows).step_by(STRIP) {
-                let h = STRIP.min(rows - r);
-                let part = target.slice_mut(s![r..r + h, r..]);
-                gemm.packed_abt_acc(&pa, r..r + h, &pb, r..rows, part, k0 > 0)?;
-            }
+            gemm.pack_centred_par(&mut [&mut *pa, &mut *pb], &xpart, mean, PACK_GROUP)?;
         } else {
-            gemm.pack_centred(&mut [&mut pa], &xpart, mean)?;
+            gemm.pack_centred_par(&mut [&mut *pa], &xpart, mean, PACK_GROUP)?;
             chunk_of(&ys, k0, w, &mut ypart);
-            gemm.pack_centred(&mut [&mut pb], &ypart, mean)?;
-            gemm.packed_abt_acc(&pa, 0..rows, &pb, 0..cols, target.view_mut(), k0 > 0)?;
+            gemm.pack_centred_par(&mut [&mut *pb], &ypart, mean, PACK_GROUP)?;
         }
+        product(
+            &gemm,
+            (pa, pb),
+            &tasks,
+            sizes.panel,
+            &mut target,
+            diagonal,
+            k0 > 0,
+        )?;
+        let done = pairs * (index as u64 + 1) / chunks;
+        progress.fetch_add(done - reported, Ordering::Relaxed);
+        reported = done;
     }
     if let Some(buffer) = &buffer {
         out.zip_mut_with(buffer, |o, &e| *o = e.to_f64());
     }
-    let mut finite = true;
-    out.for_each(|o| finite &= o.is_finite());
-    if finite {
-        return Ok(());
+    let mut bad = None;
+    for ((i, j), o) in out.indexed_iter() {
+        if !o.is_finite() && (!diagonal || j >= i) {
+            bad = Some((i, j));
+            break;
+        }
     }
+    let Some((i, j)) = bad else {
+        return Ok(());
+    };
     // A non-finite entry, centred value or rounding to the working precision makes the
     // products it enters non-finite: name it if there is one, else an inner product overflowed.
-    let name = if what == "x" { "x" } else { "y" };
     first_bad::<R, T>(x, i0, rows, mean, "x")?;
     if !diagonal {
-        first_bad::<R, T>(y, j0, cols, mean, name)?;
+        first_bad::<R, T>(y, j0, cols, mean, if square { "x" } else { "y" })?;
     }
     let hint = if std::mem::size_of::<T>() < 8 {
         " (beyond what precision=\"float32\" can sum; use precision=\"float64\")"
@@ -358,8 +437,61 @@ fn block<R: RawElement, T: Real>(
     };
     Err(Error::Range {
         what,
-        detail: format!("an inner product of samples {i0}.. and {j0}.. overflows{hint}"),
+        detail: format!(
+            "the inner product of samples {} and {} overflows{hint}",
+            i0 + i,
+            j0 + j
+        ),
     })
+}
+
+/// One chunk's product over all `tasks` of a super-block (`a`, `b`: its rows and columns
+/// packed), the threads taking the tasks in order from a shared counter.
+fn product<T: Real>(
+    gemm: &Gemm<T>,
+    (a, b): (&Packed<T>, &Packed<T>),
+    tasks: &[Task],
+    panel: usize,
+    target: &mut ArrayViewMut2<'_, T>,
+    diagonal: bool,
+    accumulate: bool,
+) -> Result<()> {
+    // Each task writes its own rectangle of the target; the bands of PANEL rows are disjoint,
+    // and the tasks of one band (column ranges) take it in turn.
+    let bands: Vec<Mutex<ArrayViewMut2<'_, T>>> = target
+        .axis_chunks_iter_mut(Axis(0), panel)
+        .map(Mutex::new)
+        .collect();
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, tasks.len().max(1));
+    (0..workers)
+        .into_par_iter()
+        .try_for_each(|_| -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&Task { r0, r1, c0, c1 }) = tasks.get(i) else {
+                    return Ok(());
+                };
+                let mut band = bands[r0 / panel]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let mut from = c0;
+                if diagonal && c0 == r0 {
+                    // The square on the diagonal: strips from their own diagonal on.
+                    let end = r1.min(c1);
+                    for r in (r0..r1).step_by(STRIP) {
+                        let h = STRIP.min(r1 - r);
+                        let part = band.slice_mut(s![r - r0..r - r0 + h, r..end]);
+                        gemm.packed_abt_acc(a, r..r + h, b, r..end, part, accumulate)?;
+                    }
+                    from = end;
+                }
+                if from < c1 {
+                    let part = band.slice_mut(s![.., from..c1]);
+                    gemm.packed_abt_acc(a, r0..r1, b, from..c1, part, accumulate)?;
+                }
+            }
+        })
 }
 
 /// Products per chunk: one `k`-block of the GEMM ([`Gemm::block_steps`]), so that each chunk
@@ -384,16 +516,10 @@ fn samples<'a, R: RawElement>(
         .collect()
 }
 
-/// Products `k0..k0 + w` of each of `rows`, into `part`. The same products of the next chunk
-/// are prefetched: read after this chunk's products, from rows the hardware prefetcher does not
-/// follow (one short run per row).
+/// Products `k0..k0 + w` of each of `rows`, into `part`.
 fn chunk_of<'a, R>(rows: &[&'a [R]], k0: usize, w: usize, part: &mut Vec<&'a [R]>) {
     part.clear();
-    for &row in rows {
-        let len = row.len();
-        crate::kernels::prefetch_l2(&row[(k0 + w).min(len)..(k0 + 2 * w).min(len)]);
-        part.push(&row[k0..k0 + w]);
-    }
+    part.extend(rows.iter().map(|row| &row[k0..k0 + w]));
 }
 
 /// The error for the first entry (row-major) of rows `r0..r0 + rows` of `a` that is not finite
@@ -558,6 +684,101 @@ mod tests {
                 .zip(want_r)
                 .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
+    }
+
+    /// The work cut small (tasks of 48 rows × 48 or 96 columns, super-blocks of 48 or 144:
+    /// strips, split columns, several super-blocks on and off the diagonal, partial ones) and
+    /// as in every call, on every instruction set and 1 and 3 threads, against the naive strict
+    /// chains; edge shapes: N = 1, N and M multiples of nothing, S·C = 1 and 2. The progress
+    /// counter ends at the tile's pairs.
+    fn cut_small<T: Real>(fma: fn(T, T, T) -> T) {
+        for &(n, m, s, c) in &[
+            (1, 1, 1, 1),
+            (1, 4, 2, 1),
+            (151, 100, 3, 40),
+            (97, 50, 1, 2),
+        ] {
+            let (ncs, mean, centred) = inputs::<T>(n, s, c);
+            let ys = Array3::from_shape_vec((m, s, c), values(m * s * c, 11))
+                .unwrap()
+                .mapv(|v| v as f32);
+            let flat = centred.to_shape((n, s * c)).unwrap();
+            let ycentred = Array3::from_shape_fn((m, s, c), |(i, p, k)| {
+                T::narrow(f64::from(ys[[i, p, k]]) - mean[[p, k]])
+            });
+            let yflat_c = ycentred.to_shape((m, s * c)).unwrap();
+            let chain = |a: ndarray::ArrayView1<'_, T>, b: ndarray::ArrayView1<'_, T>| {
+                let mut acc = T::default();
+                for (&p, &q) in a.iter().zip(b) {
+                    acc = fma(p, q, acc);
+                }
+                acc.to_f64().to_bits()
+            };
+            let want = Array2::from_shape_fn((n, n), |(i, j)| {
+                let (i, j) = (i.min(j), i.max(j)); // the upper triangle's chains, mirrored
+                chain(flat.row(i), flat.row(j))
+            });
+            let want_r = Array2::from_shape_fn((n, m), |(i, j)| chain(flat.row(i), yflat_c.row(j)));
+            let x = by_sample(ncs.view().permuted_axes([0, 2, 1])).unwrap();
+            let mean = mean.as_standard_layout().into_owned();
+            let mean = mean.as_slice();
+            let cancel = AtomicBool::new(false);
+            for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                for (panel, task_cols, side) in
+                    [(48, 96, 144), (48, 48, 48), (PANEL, TASK_COLS, SUPER)]
+                {
+                    let sizes = Sizes {
+                        panel,
+                        task_cols,
+                        side,
+                        isa: Some(isa),
+                    };
+                    for threads in [1, 3] {
+                        let progress = AtomicU64::new(0);
+                        let (g, r) = pool::pool(Some(threads))
+                            .unwrap()
+                            .install(|| {
+                                let g = fill_sized::<f32, T>(
+                                    x.view(),
+                                    None,
+                                    mean,
+                                    &cancel,
+                                    &progress,
+                                    sizes,
+                                )?;
+                                let r = fill_sized::<f32, T>(
+                                    x.view(),
+                                    Some(ys.view()),
+                                    mean,
+                                    &cancel,
+                                    &progress,
+                                    sizes,
+                                )?;
+                                Ok::<_, Error>((g, r))
+                            })
+                            .unwrap();
+                        let at = format!("{isa:?} {sizes:?} {threads} threads, {n} x {m}");
+                        assert!(g.iter().zip(&want).all(|(a, &b)| a.to_bits() == b), "{at}");
+                        assert!(
+                            r.iter().zip(&want_r).all(|(a, &b)| a.to_bits() == b),
+                            "{at}"
+                        );
+                        let pairs = (n * (n + 1) / 2 + n * m) as u64;
+                        assert_eq!(progress.load(Ordering::Relaxed), pairs, "{at}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_cuts_are_the_strict_fma_chains_on_every_isa_f64() {
+        cut_small::<f64>(f64::mul_add);
+    }
+
+    #[test]
+    fn small_cuts_are_the_strict_fma_chains_on_every_isa_f32() {
+        cut_small::<f32>(f32::mul_add);
     }
 
     #[test]

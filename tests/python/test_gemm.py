@@ -94,10 +94,14 @@ def test_every_instruction_set_gives_the_same_bits(tmp_path):
         rng = np.random.default_rng(3)
         a, b = rng.normal(size=(61, 333)), rng.normal(size=(47, 333))
         x = rng.normal(size=(11, 16, 21))
+        # matcher="none" on (N, C, H, W) float32 over several tasks of 144 rows (one partial)
+        z = rng.normal(size=(300, 8, 3, 5)).astype(np.float32)
         out = [_core.gemm_abt(a, b), _core.gemm_abt_f32(a.astype(np.float32), b.astype(np.float32)),
                semrsm.gram(x, layout="nsc", matcher="greedy", threads=2),
                semrsm.gram(x, layout="nsc", matcher="none", threads=2),
-               semrsm.gram(x, layout="nsc", precision="float32", threads=1)]
+               semrsm.gram(x, layout="nsc", precision="float32", threads=1),
+               semrsm.gram(z, matcher="none", threads=3),
+               semrsm.gram(z, z[:77], matcher="none", precision="float32", threads=2)]
         np.savez(sys.argv[1], *out)
         """
     )
