@@ -413,11 +413,12 @@ fn warm_started_square_problems_match_oracles() {
     }
 }
 
-/// Both starts of square problems: the reductions (n < 200) and the auction prices (n >= 200),
-/// each at and beside the threshold.
+/// Both starts of square problems: the reductions (n < 128) and the auction prices (n >= 128),
+/// each at and beside the threshold (the auction's candidate lists from n = 512 on with AVX-512:
+/// `tests/python/test_lap_solver.py` at n = 520 on every instruction set).
 #[test]
 fn adversarial_matrices_at_warm_start_sizes() {
-    for n in [64, 199, 200, 256] {
+    for n in [64, 127, 128, 199, 256] {
         adversarial_at(n);
     }
 }

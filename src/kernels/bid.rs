@@ -453,9 +453,10 @@ mod x86 {
         _mm512_sub_ps, _mm_storeu_ps, _CMP_LT_OQ,
     };
     use std::arch::x86_64::{
-        __m512, __m512i, __mmask16, _mm512_cmpeq_epi32_mask, _mm512_i32gather_ps,
+        __mmask16, _mm512_cmpeq_epi32_mask, _mm512_cmplt_epu32_mask, _mm512_i32gather_ps,
         _mm512_loadu_si512, _mm512_mask_reduce_min_epu32, _mm512_mask_sub_ps,
-        _mm512_maskz_loadu_ps, _mm512_reduce_max_epu32, _mm512_reduce_min_ps, _CMP_EQ_OQ,
+        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_reduce_max_epu32,
+        _mm512_reduce_min_ps, _CMP_EQ_OQ,
     };
 
     /// [`super::two_min`] with 16-wide AVX-512 vectors, reduced in registers. The last
@@ -478,31 +479,50 @@ mod x86 {
         }
         let wide = n / W * W;
         let inf = _mm512_set1_ps(f32::INFINITY);
-        let mut m1 = inf;
-        let mut m2 = m1;
-        let mut i1 = _mm512_set1_epi32(0);
-        let mut i2 = i1;
-        let mut index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let step = _mm512_set1_epi32(W as i32);
-        let mut update = |d: __m512, index: __m512i| {
-            let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m1);
-            let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, m2);
-            m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, m2, d), m1);
-            i2 = _mm512_mask_blend_epi32(below1, _mm512_mask_blend_epi32(below2, i2, index), i1);
-            m1 = _mm512_mask_blend_ps(below1, m1, d);
-            i1 = _mm512_mask_blend_epi32(below1, i1, index);
-        };
-        let mut k = 0;
-        while k < wide {
-            // SAFETY: k + 16 <= wide <= len of both slices.
-            let d = _mm512_sub_ps(
+        let zero = _mm512_set1_epi32(0);
+        // Two accumulator sets (blocks of 16 columns alternately), so that two compare-blend
+        // chains run at once; merged lane by lane below.
+        // Per lane: the smallest value and its first column, and the second smallest value
+        // (its column is never needed: the list holds the lanes' smallest).
+        let (mut a1, mut a2, mut ai1) = (inf, inf, zero);
+        let (mut b1, mut b2, mut bi1) = (inf, inf, zero);
+        macro_rules! update {
+            ($m1:ident, $m2:ident, $i1:ident, $d:expr, $index:expr) => {{
+                let d = $d;
+                let below1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, $m1);
+                let below2 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, $m2);
+                $m2 = _mm512_mask_blend_ps(below1, _mm512_mask_blend_ps(below2, $m2, d), $m1);
+                $m1 = _mm512_mask_blend_ps(below1, $m1, d);
+                $i1 = _mm512_mask_blend_epi32(below1, $i1, $index);
+            }};
+        }
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // SAFETY (all loads below): k + 16 <= wide <= len of both slices.
+        let load = |k: usize| {
+            _mm512_sub_ps(
                 _mm512_loadu_ps(row.as_ptr().add(k)),
                 _mm512_loadu_ps(prices.as_ptr().add(k)),
-            );
-            update(d, index);
-            index = _mm512_add_epi32(index, step);
-            k += W;
+            )
+        };
+        let mut k = 0;
+        while k + 2 * W <= wide {
+            let index = _mm512_add_epi32(lanes, _mm512_set1_epi32(k as i32));
+            update!(a1, a2, ai1, load(k), index);
+            let index = _mm512_add_epi32(index, _mm512_set1_epi32(W as i32));
+            update!(b1, b2, bi1, load(k + W), index);
+            k += 2 * W;
         }
+        if k < wide {
+            let index = _mm512_add_epi32(lanes, _mm512_set1_epi32(k as i32));
+            update!(b1, b2, bi1, load(k), index);
+        }
+        // Lane-wise merge: the lexicographically smallest (value, column) of both sets (their
+        // columns differ, so the order is total) and the second smallest value.
+        let a_first = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, b1)
+            | (_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a1, b1) & _mm512_cmplt_epu32_mask(ai1, bi1));
+        let mut m1 = _mm512_mask_blend_ps(a_first, b1, a1);
+        let mut i1 = _mm512_mask_blend_epi32(a_first, bi1, ai1);
+        let mut m2 = _mm512_min_ps(_mm512_max_ps(a1, b1), _mm512_min_ps(a2, b2));
         if wide < n {
             let live: __mmask16 = (1 << (n - wide)) - 1;
             // SAFETY: the masked loads touch only the `n - wide` entries left in both slices.
@@ -512,7 +532,8 @@ mod x86 {
                 _mm512_maskz_loadu_ps(live, row.as_ptr().add(wide)),
                 _mm512_maskz_loadu_ps(live, prices.as_ptr().add(wide)),
             );
-            update(d, index);
+            let index = _mm512_add_epi32(lanes, _mm512_set1_epi32(wide as i32));
+            update!(m1, m2, i1, d, index);
         }
         let d1 = _mm512_reduce_min_ps(m1);
         let at_min = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(m1, _mm512_set1_ps(d1));

@@ -41,6 +41,13 @@ const EPS_SHRINK: f64 = 0.2;
 const MAX_ROUNDS: usize = 32;
 /// Bids per row allowed in one round before it is cut short.
 const BID_BUDGET: usize = 32;
+/// With AVX-512, rows keep candidate lists from this size on; smaller rows are rescanned at
+/// every bid. Its full scan then costs about what a bid from the list costs (a gather and three
+/// reductions) and the list rarely suffices: on real ViT-S/14 tokens (n = 256–257) ~90 % of the
+/// list bids fell through to a scan, and the lists cost 6–13 % of the solve; at n = 1024 (real
+/// EfficientNet maps) they save 10 %. With narrower vectors the scan costs more and lists pay
+/// at every size the rounds run (measured with AVX2 at n = 196).
+const LIST_MIN_AVX512: usize = 512;
 /// The cancellation flag is read every this many bids.
 const CANCEL_POLL: usize = 256;
 
@@ -66,6 +73,8 @@ pub(super) struct Auction {
     /// not among its candidates (prices only fall, so reduced costs only grow).
     threshold: Vec<f32>,
     scanned: Vec<bool>,
+    /// Whether the current solve bids from candidate lists (see [`LIST_MIN_AVX512`]).
+    lists: bool,
 }
 
 impl Auction {
@@ -116,6 +125,7 @@ impl Auction {
         }
         self.prices.clear();
         self.prices.resize(n, 0.0);
+        self.lists = isa < Isa::Avx512 || n >= LIST_MIN_AVX512;
         self.candidates.clear();
         self.candidates.resize(n, [0; CANDIDATES]);
         self.candidate_costs.clear();
@@ -162,12 +172,13 @@ impl Auction {
     }
 
     /// `(smallest, second smallest, arg-min)` of `c_ij − v_j` over row `i`: from the row's
-    /// candidate list when that is provably enough, else by a full scan that renews the list.
+    /// candidate list when that is provably enough, else by a full scan that renews the list
+    /// (always by a full scan when the solve keeps no lists).
     #[inline]
     fn best_two(&mut self, isa: Isa, i: usize, n: usize) -> (f32, f32, usize) {
         let candidates = &mut self.candidates[i];
         let costs = &mut self.candidate_costs[i];
-        if self.scanned[i] {
+        if self.lists && self.scanned[i] {
             let (d1, d2, j1) = list_two_min(isa, costs, candidates, &self.prices);
             // Every other column is at least `threshold`: the two best are certain.
             if d2 <= self.threshold[i] {
@@ -176,11 +187,13 @@ impl Auction {
         }
         let row = &self.cost[i * n..(i + 1) * n];
         let scan = two_min(isa, row, &self.prices, candidates);
-        for (c, &j) in costs.iter_mut().zip(candidates.iter()) {
-            *c = row[j as usize];
+        if self.lists {
+            for (c, &j) in costs.iter_mut().zip(candidates.iter()) {
+                *c = row[j as usize];
+            }
+            self.threshold[i] = scan.threshold;
+            self.scanned[i] = true;
         }
-        self.threshold[i] = scan.threshold;
-        self.scanned[i] = true;
         (scan.d1, scan.d2, scan.j1)
     }
 }

@@ -34,10 +34,11 @@ use crate::kernels::{isa, signed, Isa};
 const NONE: usize = usize::MAX;
 
 /// Square problems from this size on start from auction prices, smaller ones from the
-/// reductions (see the module documentation). Measured on real affinities: at S = 49–144 the
-/// reductions are 2–4× faster overall; at S = 196 the two are within 10%; at S = 256 the auction
-/// is up to 4× faster (ViT tokens).
-pub(crate) const WARM_START_MIN: usize = 200;
+/// reductions (see the module documentation). Measured on real EfficientNet affinities once the
+/// auction's scans were reduced in registers (issue 13): the reductions 13 % faster at S = 100,
+/// the auction 20 % faster at S = 144 and 24 % at S = 196 (AVX-512; with AVX2 15 % at S = 144),
+/// up to 4× at S = 256 (ViT tokens). It was 200 before, when the auction's scans cost more.
+pub(crate) const WARM_START_MIN: usize = 128;
 const _: () = assert!(WARM_START_MIN >= auction::MIN_SIZE);
 
 /// Reusable buffers for [`SapSolver::solve`]; keep one per thread to avoid reallocations.
