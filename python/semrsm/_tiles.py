@@ -787,15 +787,15 @@ class Engine:
             if self.mean is not None:
                 with np.errstate(over="ignore", invalid="ignore"):
                     np.subtract(block, self.mean, out=block)
-            # |x - mean| <= |x| + |mean|: only check when that bound is beyond float64.
-            if not bound < np.finfo(np.float64).max and not np.isfinite(block).all():
-                i, s, c = _first_nonfinite(block)
-                raw = float(np.asarray(inp.to_nsc(inp.source.read(r0 + i, r0 + i + 1)))[0, s, c])
-                index = inp.user_index(r0 + i, s, c)
-                raise NonFiniteError(
-                    f"values of {inp.name} are too large to centre: {inp.name}{list(index)} = {raw:.6g} "
-                    f"minus the mean {self.mean[s, c]:.6g} overflows float64; rescale the data"
-                )
+        # |x - mean| <= |x| + |mean|: only check when that bound is beyond float64.
+        if self.mean is not None and not bound < np.finfo(np.float64).max and not np.isfinite(block).all():
+            i, s, c = _first_nonfinite(block)
+            value = float(np.asarray(inp.to_nsc(inp.source.read(r0 + i, r0 + i + 1)))[0, s, c])
+            index = inp.user_index(r0 + i, s, c)
+            raise NonFiniteError(
+                f"values of {inp.name} are too large to centre: {inp.name}{list(index)} = {value:.6g} "
+                f"minus the mean {self.mean[s, c]:.6g} overflows float64; rescale the data"
+            )
         if self.record_norms:
             sq = np.einsum("nsc,nsc->n", block, block)
             (self.sq_x if which == "x" else self.sq_y)[r0:r1] = sq  # type: ignore[index]
