@@ -847,18 +847,7 @@ impl<T: GemmScalar> Gemm<T> {
     where
         T: Narrow,
     {
-        let kc = outs.first().map_or(0, |o| o.kc);
-        let short = src.iter().any(|r| r.len() < kc) || mean.is_some_and(|m| m.len() < kc);
-        if short
-            || outs
-                .iter()
-                .any(|o| o.kc != kc || o.rows != src.len() || o.width == 0)
-        {
-            return Err(Error::Shape(format!(
-                "gemm: cannot pack {} centred rows of {kc} steps into these blocks",
-                src.len()
-            )));
-        }
+        let kc = centred_steps(outs, src, mean, None)?;
         let isa = self.isa.unwrap_or_else(super::isa);
         let mut panels: Vec<Panels<'_, T>> = outs
             .iter_mut()
@@ -889,20 +878,7 @@ impl<T: GemmScalar> Gemm<T> {
         T: Narrow,
     {
         use rayon::prelude::*;
-        let kc = outs.first().map_or(0, |o| o.kc);
-        let short = src.iter().any(|r| r.len() < kc) || mean.is_some_and(|m| m.len() < kc);
-        if short
-            || group == 0
-            || outs.iter().any(|o| {
-                o.kc != kc || o.rows != src.len() || o.width == 0 || !group.is_multiple_of(o.width)
-            })
-        {
-            return Err(Error::Shape(format!(
-                "gemm: cannot pack {} centred rows of {kc} steps into these blocks in groups of \
-                 {group}",
-                src.len()
-            )));
-        }
+        let kc = centred_steps(outs, src, mean, Some(group))?;
         let isa = self.isa.unwrap_or_else(super::isa);
         let n = src.len();
         // Group g of every block: rows g·group.. of the same panels (group is a multiple of
@@ -1304,6 +1280,34 @@ unsafe fn pack<T: Copy + Default>(
     }
 }
 
+/// The steps of the blocks [`Gemm::pack_centred`] (`group` `None`) or
+/// [`Gemm::pack_centred_par`] (`Some(rows per task)`) fills, after checking that `src`, `mean`
+/// and every block fit them (and that `group` is a positive multiple of each block's panel
+/// width).
+fn centred_steps<T, R>(
+    outs: &[&mut Packed<T>],
+    src: &[&[R]],
+    mean: Option<&[f64]>,
+    group: Option<usize>,
+) -> Result<usize> {
+    let kc = outs.first().map_or(0, |o| o.kc);
+    let short = src.iter().any(|r| r.len() < kc) || mean.is_some_and(|m| m.len() < kc);
+    let bad_group = |w: usize| group.is_some_and(|g| !g.is_multiple_of(w));
+    if short
+        || group == Some(0)
+        || outs
+            .iter()
+            .any(|o| o.kc != kc || o.rows != src.len() || o.width == 0 || bad_group(o.width))
+    {
+        let groups = group.map_or(String::new(), |g| format!(" in groups of {g}"));
+        return Err(Error::Shape(format!(
+            "gemm: cannot pack {} centred rows of {kc} steps into these blocks{groups}",
+            src.len()
+        )));
+    }
+    Ok(kc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1551,6 +1555,53 @@ mod tests {
         g.packed_abt_acc(&pa, 0..30, &pb, 0..30, c.view_mut(), false)
             .unwrap();
         assert_eq!(c, reference(&x, &x));
+    }
+
+    #[test]
+    fn centred_packing_rejects_rows_means_and_groups_that_do_not_fit() {
+        let g = Gemm::<f64>::new();
+        let x = matrix::<f32>(30, 10, 2, |v| v as f32);
+        let rows: Vec<&[f32]> = x.outer_iter().map(|r| r.to_slice().unwrap()).collect();
+        let (mut pa, mut pb) = (Packed::new(), Packed::new());
+        g.prepare(&mut pa, Operand::A, 30, 10).unwrap();
+        g.prepare(&mut pb, Operand::B, 30, 10).unwrap();
+        let group = pa.panel_rows() * pb.panel_rows();
+        let mean = vec![0.5; 10];
+        // a row short of the steps, a short mean, rows the blocks were not sized for
+        let short: Vec<&[f32]> = rows.iter().map(|r| &r[..9]).collect();
+        assert!(g.pack_centred(&mut [&mut pa], &short, None).is_err());
+        assert!(g
+            .pack_centred(&mut [&mut pa], &rows, Some(&mean[..9]))
+            .is_err());
+        assert!(g.pack_centred(&mut [&mut pa], &rows[..29], None).is_err());
+        assert!(g
+            .pack_centred_par(&mut [&mut pa, &mut pb], &short, None, group)
+            .is_err());
+        // groups: zero (with and without blocks) or not a multiple of a panel width
+        for bad in [0, group + 1] {
+            let err = g
+                .pack_centred_par(&mut [&mut pa, &mut pb], &rows, Some(&mean), bad)
+                .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("in groups of {bad}")),
+                "{err}"
+            );
+        }
+        assert!(g.pack_centred_par(&mut [], &rows, None, 0).is_err());
+        // what fits packs the same values both ways
+        g.pack_centred_par(&mut [&mut pa, &mut pb], &rows, Some(&mean), group)
+            .unwrap();
+        let (mut qa, mut qb) = (Packed::new(), Packed::new());
+        g.prepare(&mut qa, Operand::A, 30, 10).unwrap();
+        g.prepare(&mut qb, Operand::B, 30, 10).unwrap();
+        g.pack_centred(&mut [&mut qa, &mut qb], &rows, Some(&mean))
+            .unwrap();
+        let (mut c, mut d) = (Array2::zeros((30, 30)), Array2::zeros((30, 30)));
+        g.packed_abt_acc(&pa, 0..30, &pb, 0..30, c.view_mut(), false)
+            .unwrap();
+        g.packed_abt_acc(&qa, 0..30, &qb, 0..30, d.view_mut(), false)
+            .unwrap();
+        assert_eq!(c, d);
     }
 
     #[test]
