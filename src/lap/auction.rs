@@ -180,8 +180,10 @@ impl Auction {
         let costs = &mut self.candidate_costs[i];
         if self.lists && self.scanned[i] {
             let (d1, d2, j1) = list_two_min(isa, costs, candidates, &self.prices);
-            // Every other column is at least `threshold`: the two best are certain.
-            if d2 <= self.threshold[i] {
+            // Every other column is at least `threshold`: the two best values are certain, and
+            // so is the best column unless another one off the list ties it (`d1 = threshold`;
+            // a full scan then finds the lowest such column, on every instruction set).
+            if d2 <= self.threshold[i] && d1 < self.threshold[i] {
                 return (d1, d2, j1);
             }
         }
