@@ -5,7 +5,8 @@
 //! shares the same favourite rows, the hard case for assignment solvers; see the paper's Sec. 4.4).
 //! A third family stands in for ViT tokens (S = 197 and 257 positions, C = 384 channels, the sizes
 //! where the solver warm-starts from auction prices): tokens drawn around a few shared "concepts"
-//! with per-token norms, in `f64` and in `f32` (the cost type of `precision="mixed"`).
+//! with per-token norms, in `f64` and in `f32` (the cost type of `precision="mixed"`). A fourth,
+//! `lap_large`, is the second family at S = 2048 and 4096 with C = 24 (real block2 sizes).
 //! Run with `cargo bench --bench lap`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -87,6 +88,18 @@ fn bench_exact(c: &mut Criterion) {
             b.iter(|| solve(cost.view()))
         });
         group.bench_with_input(BenchmarkId::new("f32", n), &narrow, |b, cost| {
+            b.iter(|| solve(cost.view()))
+        });
+    }
+    group.finish();
+
+    // Sizes whose warm start no longer fits the caches (EfficientNet block2 maps: S = 3136 and
+    // 4096, C = 24), where it bids on quantised copies of the costs.
+    let mut group = c.benchmark_group("lap_large");
+    group.sample_size(10);
+    for n in [2048_usize, 4096] {
+        let cost = relu_affinity(n, 24, 17);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &cost, |b, cost| {
             b.iter(|| solve(cost.view()))
         });
     }

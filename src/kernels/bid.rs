@@ -1,9 +1,11 @@
 //! Bid scans of the two auctions: one pass over a row for its two best reduced values.
 //!
 //! - [`two_min`]: the exact solver's warm start ([`crate::lap`]'s private auction), minimisation on
-//!   an `f32` copy of the costs with `f32` prices; also writes the row's candidate list (the two
-//!   smallest of each of the [`LANES`] lanes; with AVX-512 the smallest of each of 16 lanes) and
-//!   a lower bound on every other column. [`list_two_min`] bids from such a list.
+//!   an `f32` copy of the costs (or a 16- or 8-bit quantised one, [`ScanValue`]) with `f32`
+//!   prices; also writes the row's candidate list (the two smallest of each of the [`LANES`]
+//!   lanes; with AVX-512 the smallest of each of 16 lanes) and a lower bound on every other
+//!   column. [`list_two_min`] bids from such a list. [`quantise_rows`] and [`coarsen`] make the
+//!   quantised copies.
 //! - [`top_two`]: the certified auction ([`crate::matching::auction`]), maximisation on the
 //!   affinity (or its `f32` copy) with `f64` prices.
 //! - [`row_max_reduced`]: `max_j (row_j − v_j)`, the row dual of a price vector (the certified
@@ -24,6 +26,270 @@ pub const LANES: usize = 8;
 /// Candidate columns [`two_min`] writes per row: the two smallest of each lane.
 pub const CANDIDATES: usize = 2 * LANES;
 
+/// An entry of a row that [`two_min`] scans: the `f32` copy of the costs, or their 16-bit
+/// quantisation ([`quantise_rows`]) for half the bytes per scan. Either widens exactly to `f32`,
+/// and the scan computes on the widened values, so both give the same bits on every level.
+pub trait ScanValue: Copy + Send + Sync + 'static {
+    /// Zero (pads a partial vector).
+    const ZERO: Self;
+    /// The value as `f32` (exact).
+    fn widen(self) -> f32;
+    /// Sixteen values from `p`, widened.
+    ///
+    /// # Safety
+    /// AVX-512F; `p` valid for 16 reads.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
+    /// The fewer than 16 values of `tail`, widened, in the lanes of `live` (its lowest
+    /// `tail.len()` bits; the other lanes are zero).
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16_tail(tail: &[Self], live: u16) -> std::arch::x86_64::__m512 {
+        let _ = live;
+        let mut padded = [Self::ZERO; 16];
+        padded[..tail.len()].copy_from_slice(tail);
+        Self::load16(padded.as_ptr())
+    }
+    /// Eight values from `p`, widened.
+    ///
+    /// # Safety
+    /// AVX2; `p` valid for 8 reads.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl ScanValue for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16_tail(tail: &[Self], live: u16) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_maskz_loadu_ps(live, tail.as_ptr())
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+}
+
+impl ScanValue for u16 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::{_mm256_loadu_si256, _mm512_cvtepi32_ps, _mm512_cvtepu16_epi32};
+        _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::{_mm256_cvtepi32_ps, _mm256_cvtepu16_epi32, _mm_loadu_si128};
+        _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())))
+    }
+}
+
+impl ScanValue for u8 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::{_mm512_cvtepi32_ps, _mm512_cvtepu8_epi32, _mm_loadu_si128};
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::{_mm256_cvtepi32_ps, _mm256_cvtepu8_epi32, _mm_loadl_epi64};
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())))
+    }
+}
+
+/// Largest value of the 16-bit copy ([`quantise_rows`]).
+const Q_MAX: f64 = 65535.0;
+
+/// What [`quantise_rows`] found: the smallest and largest `signed(c)` of the whole matrix and the
+/// step of the copy (a power of two).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantised {
+    /// Smallest `signed(c)`.
+    pub lo: f64,
+    /// Largest `signed(c)`.
+    pub hi: f64,
+    /// One unit of the copy, in cost units.
+    pub step: f64,
+}
+
+/// `2^e` for `e` in the normal range.
+fn pow2(e: i32) -> f64 {
+    let e = e.clamp(-1022, 1023);
+    f64::from_bits(((1023 + e) as u64) << 52)
+}
+
+/// The smallest `e ≥ −1022` with `range · 2^−e ≤ 65535` (`−1022` for a zero range).
+fn step_exponent(range: f64) -> i32 {
+    if range <= 0.0 {
+        return -1022;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let mut e = ((range / Q_MAX).log2().ceil() as i32).clamp(-1022, 1023);
+    while e < 1023 && range * pow2(-e) > Q_MAX {
+        e += 1;
+    }
+    while e > -1022 && range * pow2(-(e - 1)) <= Q_MAX {
+        e -= 1;
+    }
+    e
+}
+
+/// The warm start's 16-bit copy of the `n × n` minimisation costs `signed(cost)`: row by row,
+/// `out[i·n + j] = round((signed(c_ij) − min_j signed(c_ij)) / step)` (ties to even). Offsets per
+/// row change no bid (a bid compares the columns of one row); the step is shared, the smallest
+/// power of two that fits every row's range in 16 bits. It is chosen from a sample of rows
+/// first and, when a later row needs a larger one, doubled with the rows already written
+/// re-rounded (`(u + half) >> k`); deterministic, and the same bits on every level. Every value
+/// is within one step of its cost less the row's minimum (half a step from the rounding, at
+/// most half of one more from all re-roundings together). One read of
+/// `cost` (each row's second read, for the values, hits the cache) and half the bytes of an
+/// `f32` copy written. Needs `cost.len() == n²`, NaN-free.
+#[must_use]
+pub fn quantise_rows<T: Cost, const MAX: bool>(
+    isa: Isa,
+    cost: &[T],
+    n: usize,
+    out: &mut Vec<u16>,
+) -> Quantised {
+    // Every entry is written below: a buffer of the right length is not cleared first.
+    if out.len() != n * n {
+        out.clear();
+        out.resize(n * n, 0);
+    }
+    let row_range =
+        |i: usize| -> (f64, f64) { signed_min_max::<T, MAX>(isa, &cost[i * n..(i + 1) * n]) };
+    // The first step from a sample of rows, so that doubling is rare.
+    const SAMPLE: usize = 32;
+    let mut e = (0..SAMPLE.min(n))
+        .map(|k| {
+            let (l, h) = row_range(k * n / SAMPLE.min(n));
+            step_exponent(h - l)
+        })
+        .max()
+        .unwrap_or(-1022);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for i in 0..n {
+        let (l, h) = row_range(i);
+        lo = min(lo, l);
+        hi = max(hi, h);
+        let need = step_exponent(h - l);
+        if need > e {
+            let k = need - e;
+            if k > 16 {
+                out[..i * n].fill(0); // (u + 2^(k−1)) >> k = 0 for every u < 2^16
+            } else {
+                let half = 1_u32 << (k - 1);
+                for u in &mut out[..i * n] {
+                    #[allow(clippy::cast_possible_truncation)]
+                    {
+                        *u = ((u32::from(*u) + half) >> k).min(0xFFFF) as u16;
+                    }
+                }
+            }
+            e = need;
+        }
+        let row = &cost[i * n..(i + 1) * n];
+        let dst = &mut out[i * n..(i + 1) * n];
+        quantise_row::<T, MAX>(isa, row, l, pow2(-e), dst);
+    }
+    Quantised {
+        lo,
+        hi,
+        step: pow2(e),
+    }
+}
+
+/// `out[k] = min((fine[k] + 128) >> 8, 255)`: the [`quantise_rows`] copy rounded to 8 bits (a
+/// step 256 times larger, the same offsets per row), for the warm start's first, coarse rounds.
+/// Portable integer code (the compiler vectorises it): the same bits everywhere.
+pub fn coarsen(fine: &[u16], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(fine.iter().map(|&u| {
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            ((u32::from(u) + 128) >> 8).min(255) as u8
+        }
+    }));
+}
+
+/// One row of [`quantise_rows`]: `dst[j] = round_ties_even(min((signed(row[j]) − low)·scale, 65535))`.
+#[inline]
+fn quantise_row<T: Cost, const MAX: bool>(
+    isa: Isa,
+    row: &[T],
+    low: f64,
+    scale: f64,
+    dst: &mut [u16],
+) {
+    let sign = if MAX { -1.0 } else { 1.0 };
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY (all four): AVX2 (and for the wide bodies AVX-512F) is supported;
+        // `dst.len() == row.len()`.
+        if let (true, Some(values)) = (isa >= Isa::Avx2, super::same_type::<T, f64>(row)) {
+            unsafe {
+                if isa >= Isa::Avx512 {
+                    x86::quantise_row_avx512(values, sign, low, scale, dst);
+                } else {
+                    x86::quantise_row_avx2(values, sign, low, scale, dst);
+                }
+            }
+            return;
+        }
+        if let (true, Some(values)) = (isa >= Isa::Avx2, super::same_type::<T, f32>(row)) {
+            unsafe {
+                if isa >= Isa::Avx512 {
+                    x86::quantise_row_avx512(values, sign, low, scale, dst);
+                } else {
+                    x86::quantise_row_avx2(values, sign, low, scale, dst);
+                }
+            }
+            return;
+        }
+    }
+    let _ = isa;
+    quantise_row_portable(row, sign, low, scale, dst);
+}
+
+/// The portable reference body of one row of [`quantise_rows`] (also the tails of the vector
+/// bodies).
+#[inline(always)]
+fn quantise_row_portable<T: Cost>(row: &[T], sign: f64, low: f64, scale: f64, dst: &mut [u16]) {
+    for (d, &c) in dst.iter_mut().zip(row) {
+        let q = ((c.to_f64() * sign - low) * scale).min(Q_MAX);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        {
+            *d = q.round_ties_even() as u16;
+        }
+    }
+}
+
 /// Result of [`two_min`] on one row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TwoMin {
@@ -42,9 +308,9 @@ pub struct TwoMin {
 /// goes to lane 0) with a lower bound on every other column. `O(row.len())`, one pass.
 #[inline]
 #[must_use]
-pub fn two_min(
+pub fn two_min<E: ScanValue>(
     isa: Isa,
-    row: &[f32],
+    row: &[E],
     prices: &[f32],
     candidates: &mut [u32; CANDIDATES],
 ) -> TwoMin {
@@ -65,7 +331,11 @@ pub fn two_min(
 
 /// The portable reference body of [`two_min`].
 #[must_use]
-pub fn two_min_portable(row: &[f32], prices: &[f32], candidates: &mut [u32; CANDIDATES]) -> TwoMin {
+pub fn two_min_portable<E: ScanValue>(
+    row: &[E],
+    prices: &[f32],
+    candidates: &mut [u32; CANDIDATES],
+) -> TwoMin {
     let n = row.len().min(prices.len());
     let mut m1 = [f32::INFINITY; LANES];
     let mut m2 = [f32::INFINITY; LANES];
@@ -79,7 +349,7 @@ pub fn two_min_portable(row: &[f32], prices: &[f32], candidates: &mut [u32; CAND
     {
         let base = (k * LANES) as u32;
         for l in 0..LANES {
-            let d = c[l] - p[l];
+            let d = c[l].widen() - p[l];
             let j = base + l as u32;
             if d < m1[l] {
                 (m2[l], i2[l], m1[l], i1[l]) = (m1[l], i1[l], d, j);
@@ -152,8 +422,8 @@ pub fn list_two_min_portable(
 }
 
 #[inline(always)]
-fn merge_lanes(
-    row: &[f32],
+fn merge_lanes<E: ScanValue>(
+    row: &[E],
     prices: &[f32],
     full: usize,
     lanes: Lanes,
@@ -161,7 +431,7 @@ fn merge_lanes(
 ) -> TwoMin {
     let (mut m1, mut m2, mut i1, mut i2) = lanes;
     for j in full..row.len().min(prices.len()) {
-        let d = row[j] - prices[j];
+        let d = row[j].widen() - prices[j];
         if d < m1[0] {
             (m2[0], i2[0], m1[0], i1[0]) = (m1[0], i1[0], d, j as u32);
         } else if d < m2[0] {
@@ -439,7 +709,7 @@ pub fn column_max_update<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{merge_lanes, TwoMin, CANDIDATES, LANES};
+    use super::{merge_lanes, ScanValue, TwoMin, CANDIDATES, LANES};
     use crate::lap::Cost;
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_blendv_ps, _mm256_castps_si256,
@@ -467,8 +737,8 @@ mod x86 {
     /// threshold the smallest lane runner-up: a column off the list is at least its lane's
     /// runner-up. Rows of fewer than 16 columns (a lane would be empty) take the portable body.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn two_min_avx512(
-        row: &[f32],
+    pub(super) unsafe fn two_min_avx512<E: ScanValue>(
+        row: &[E],
         prices: &[f32],
         candidates: &mut [u32; CANDIDATES],
     ) -> TwoMin {
@@ -500,7 +770,7 @@ mod x86 {
         // SAFETY (all loads below): k + 16 <= wide <= len of both slices.
         let load = |k: usize| {
             _mm512_sub_ps(
-                _mm512_loadu_ps(row.as_ptr().add(k)),
+                E::load16(row.as_ptr().add(k)),
                 _mm512_loadu_ps(prices.as_ptr().add(k)),
             )
         };
@@ -525,11 +795,12 @@ mod x86 {
         let mut m2 = _mm512_min_ps(_mm512_max_ps(a1, b1), _mm512_min_ps(a2, b2));
         if wide < n {
             let live: __mmask16 = (1 << (n - wide)) - 1;
-            // SAFETY: the masked loads touch only the `n - wide` entries left in both slices.
+            // SAFETY: the masked loads touch only the `n - wide` entries left in both slices
+            // (the masked-off lanes become `+∞`).
             let d = _mm512_mask_sub_ps(
                 inf,
                 live,
-                _mm512_maskz_loadu_ps(live, row.as_ptr().add(wide)),
+                E::load16_tail(&row[wide..n], live),
                 _mm512_maskz_loadu_ps(live, prices.as_ptr().add(wide)),
             );
             let index = _mm512_add_epi32(lanes, _mm512_set1_epi32(wide as i32));
@@ -592,8 +863,8 @@ mod x86 {
 
     /// [`super::two_min`] with explicit 8-wide AVX2 vectors (the reference's lanes).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn two_min_avx2(
-        row: &[f32],
+    pub(super) unsafe fn two_min_avx2<E: ScanValue>(
+        row: &[E],
         prices: &[f32],
         candidates: &mut [u32; CANDIDATES],
     ) -> TwoMin {
@@ -609,7 +880,7 @@ mod x86 {
         while k < full {
             // SAFETY: k + 8 <= full <= len of both slices.
             let d = _mm256_sub_ps(
-                _mm256_loadu_ps(row.as_ptr().add(k)),
+                E::load8(row.as_ptr().add(k)),
                 _mm256_loadu_ps(prices.as_ptr().add(k)),
             );
             let below1 = _mm256_cmp_ps::<_CMP_LT_OQ>(d, m1);
@@ -756,6 +1027,114 @@ mod x86 {
             out.add(k).write((x - reference) as f32);
         }
         (low, high)
+    }
+
+    /// Costs read as `f64` vectors (`f32` widened exactly) by the quantising bodies.
+    pub(super) trait Widened: Cost {
+        /// Eight values from `p` (AVX-512F).
+        unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m512d;
+        /// Four values from `p` (AVX).
+        unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d;
+    }
+
+    impl Widened for f64 {
+        #[inline(always)]
+        unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m512d {
+            _mm512_loadu_pd(p)
+        }
+        #[inline(always)]
+        unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d {
+            _mm256_loadu_pd(p)
+        }
+    }
+
+    impl Widened for f32 {
+        #[inline(always)]
+        unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m512d {
+            std::arch::x86_64::_mm512_cvtps_pd(_mm256_loadu_ps(p))
+        }
+        #[inline(always)]
+        unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d {
+            std::arch::x86_64::_mm256_cvtps_pd(std::arch::x86_64::_mm_loadu_ps(p))
+        }
+    }
+
+    /// [`super::quantise_row_portable`] of `f64` (or exactly widened `f32`) costs, 16 entries per step: the same
+    /// operations (exact sign, rounded subtraction, exact power-of-two scale, clamp, conversion
+    /// to the nearest integer, ties to even, under the default rounding mode), the same bits.
+    ///
+    /// # Safety
+    /// AVX-512F; `dst.len() == row.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn quantise_row_avx512<T: Widened>(
+        row: &[T],
+        sign: f64,
+        low: f64,
+        scale: f64,
+        dst: &mut [u16],
+    ) {
+        use std::arch::x86_64::{
+            _mm256_storeu_si256, _mm512_castsi256_si512, _mm512_cvtepi32_epi16, _mm512_cvtpd_epi32,
+            _mm512_inserti64x4,
+        };
+        let n = row.len().min(dst.len());
+        let full = n / 16 * 16;
+        let (s, l, f, top) = (
+            _mm512_set1_pd(sign),
+            _mm512_set1_pd(low),
+            _mm512_set1_pd(scale),
+            _mm512_set1_pd(super::Q_MAX),
+        );
+        let q = |k: usize| {
+            let x = _mm512_mul_pd(T::load8(row.as_ptr().add(k)), s);
+            _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_mul_pd(_mm512_sub_pd(x, l), f), top))
+        };
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 16 <= full <= both lengths.
+            let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(q(k)), q(k + 8));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(k).cast(), _mm512_cvtepi32_epi16(both));
+            k += 16;
+        }
+        super::quantise_row_portable(&row[full..n], sign, low, scale, &mut dst[full..n]);
+    }
+
+    /// [`quantise_row_avx512`] with 4-lane AVX2 vectors (same bits).
+    ///
+    /// # Safety
+    /// AVX2; `dst.len() == row.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantise_row_avx2<T: Widened>(
+        row: &[T],
+        sign: f64,
+        low: f64,
+        scale: f64,
+        dst: &mut [u16],
+    ) {
+        use std::arch::x86_64::{_mm256_cvtpd_epi32, _mm_packus_epi32, _mm_storeu_si128};
+        let n = row.len().min(dst.len());
+        let full = n / 8 * 8;
+        let (s, l, f, top) = (
+            _mm256_set1_pd(sign),
+            _mm256_set1_pd(low),
+            _mm256_set1_pd(scale),
+            _mm256_set1_pd(super::Q_MAX),
+        );
+        let q = |k: usize| {
+            let x = _mm256_mul_pd(T::load4(row.as_ptr().add(k)), s);
+            _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_mul_pd(_mm256_sub_pd(x, l), f), top))
+        };
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 8 <= full <= both lengths; the values are in 0..=65535, which the
+            // unsigned saturating pack keeps.
+            _mm_storeu_si128(
+                dst.as_mut_ptr().add(k).cast(),
+                _mm_packus_epi32(q(k), q(k + 4)),
+            );
+            k += 8;
+        }
+        super::quantise_row_portable(&row[full..n], sign, low, scale, &mut dst[full..n]);
     }
 
     /// [`super::top_two_portable`] compiled for AVX2 (same operations in the same order: same
@@ -961,6 +1340,126 @@ mod tests {
                 assert_eq!((got, &out), ((-hi, -lo), &want), "{isa:?} n={n} max");
             }
         }
+    }
+
+    /// `two_min` on 16- and 8-bit rows: on every level the bits of the scan of the same row
+    /// widened to `f32` (the reference), including the candidates up to AVX2.
+    #[test]
+    fn two_min_on_quantised_rows_is_the_scan_of_the_widened_row() {
+        for (seed, n) in LENGTHS.into_iter().enumerate() {
+            for modulus in [65536, 256, 5] {
+                let raw = values(n, seed as u64 + 3, modulus, 1.0);
+                let fine: Vec<u16> = raw.iter().map(|&v| v as u16).collect();
+                let coarse: Vec<u8> = raw.iter().map(|&v| (v as u64 % 256) as u8).collect();
+                let prices: Vec<f32> = values(n, seed as u64 + 9, 4000, 0.37)
+                    .iter()
+                    .map(|&v| v as f32 - 3000.0)
+                    .collect();
+                let wide_fine: Vec<f32> = fine.iter().map(|&u| f32::from(u)).collect();
+                let wide_coarse: Vec<f32> = coarse.iter().map(|&u| f32::from(u)).collect();
+                for isa in levels() {
+                    for (want_row, got) in [
+                        (&wide_fine, {
+                            let mut c = [0; CANDIDATES];
+                            (two_min(isa, &fine, &prices, &mut c), c)
+                        }),
+                        (&wide_coarse, {
+                            let mut c = [0; CANDIDATES];
+                            (two_min(isa, &coarse, &prices, &mut c), c)
+                        }),
+                    ] {
+                        let mut cand = [0; CANDIDATES];
+                        let want = two_min(isa, want_row.as_slice(), &prices, &mut cand);
+                        assert_eq!(got, (want, cand), "{isa:?} n={n} modulus={modulus}");
+                        let mut reference = [0; CANDIDATES];
+                        let portable = two_min_portable(want_row, &prices, &mut reference);
+                        assert_eq!(
+                            (got.0.d1, got.0.d2, got.0.j1),
+                            (portable.d1, portable.d2, portable.j1),
+                            "{isa:?} n={n}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `quantise_rows` on every level: the portable body's bits, for `f64` and `f32` costs, both
+    /// senses, rows whose ranges grow (the step doubles, earlier rows re-rounded), constant rows
+    /// and tails; every row's minimum at 0, every value within a step of its cost (half a step,
+    /// plus at most half a step for all doublings together), the step the smallest power of two
+    /// that fits the widest row, and the matrix's range.
+    #[test]
+    fn quantise_rows_bodies_match_and_bound_the_costs() {
+        fn check<T: Cost, const MAX: bool>(cost: &[T], n: usize, what: &str) {
+            let mut want = Vec::new();
+            let q = quantise_rows::<T, MAX>(Isa::Portable, cost, n, &mut want);
+            for isa in levels() {
+                let mut got = vec![7; 3];
+                let r = quantise_rows::<T, MAX>(isa, cost, n, &mut got);
+                assert_eq!((r, &got), (q, &want), "{isa:?} {what}");
+            }
+            let sign = if MAX { -1.0 } else { 1.0 };
+            let (mut lo, mut hi, mut widest) = (f64::INFINITY, f64::NEG_INFINITY, 0.0_f64);
+            assert_eq!(q.step, 2.0_f64.powi(q.step.log2().round() as i32), "{what}");
+            for i in 0..n {
+                let row: Vec<f64> = cost[i * n..(i + 1) * n]
+                    .iter()
+                    .map(|c| c.to_f64() * sign)
+                    .collect();
+                let low = row.iter().copied().fold(f64::INFINITY, f64::min);
+                let high = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                (lo, hi, widest) = (lo.min(low), hi.max(high), widest.max(high - low));
+                let us = &want[i * n..(i + 1) * n];
+                assert_eq!(us.iter().min(), Some(&0), "{what} row {i}");
+                for (&x, &u) in row.iter().zip(us) {
+                    let err = (x - low - q.step * f64::from(u)).abs();
+                    assert!(err <= q.step * (1.0 + 1e-12), "{what} row {i}: {err}");
+                }
+            }
+            assert_eq!((q.lo, q.hi), (lo, hi), "{what}");
+            if widest > 0.0 {
+                assert!(
+                    widest <= 65535.0 * q.step && widest > 65535.0 * q.step / 2.0,
+                    "{what}"
+                );
+            }
+        }
+        for (seed, n) in [1_usize, 2, 7, 16, 17, 33, 40, 100].into_iter().enumerate() {
+            let base = values(n * n, seed as u64 + 21, 1 << 30, 1e3);
+            // Ranges that grow with the row (doubling), shrink, or vanish (constant rows).
+            let grow: Vec<f64> = base
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| v * 1.7_f64.powi((k / n) as i32) - 5e5)
+                .collect();
+            let shrink: Vec<f64> = base
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| v / (1.0 + (k / n) as f64))
+                .collect();
+            let constant: Vec<f64> = base
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| if (k / n) % 3 == 1 { 4.25 } else { v })
+                .collect();
+            for (name, c) in [("grow", grow), ("shrink", shrink), ("constant", constant)] {
+                let what = format!("{name} n={n}");
+                check::<f64, false>(&c, n, &what);
+                check::<f64, true>(&c, n, &what);
+                let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+                check::<f32, false>(&c32, n, &what);
+                check::<f32, true>(&c32, n, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn coarsen_rounds_to_eight_bits() {
+        let fine = [0_u16, 127, 128, 383, 384, 65407, 65408, 65535];
+        let mut out = vec![1; 2];
+        coarsen(&fine, &mut out);
+        assert_eq!(out, [0, 0, 1, 1, 2, 255, 255, 255]);
     }
 
     #[test]

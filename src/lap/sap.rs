@@ -64,8 +64,9 @@ pub struct SapSolver {
 }
 
 impl SapSolver {
-    /// Reserve, fallibly, the `f32` cost copy of the warm start for an `n × n` problem (the one
-    /// buffer of the solver that grows with `n²`).
+    /// Reserve, fallibly, the cost copies of the warm start for an `n × n` problem (the
+    /// solver's buffers that grow with `n²`: an `f32` copy, or from 2048 positions on a 16-bit
+    /// and an 8-bit one).
     ///
     /// # Errors
     /// When the allocation fails.

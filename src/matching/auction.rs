@@ -2,7 +2,7 @@
 //!
 //! **Why there are two auctions.** The exact solver has its own, private auction
 //! (`src/lap/auction.rs`) that only warms up its column duals: it runs on an `f32` copy of the
-//! costs, keeps nothing but the prices, and needs no certificate or valid permutation, because the
+//! costs (16- and 8-bit quantised ones from S = 2048), keeps nothing but the prices, and needs no certificate or valid permutation, because the
 //! exact searches that follow are correct from any prices. This one is a matcher: its permutation
 //! is the result, so it must be valid however the run stops, and its quality must be certified by
 //! a feasible dual (`bound::complete_dual`), which is also what decides when to stop.
