@@ -12,6 +12,7 @@ __all__ = [
     "ShapeError",
     "TooLargeError",
     "__version__",
+    "centre_rows",
     "gemm_abt",
     "gemm_abt_f32",
     "gram",
@@ -83,3 +84,7 @@ def scan_rows(
     n: float = 1.0,
     threads: Optional[int] = None,
 ) -> tuple[float, bool]: ...
+def centre_rows(
+    raw: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
+    mean: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...

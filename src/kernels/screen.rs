@@ -45,6 +45,41 @@ fn dot_body<T: crate::lap::Cost>(a: &[T], b: &[T]) -> f64 {
     acc
 }
 
+/// `out[r] = Σ_k e_k²` of every row `rows[r]` in `f64`: each row's squares (`e·e` rounded, no
+/// FMA) added strictly left to right from 0 — the bits of
+/// `row.iter().map(|e| e·e).sum()` — with eight rows' sums advancing together, so that the
+/// chains' add latency overlaps (a row's sum alone waits on each add). The diagonal of a square
+/// RSM, `G_ii = ‖x_i‖²`.
+///
+/// # Panics
+/// When `out` and `rows` differ in length.
+pub fn sq_sums<T: crate::lap::Cost>(rows: &[&[T]], out: &mut [f64]) {
+    assert_eq!(rows.len(), out.len(), "sq_sums: one output per row");
+    const W: usize = 8;
+    for (group, outs) in rows.chunks(W).zip(out.chunks_mut(W)) {
+        let shortest = group.iter().map(|r| r.len()).min().unwrap_or(0);
+        // A last, partial group repeats its first row in the missing lanes (results unused).
+        let g: [&[T]; W] = std::array::from_fn(|l| *group.get(l).unwrap_or(&group[0]));
+        let mut acc = [0.0_f64; W];
+        for k in 0..shortest {
+            for l in 0..W {
+                // SAFETY: k < shortest ≤ the length of every row of the group (the repeated
+                // first row included).
+                let e = unsafe { g[l].get_unchecked(k) }.to_f64();
+                acc[l] += e * e;
+            }
+        }
+        for ((o, a), row) in outs.iter_mut().zip(acc).zip(group) {
+            let mut a = a;
+            for e in &row[shortest..] {
+                let e = e.to_f64();
+                a += e * e;
+            }
+            *o = a;
+        }
+    }
+}
+
 /// Steps of `k` per chunk of [`dots_blocked`] (at most): a chunk of every `y` row an entry
 /// reads, `rows·128·8` bytes (700 KiB for the 686 rows of a 14 × 14 block of pairs at `S = 49`),
 /// stays in a core's L2 cache while the entries pass over it.
@@ -737,6 +772,49 @@ mod tests {
                 u * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// `sq_sums` is each row's sequential sum of squares, bit for bit, for any number of rows
+    /// (whole groups of eight and a rest) and rows of different lengths.
+    #[test]
+    fn sq_sums_are_the_sequential_sums() {
+        for count in [0_usize, 1, 3, 7, 8, 9, 14, 16, 17] {
+            for ragged in [false, true] {
+                let data: Vec<Vec<f64>> = (0..count)
+                    .map(|r| {
+                        let len = if ragged {
+                            100 + 13 * ((r * 5) % 7)
+                        } else {
+                            2049
+                        };
+                        // Values of very different sizes, so the order of the sum matters.
+                        values(len, 5 + r as u64)
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &v)| v * f64::powi(10.0, (k % 9) as i32 - 4))
+                            .collect()
+                    })
+                    .collect();
+                let rows: Vec<&[f64]> = data.iter().map(Vec::as_slice).collect();
+                let mut got = vec![f64::NAN; count];
+                sq_sums(&rows, &mut got);
+                for (row, g) in rows.iter().zip(&got) {
+                    let want: f64 = row.iter().map(|&e| e * e).sum();
+                    assert_eq!(g.to_bits(), want.to_bits());
+                }
+                #[allow(clippy::cast_possible_truncation)]
+                let rows32: Vec<Vec<f32>> = data
+                    .iter()
+                    .map(|r| r.iter().map(|&v| v as f32).collect())
+                    .collect();
+                let rows32: Vec<&[f32]> = rows32.iter().map(Vec::as_slice).collect();
+                sq_sums(&rows32, &mut got);
+                for (row, g) in rows32.iter().zip(&got) {
+                    let want: f64 = row.iter().map(|&e| f64::from(e) * f64::from(e)).sum();
+                    assert_eq!(g.to_bits(), want.to_bits());
+                }
+            }
+        }
     }
 
     /// Every instruction set computes what the portable body does, bit for bit.

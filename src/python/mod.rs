@@ -354,6 +354,64 @@ fn scan_rows(
     Ok((step.max_abs, step.finite))
 }
 
+/// `f64(raw) − mean` for every row of `raw` (`(r, d)` float32 or float64, any strides; `mean`:
+/// `d` float64) into a new C-ordered float64 array, in one vectorised pass
+/// (`kernels::centre::centre`): the bits of numpy's float64 `raw − mean` (an exact widening and
+/// one subtraction), without numpy's separate cast. The tile engine's centring
+/// (`semrsm._tiles.Engine.block`).
+#[pyfunction]
+fn centre_rows<'py>(
+    py: Python<'py>,
+    raw: &Bound<'py, PyAny>,
+    mean: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    fn go<'py, R: crate::rsm::none::RawElement + numpy::Element>(
+        py: Python<'py>,
+        raw: &PyReadonlyArray2<'py, R>,
+        mean: &[f64],
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let raw = raw.as_array();
+        let (r, d) = raw.dim();
+        if mean.len() != d {
+            return Err(ShapeError::new_err(format!(
+                "internal: rows of {d} values and a mean of {}",
+                mean.len()
+            )));
+        }
+        // SAFETY: the array is new and not yet visible to Python; every row is written below.
+        let out = unsafe { PyArray2::<f64>::new(py, [r, d], false) };
+        // SAFETY: nothing else references the new array while the view lives.
+        let mut o = unsafe { out.as_array_mut() };
+        let isa = crate::kernels::isa();
+        py.detach(|| {
+            for (src, mut dst) in raw.outer_iter().zip(o.outer_iter_mut()) {
+                let Some(dst) = dst.as_slice_mut() else {
+                    continue; // (never: a new C-ordered array)
+                };
+                match src.as_slice() {
+                    Some(src) => crate::kernels::centre::centre(isa, src, Some(mean), dst),
+                    None => crate::kernels::centre::centre(isa, &src.to_vec(), Some(mean), dst),
+                }
+            }
+        });
+        Ok(out)
+    }
+    let mean = mean.as_array();
+    let owned;
+    let mean = match mean.as_slice() {
+        Some(m) => m,
+        None => {
+            owned = mean.to_vec();
+            &owned[..]
+        }
+    };
+    if let Ok(r) = raw.extract::<PyReadonlyArray2<'py, f32>>() {
+        go(py, &r, mean)
+    } else {
+        go(py, &raw.extract::<PyReadonlyArray2<'py, f64>>()?, mean)
+    }
+}
+
 /// Process-wide counters of the mixed-precision exact matcher
 /// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates)`.
 #[pyfunction]
@@ -530,5 +588,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gemm_abt_f32, m)?)?;
     m.add_function(wrap_pyfunction!(mixed_counters, m)?)?;
     m.add_function(wrap_pyfunction!(scan_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(centre_rows, m)?)?;
     Ok(())
 }

@@ -312,10 +312,14 @@ fn needs_pairs(options: &GramOptions) -> bool {
 }
 
 /// Per-position L2 norms of `x` (`N × S`) and `y` (`M × S`, absent in the square case); empty
-/// when no matcher needs them.
+/// when no matcher needs them. When the call may take the mixed-precision path, also the `f32`
+/// copies of `x` and `y` (made in the same pass, while each row is in cache; [`mixed_applies`]
+/// decides whether they are used).
 struct Norms {
     x: Array2<f64>,
     y: Option<Array2<f64>>,
+    x32: Option<Array3<f32>>,
+    y32: Option<Array3<f32>>,
 }
 
 /// Check the inputs and options; return the per-position norms (computed in the same pass).
@@ -339,13 +343,16 @@ fn validate<T: Real>(
         )));
     }
     let keep = needs_pairs(options);
-    let ext_x = vector_norms(x, "x", keep)?;
+    // The f32 copies of mixed precision are made in the same pass (whether they are used
+    // depends on the norms: mixed_applies).
+    let copy32 = keep && may_be_mixed::<T>(s, options);
+    let ext_x = vector_norms(x, "x", keep, copy32)?;
     let mut norms_y = None;
     let (m, ext_y) = match y {
         Some(y) => {
             check_second(x, y)?;
             let m = y.dim().0;
-            let ext_y = vector_norms(y, "y", keep)?;
+            let ext_y = vector_norms(y, "y", keep, copy32)?;
             (m, ext_y)
         }
         None => (n, ext_x.clone_extremes()),
@@ -353,6 +360,7 @@ fn validate<T: Real>(
     if let Some(ny) = ext_y.norms {
         norms_y = Some(ny);
     }
+    let y32 = if y.is_some() { ext_y.copy32 } else { None };
     // The pairwise fill multiplies concept vectors (and sums the products in f64); the GEMM of
     // the baseline sums all S·C products in T, so there the whole samples' norms count.
     let (max_x, max_y, unit) = if keep {
@@ -404,6 +412,8 @@ fn validate<T: Real>(
     Ok(Norms {
         x: ext_x.norms.unwrap_or_default(),
         y: norms_y,
+        x32: ext_x.copy32,
+        y32,
     })
 }
 
@@ -444,6 +454,7 @@ struct Extremes {
     max_position: f64,
     max_sample: f64,
     norms: Option<Array2<f64>>,
+    copy32: Option<Array3<f32>>,
 }
 
 impl Extremes {
@@ -452,6 +463,7 @@ impl Extremes {
             max_position: self.max_position,
             max_sample: self.max_sample,
             norms: None,
+            copy32: None,
         }
     }
 }
@@ -482,16 +494,23 @@ fn row_stats<T: Real>(row: &[T]) -> (f64, f64) {
 }
 
 /// Largest L2 norms of a concept vector and of a whole sample, after checking every entry is
-/// finite; with `keep`, also the norm of every position (`N × S`). One serial pass
+/// finite; with `keep`, also the norm of every position (`N × S`); with `copy32`, also `a`
+/// rounded to `f32` (as [`f32_copy`], each row while it is in cache). One serial pass
 /// (deterministic). Squares are scaled by the largest magnitude so that they cannot overflow.
 fn vector_norms<T: Real>(
     a: &ArrayView3<'_, T>,
     what: &'static str,
     keep: bool,
+    copy32: bool,
 ) -> Result<Extremes> {
     let (n, s, _) = a.dim();
     let mut norms = if keep {
         Some(try_array2(n, s, 0.0_f64, "the per-position norms")?)
+    } else {
+        None
+    };
+    let mut copy = if copy32 {
+        Some(f32_buffer(a.len())?)
     } else {
         None
     };
@@ -507,6 +526,13 @@ fn vector_norms<T: Real>(
                 Some(row) => row_stats(row),
                 None => row_stats(&v.to_vec()),
             };
+            if let Some(copy) = copy.as_mut() {
+                #[allow(clippy::cast_possible_truncation)]
+                match v.as_slice() {
+                    Some(row) => copy.extend(row.iter().map(|&e| e.to_f64() as f32)),
+                    None => copy.extend(v.iter().map(|&e| e.to_f64() as f32)),
+                }
+            }
             if !(sq.is_finite() && row_max.is_finite()) {
                 // NaN/inf entries make the sum non-finite; so do squares of huge finite
                 // entries, which the scaled pass below handles.
@@ -547,10 +573,17 @@ fn vector_norms<T: Real>(
             max_sample_sq = max_sample_sq.max(sample_sq);
         }
     }
+    let copy32 = match copy {
+        Some(v) => {
+            Some(Array3::from_shape_vec(a.dim(), v).map_err(|e| Error::Shape(e.to_string()))?)
+        }
+        None => None,
+    };
     Ok(Extremes {
         max_position: max_pos_sq.sqrt() * scale,
         max_sample: max_sample_sq.sqrt() * scale,
         norms,
+        copy32,
     })
 }
 
@@ -693,12 +726,19 @@ fn pairwise_blocked<T: Real>(
     let with_bound = options.return_bound;
     let threads = rayon::current_num_threads().max(1);
     let prefix = options.prefix_tokens;
-    // Pairs per block side: from the cache budget, lowered so that every thread gets several
-    // blocks (speed only: the values do not depend on it).
+    // Pairs per block side: from the cache budget, with several threads lowered so that every
+    // thread gets several blocks (not with one: N = 40 at S = 49 would be cut 13 + 13 + 13 + 1,
+    // whose blocks of one sample run the GEMM and the certificate on few pairs, rather than
+    // 14 + 14 + 12). Speed only: the values do not depend on it.
     let pairs = tile_pairs(n, if square { None } else { Some(m) });
     let b = block.unwrap_or_else(|| {
-        let spread = usize::try_from(pairs / (4 * threads as u64)).unwrap_or(usize::MAX);
-        pair_block(s, std::mem::size_of::<T>()).min(spread.isqrt().max(1))
+        let b = pair_block(s, std::mem::size_of::<T>());
+        if threads > 1 {
+            let spread = usize::try_from(pairs / (4 * threads as u64)).unwrap_or(usize::MAX);
+            b.min(spread.isqrt().max(1))
+        } else {
+            b
+        }
     });
     let b = b.clamp(1, n.max(m));
     // Allocate everything big before the first pair, fallibly.
@@ -716,19 +756,26 @@ fn pairwise_blocked<T: Real>(
         None
     };
     // Mixed precision: f32 copies of the samples, whose block GEMMs give the f32 affinities.
-    let x32 = mixed_copy(
+    let mixed = mixed_applies(
         &x.view(),
         y.as_ref().map(|y| y.view()).as_ref(),
         norms,
         options,
-    )?;
-    let y32 = match (&x32, &y) {
-        (Some(_), Some(y)) => Some(f32_copy(&y.view())?),
-        _ => None,
+    );
+    // (Made in validate's pass; copied here only if it did not make them.)
+    let (mut x32_own, mut y32_own) = (None, None);
+    let x32 = match (&norms.x32, mixed) {
+        (_, false) => None,
+        (Some(a), true) => Some(a),
+        (None, true) => Some(&*x32_own.insert(f32_copy(&x.view())?)),
     };
-    let mixed = x32.is_some();
-    let xs32: &[f32] = x32.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]);
-    let ys32: &[f32] = match &y32 {
+    let y32 = match (&norms.y32, &y, mixed) {
+        (_, None, _) | (_, _, false) => None,
+        (Some(a), Some(_), true) => Some(a),
+        (None, Some(y), true) => Some(&*y32_own.insert(f32_copy(&y.view())?)),
+    };
+    let xs32: &[f32] = x32.and_then(|a| a.as_slice()).unwrap_or(&[]);
+    let ys32: &[f32] = match y32 {
         Some(a) => a.as_slice().unwrap_or(&[]),
         None => xs32,
     };
@@ -780,7 +827,8 @@ fn pairwise_blocked<T: Real>(
             if !(single || only_diagonal) {
                 // One GEMM for the whole block: (rows·S × C)·(C × cols·S), in f32 for mixed
                 // precision; a block on the diagonal of a square tile in strips of samples,
-                // each from its own diagonal on (the pairs below it are not needed).
+                // each from the sample after its first on (the pairs on and below the diagonal
+                // are not needed).
                 let strip = (square && i0 == j0).then(|| DIAGONAL_STRIP_ROWS.div_ceil(s));
                 (scratch.positions, scratch.strip) = (s, strip);
                 if mixed {
@@ -852,6 +900,16 @@ fn pairwise_blocked<T: Real>(
                 };
                 mixed::certify_block(&factors, &mut scratch.workspace, cancel)?;
             }
+            // The diagonal pairs' ‖x_i‖² (a block on the diagonal of a square tile), their
+            // sequential sums advancing together.
+            let mut diagonal = Vec::new();
+            if square && i0 == j0 {
+                let own: Vec<&[T]> = (0..rows.min(cols))
+                    .map(|ii| &xs[(i0 + ii) * sc..(i0 + ii + 1) * sc])
+                    .collect();
+                diagonal.resize(own.len(), 0.0);
+                crate::kernels::screen::sq_sums(&own, &mut diagonal);
+            }
             let mut pair = 0;
             for ii in 0..rows {
                 let i = i0 + ii;
@@ -866,7 +924,7 @@ fn pairwise_blocked<T: Real>(
                         return Err(Error::Interrupted);
                     }
                     if square && i == j {
-                        let d = xi.iter().map(|&e| e.to_f64() * e.to_f64()).sum();
+                        let d = diagonal[ii];
                         vals[[ii, jj]] = d;
                         if let Some(bo) = bnds.as_mut() {
                             bo[[ii, jj]] = d;
@@ -973,29 +1031,30 @@ fn pairwise_blocked<T: Real>(
     })
 }
 
-/// The `f32` copy of `x` for [`GramOptions::mixed_precision`], or `None` when the call does
-/// not take that path (not asked for, `f32` input, a matcher that is not exact, or norms that
-/// could take `f32` affinities near overflow).
-fn mixed_copy<T: Real>(
+/// Whether a call with these options may take the mixed-precision path (before the norms are
+/// known): asked for, `f64` input, a matcher that is exact.
+fn may_be_mixed<T: Real>(s: usize, options: &GramOptions) -> bool {
+    options.mixed_precision
+        && std::mem::size_of::<T>() == 8
+        && options.matcher.is_exact_for(s - options.prefix_tokens)
+}
+
+/// Whether the call takes the mixed-precision path ([`GramOptions::mixed_precision`]): not when
+/// it is not asked for, the input is `f32`, the matcher is not exact, or norms could take `f32`
+/// affinities near overflow.
+fn mixed_applies<T: Real>(
     x: &ArrayView3<'_, T>,
     y: Option<&ArrayView3<'_, T>>,
     norms: &Norms,
     options: &GramOptions,
-) -> Result<Option<Array3<f32>>> {
+) -> bool {
     let (_, s, c) = x.dim();
     let norms_y = norms.y.as_ref().unwrap_or(&norms.x);
     let max = |a: &Array2<f64>| a.iter().fold(0.0_f64, |m, &v| m.max(v));
-    let applies = options.mixed_precision
-        && std::mem::size_of::<T>() == 8
-        && options.matcher.is_exact_for(s - options.prefix_tokens)
+    may_be_mixed::<T>(s, options)
         && !norms.x.is_empty()
         && (y.is_none() || !norms_y.is_empty())
-        && mixed::f32_is_safe(max(&norms.x), max(norms_y), c);
-    if applies {
-        f32_copy(x).map(Some)
-    } else {
-        Ok(None)
-    }
+        && mixed::f32_is_safe(max(&norms.x), max(norms_y), c)
 }
 
 /// Rows `r0..r0 + r` of the per-position norms (`S` each), as one slice.
@@ -1005,15 +1064,21 @@ fn norm_rows(a: &Array2<f64>, r0: usize, r: usize, s: usize) -> Result<&[f64]> {
         .ok_or_else(|| Error::Shape("internal: norms layout".into()))
 }
 
-/// `a` rounded to `f32` (to nearest), allocated fallibly.
-fn f32_copy<T: Real>(a: &ArrayView3<'_, T>) -> Result<Array3<f32>> {
+/// An empty vector with room for an `f32` copy of `len` values, allocated fallibly.
+fn f32_buffer(len: usize) -> Result<Vec<f32>> {
     let mut v = try_filled(Some(0), 0.0_f32, "an f32 copy of the input")?;
-    v.try_reserve_exact(a.len()).map_err(|_| {
+    v.try_reserve_exact(len).map_err(|_| {
         Error::TooLarge(format!(
             "could not allocate an f32 copy of the input ({} bytes): not enough memory",
-            a.len().saturating_mul(4)
+            len.saturating_mul(4)
         ))
     })?;
+    Ok(v)
+}
+
+/// `a` rounded to `f32` (to nearest), allocated fallibly.
+fn f32_copy<T: Real>(a: &ArrayView3<'_, T>) -> Result<Array3<f32>> {
+    let mut v = f32_buffer(a.len())?;
     #[allow(clippy::cast_possible_truncation)]
     match a.as_slice() {
         // (A contiguous input, the usual case: a plain loop over the slice, several times
@@ -1036,15 +1101,17 @@ fn prefix_dot<T: Real>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>, k: usize) -> 
 }
 
 /// Positions per strip of a diagonal block's GEMM (at least one sample): at `S = 49` strips of 2
-/// samples, so a diagonal block of 14 × 14 pairs computes 112 pairs' affinities, not 196.
+/// samples, so a diagonal block of 14 × 14 pairs computes ~109 pairs' affinities, not 196 (~123
+/// when each strip started at its own first sample's columns).
 const DIAGONAL_STRIP_ROWS: usize = 96;
 
 /// The affinities of a block of pairs in `E`'s precision, `xb · ybᵀ` (`xb`: the block's rows
 /// of `x`, stacked positions, `(rows·S) × C`; `yb` likewise), row-major into the front of
 /// `block`, by `gemm`. With `strip = Some(g)` (a block on the diagonal of a square tile, `xb`
-/// and `yb` the same samples of `s` positions) only the strips of `g` samples from their own
-/// diagonal on: the pairs `(ii, jj)` with `jj ≥ ii` (and a few more inside each strip). Every
-/// entry is the same FMA chain either way.
+/// and `yb` the same samples of `s` positions) only the strips of `g` samples, each from the
+/// sample after its first one on: the pairs `(ii, jj)` with `jj > ii` (and a few more inside
+/// each strip; the diagonal pairs' affinities are not computed). Every entry is the same FMA
+/// chain either way.
 fn block_affinities<E: GemmScalar>(
     gemm: &mut Gemm<E>,
     (block, packed): (&mut [E], &mut [Packed<E>; 2]),
@@ -1063,8 +1130,9 @@ fn block_affinities<E: GemmScalar>(
             // Both operands packed once per block of `k` for all the strips (not once per
             // strip). The strips' rows start at panels of `A` (near the samples' starts: rows do
             // not overlap, every entry is advanced once per block of `k`), their columns at the
-            // panel of `B` holding their first row's sample's first position: a few entries
-            // below the block's diagonal of samples are computed too, never read.
+            // panel of `B` holding the first position of the sample after their first row's:
+            // a few entries on and below the block's diagonal of samples are computed too,
+            // never read.
             let k = xb.ncols();
             let kc = k
                 .div_ceil(k.div_ceil(Gemm::<E>::block_steps()).max(1))
@@ -1082,7 +1150,13 @@ fn block_affinities<E: GemmScalar>(
                 let mut t = 0;
                 while start(t) < m {
                     let (r0, r1) = (start(t), start(t + 1).max(start(t) + 1).min(m));
-                    let b0 = r0 / s * s / wb * wb;
+                    // The strip's first row's sample needs the samples after it; so do the
+                    // strip's later rows (of later samples).
+                    let b0 = ((r0 / s + 1) * s).min(n) / wb * wb;
+                    if b0 == n {
+                        t += 1;
+                        continue; // (rows of the block's last sample: no pair after it)
+                    }
                     gemm.packed_abt_acc(
                         pa,
                         r0..r1,

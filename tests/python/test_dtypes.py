@@ -177,3 +177,43 @@ def test_half_precision_never_copied_whole_to_float32_or_float64(dtype, monkeypa
         finally:
             tracemalloc.stop()
         assert peak < whole32 / 2, (peak, whole32)
+
+
+def test_centre_rows_is_numpy_widen_and_subtract_on_every_isa(tmp_path):
+    """``_core.centre_rows`` (Engine.block's centring of float32/float64 blocks) has the bits of
+    numpy's ``float64(raw) - mean`` on every instruction set: row lengths off the vector widths,
+    strided rows, values that round, inf/NaN passed through, and a mean that is not contiguous."""
+    from helpers import per_isa
+
+    script = """
+import sys, numpy as np
+from semrsm import _core
+rng = np.random.default_rng(5)
+out = []
+for dtype in (np.float32, np.float64):
+    for d in (1, 7, 8, 33, 200):
+        raw = (rng.normal(size=(5, d)) * 10.0 ** rng.integers(-6, 6, size=(5, d))).astype(dtype)
+        raw[0, 0] = np.inf
+        raw[-1, -1] = np.nan
+        mean = rng.normal(size=2 * d)[::2] * 1e-3
+        out.append(_core.centre_rows(raw, mean))
+        out.append(_core.centre_rows(np.asfortranarray(raw)[:, ::-1], mean))
+np.savez(sys.argv[1], *out)
+"""
+    runs = per_isa(script, tmp_path)
+    rng = np.random.default_rng(5)
+    want = []
+    for dtype in (np.float32, np.float64):
+        for d in (1, 7, 8, 33, 200):
+            raw = (rng.normal(size=(5, d)) * 10.0 ** rng.integers(-6, 6, size=(5, d))).astype(dtype)
+            raw[0, 0] = np.inf
+            raw[-1, -1] = np.nan
+            mean = rng.normal(size=2 * d)[::2] * 1e-3
+            with np.errstate(invalid="ignore"):
+                want.append(raw.astype(np.float64) - mean)
+                want.append(np.asfortranarray(raw)[:, ::-1].astype(np.float64) - mean)
+    for isa, got in runs.items():
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.dtype == np.float64 and g.flags.c_contiguous
+            np.testing.assert_array_equal(g.view(np.uint64), w.view(np.uint64), err_msg=isa)
