@@ -231,7 +231,9 @@ def gram(
         faster than ``"float64"`` on one thread — the exact matcher (or ``topk_greedy``/
         ``batch_optimal``) with at least 128 matched positions (``S`` minus ``prefix_tokens``)
         and at least 256 channels, e.g. ViT tokens (S = 197–257, C = 384–768), or at least 49
-        with at least 1024 channels (7×7 maps of wide late layers) — and ``"float64"``
+        with at least 1024 channels (7×7 maps of wide late layers), or at least 1536 at any
+        number of channels (early layers, e.g. S = 3136–4096, bound by memory traffic) — and
+        ``"float64"``
         elsewhere (e.g. 7×7 maps with C < 1024, where the float64 certificate costs about what
         float32 saves, or more). Either way G is the float64 optimum, with ``"float64"``'s bits
         whenever the same permutation is found (always, unless several are optimal); the rule

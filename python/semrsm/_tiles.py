@@ -76,6 +76,8 @@ PRECISIONS = ("auto", "float64", "float32", "mixed")
 #: tokens) number at least :data:`AUTO_MIXED_MIN_S` and the channels at least
 #: :data:`AUTO_MIXED_MIN_C`, or at least :data:`AUTO_MIXED_WIDE_MIN_S` positions with at least
 #: :data:`AUTO_MIXED_WIDE_C` channels (7×7 maps of wide late layers, e.g. ResNet-50's layer4),
+#: or at least :data:`AUTO_MIXED_LARGE_S` positions at any number of channels (early layers,
+#: where the pair is bound by memory traffic and float32 affinities halve it),
 #: with a matcher that can be exact, else ``"float64"``: where float32 affinities with the
 #: float64 certificate were measured faster than float64 on one thread
 #: (``benches/bench_mixed.py --grid``, ``benches/bench_gemm.py --parts d``, docs/benchmarks.md
@@ -86,6 +88,7 @@ AUTO_MIXED_MIN_S = 128
 AUTO_MIXED_MIN_C = 256
 AUTO_MIXED_WIDE_MIN_S = 49
 AUTO_MIXED_WIDE_C = 1024
+AUTO_MIXED_LARGE_S = 1536
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 
@@ -531,18 +534,21 @@ def resolve_precision(precision: str, matcher: str, s: int, c: int) -> str:
     """The precision a run uses: ``precision`` itself, or for ``"auto"`` ``"mixed"`` where it
     pays (a matcher of :data:`MIXED_MATCHERS` and ``s`` matched positions >=
     :data:`AUTO_MIXED_MIN_S` with ``c`` channels >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >=
-    :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >= :data:`AUTO_MIXED_WIDE_C`) and ``"float64"``
-    otherwise. Both give the float64 optimum ``G``.
+    :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >= :data:`AUTO_MIXED_WIDE_C`, or ``s`` >=
+    :data:`AUTO_MIXED_LARGE_S` at any ``c``) and ``"float64"`` otherwise. Both give the float64
+    optimum ``G``.
 
     >>> resolve_precision("auto", "exact", 49, 320), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
-    >>> resolve_precision("auto", "exact", 49, 2048)
-    'mixed'
+    >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 4096, 24)
+    ('mixed', 'mixed')
     """
     if precision != "auto":
         return precision
     pays = matcher in MIXED_MATCHERS and (
-        (s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C) or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_WIDE_C)
+        (s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C)
+        or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_WIDE_C)
+        or s >= AUTO_MIXED_LARGE_S
     )
     return "mixed" if pays else "float64"
 

@@ -226,6 +226,10 @@ def _uses_mixed(x: np.ndarray, **kw) -> bool:
         (_tiles.AUTO_MIXED_WIDE_MIN_S - 1, _tiles.AUTO_MIXED_WIDE_C, {}, False),
         (_tiles.AUTO_MIXED_WIDE_MIN_S, _tiles.AUTO_MIXED_WIDE_C - 1, {}, False),
         (49, 2048, {"prefix_tokens": 1}, False),
+        # Early layers: many positions, few channels (memory-bound pairs).
+        (_tiles.AUTO_MIXED_LARGE_S, 3, {}, True),
+        (_tiles.AUTO_MIXED_LARGE_S - 1, 3, {}, False),
+        (_tiles.AUTO_MIXED_LARGE_S, 3, {"prefix_tokens": 1}, False),
         # The threshold counts matched positions: prefix tokens are not matched.
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 1}, True),
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 2}, False),
