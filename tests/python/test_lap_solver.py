@@ -137,6 +137,22 @@ print("ok")
     assert done.stdout.strip() == "ok"
 
 
+def _same_on_every_isa_and_optimal(results: dict) -> None:
+    """``results``: per instruction set, the arrays a :func:`per_isa` script saved as
+    ``(cost, rows, cols, maximize)`` quadruples. Every instruction set finds the same assignment
+    (ties included), a permutation, at scipy's objective to rel. 1e-12."""
+    first = next(iter(results.values()))
+    for isa, arrays in results.items():
+        for k in range(0, len(arrays), 4):
+            assert np.array_equal(arrays[k + 2], first[k + 2]), (isa, k)
+    # The same assignment everywhere: scipy once per problem.
+    for k in range(0, len(first), 4):
+        cost, rows, cols, maximize = first[k : k + 4]
+        assert len(set(cols.tolist())) == len(cols), k
+        r0, c0 = scipy_lsa(cost, maximize=bool(maximize))
+        assert _objective(cost, rows, cols) == pytest.approx(_objective(cost, r0, c0), rel=1e-12), k
+
+
 def test_warm_start_sizes_equal_scipy_on_every_isa(tmp_path: Path) -> None:
     """The auction warm start (square n >= 128) on every instruction set: its vector kernels
     (the AVX-512 scan reduces 16 lanes in registers, with a masked step for the last n mod 16
@@ -161,15 +177,7 @@ def test_warm_start_sizes_equal_scipy_on_every_isa(tmp_path: Path) -> None:
         np.savez(sys.argv[1], *out)
         """
     )
-    results = per_isa(script, tmp_path)
-    first = next(iter(results.values()))
-    for isa, arrays in results.items():
-        for k in range(0, len(arrays), 4):
-            cost, rows, cols, maximize = arrays[k : k + 4]
-            assert np.array_equal(cols, first[k + 2]), (isa, k)
-            r0, c0 = scipy_lsa(cost, maximize=bool(maximize))
-            assert len(set(cols.tolist())) == len(cols), isa
-            assert _objective(cost, rows, cols) == pytest.approx(_objective(cost, r0, c0), rel=1e-12), (isa, k)
+    _same_on_every_isa_and_optimal(per_isa(script, tmp_path))
 
 
 def test_quantised_warm_start_sizes_equal_scipy_and_agree_across_isas(tmp_path: Path) -> None:
@@ -195,13 +203,4 @@ def test_quantised_warm_start_sizes_equal_scipy_and_agree_across_isas(tmp_path: 
         np.savez(sys.argv[1], *out)
         """
     )
-    results = per_isa(script, tmp_path)
-    first = next(iter(results.values()))
-    for isa, arrays in results.items():
-        for k in range(0, len(arrays), 4):
-            assert np.array_equal(arrays[k + 2], first[k + 2]), (isa, k)
-    for k in range(0, len(first), 4):
-        cost, rows, cols, maximize = first[k : k + 4]
-        r0, c0 = scipy_lsa(cost, maximize=bool(maximize))
-        assert len(set(cols.tolist())) == len(cols), k
-        assert _objective(cost, rows, cols) == pytest.approx(_objective(cost, r0, c0), rel=1e-12), k
+    _same_on_every_isa_and_optimal(per_isa(script, tmp_path))
