@@ -136,6 +136,9 @@ pub struct Quantised {
     pub hi: f64,
     /// One unit of the copy, in cost units.
     pub step: f64,
+    /// The sum over rows of each row's smallest `signed(c)` (its offset), in row order; with it
+    /// a dual on the copy converts back to cost units (the certified auction's bound).
+    pub low_sum: f64,
 }
 
 /// `2^e` for `e` in the normal range.
@@ -194,8 +197,10 @@ pub fn quantise_rows<T: Cost, const MAX: bool>(
         .max()
         .unwrap_or(-1022);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut low_sum = 0.0;
     for i in 0..n {
         let (l, h) = row_range(i);
+        low_sum += l;
         lo = min(lo, l);
         hi = max(hi, h);
         let need = step_exponent(h - l);
@@ -222,6 +227,7 @@ pub fn quantise_rows<T: Cost, const MAX: bool>(
         lo,
         hi,
         step: pow2(e),
+        low_sum,
     }
 }
 
@@ -1401,6 +1407,7 @@ mod tests {
             }
             let sign = if MAX { -1.0 } else { 1.0 };
             let (mut lo, mut hi, mut widest) = (f64::INFINITY, f64::NEG_INFINITY, 0.0_f64);
+            let mut low_sum = 0.0;
             assert_eq!(q.step, 2.0_f64.powi(q.step.log2().round() as i32), "{what}");
             for i in 0..n {
                 let row: Vec<f64> = cost[i * n..(i + 1) * n]
@@ -1410,6 +1417,7 @@ mod tests {
                 let low = row.iter().copied().fold(f64::INFINITY, f64::min);
                 let high = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 (lo, hi, widest) = (lo.min(low), hi.max(high), widest.max(high - low));
+                low_sum += low;
                 let us = &want[i * n..(i + 1) * n];
                 assert_eq!(us.iter().min(), Some(&0), "{what} row {i}");
                 for (&x, &u) in row.iter().zip(us) {
@@ -1417,7 +1425,7 @@ mod tests {
                     assert!(err <= q.step * (1.0 + 1e-12), "{what} row {i}: {err}");
                 }
             }
-            assert_eq!((q.lo, q.hi), (lo, hi), "{what}");
+            assert_eq!((q.lo, q.hi, q.low_sum), (lo, hi, low_sum), "{what}");
             if widest > 0.0 {
                 assert!(
                     widest <= 65535.0 * q.step && widest > 65535.0 * q.step / 2.0,

@@ -671,7 +671,7 @@ pub struct Matched {
 /// This is the per-pair entry point behind `semrsm.match_affinity` (benchmarks time matchers with
 /// it, apart from the affinity). Complexity: the matcher's. One [`Workspace`] is kept between
 /// calls (its buffers grow to the largest problem seen: about `4·S²` bytes for the auction at
-/// large `S`), as the pairwise fill keeps one per thread between pairs.
+/// large `S`, `6·S²` reserved from `S = 2048`), as the pairwise fill keeps one per thread between pairs.
 ///
 /// # Errors
 /// [`Error::Shape`] for a non-square affinity or norms of the wrong length, [`Error::Empty`] for

@@ -200,6 +200,66 @@ def test_auction_is_close_to_exact_on_real_maps(shifted_pairs):
     assert np.all(semrsm.certified_gap(G_tight, bound_tight) <= 1e-3 + 1e-12)
 
 
+def test_quantised_auction_is_certified_and_agrees_across_isas(tmp_path):
+    """From S = 2048 (f64, target gap >= 0.1 %) the auction bids on a 16-bit quantised copy of
+    the affinity: on ViT-like token affinities (sizes with and without a tail, rows whose ranges
+    are 10^±3 apart) and, when the shared data are there, a real EfficientNet block2 pair
+    (S = 3136), every instruction set returns the same permutation, value and bound; the value
+    is at most scipy's optimum, the bound at least it, and the certified gap within the target."""
+    import textwrap
+
+    from conftest import shared_data_dir
+    from helpers import per_isa
+
+    folder = shared_data_dir()
+    real = folder / "effnet_lite0_shifted_pairs.npz" if folder is not None else None
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, semrsm
+        rng = np.random.default_rng(21)
+        affinities = []
+        for n in (2048, 2061):
+            concepts = rng.normal(size=(12, 64))
+            tokens = lambda: (rng.normal(size=(n, 64)) + concepts[rng.integers(0, 12, n)]) * rng.uniform(0.5, 1.7, (n, 1))
+            a = tokens() @ tokens().T
+            affinities.append(a)
+        affinities.append(a * 10.0 ** np.linspace(-3, 3, n)[rng.permutation(n)][:, None])
+        real = {str(real)!r}
+        if real != "None":
+            with np.load(real) as f:
+                z = f["block2"].astype(np.float64)  # (20, 24, 56, 56): photos 0-9, shifted 10-19
+            v = z.reshape(20, 24, -1).transpose(0, 2, 1)
+            v = v - v.mean(axis=0)
+            affinities.append(v[0] @ v[10].T)
+        out = []
+        for a in affinities:
+            out.append(a)
+            for gap_ppm in (30_000, 1000):
+                perm, value, bound = semrsm.match_affinity(a, matcher="auction", gap_ppm=gap_ppm, return_bound=True)
+                out += [perm, np.array([value, bound, gap_ppm])]
+        np.savez(sys.argv[1], *out)
+        """
+    )
+    results = per_isa(script, tmp_path)
+    first = next(iter(results.values()))
+    for isa, arrays in results.items():
+        assert len(arrays) == len(first)
+        for k in range(0, len(arrays), 5):
+            for m in range(1, 5):
+                np.testing.assert_array_equal(arrays[k + m], first[k + m], err_msg=f"{isa} {k}")
+    for k in range(0, len(first), 5):
+        a = first[k]
+        n = a.shape[0]
+        r, c = scipy_lsa(a, maximize=True)
+        opt = a[r, c].sum()
+        tol = 1e-12 * abs(opt)
+        for perm, (value, bound, gap_ppm) in (first[k + 1 : k + 3], first[k + 3 : k + 5]):
+            assert n >= 2048 and sorted(perm.tolist()) == list(range(n)), k
+            assert value == pytest.approx(a[np.arange(n), perm].sum(), rel=1e-12), k
+            assert value <= opt + tol and opt <= bound + tol, (k, value, opt, bound)
+            assert semrsm.certified_gap(value, bound) <= gap_ppm * 1e-6 + 1e-12, (k, gap_ppm)
+
+
 def test_match_affinity_examples_and_norms():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
