@@ -403,21 +403,103 @@ impl<T: crate::lap::Cost> Chunk<'_, T> {
         (out_strict, out_any): (&mut [f64], &mut [f64]),
     ) {
         let rows = self.strict.ends.len();
+        let c = self.c;
+        // With AVX-512 and f64 rows, the strict chains of two rows (one group each) advance
+        // together ([`transposed`]): twice the independent chains in flight, the FMA latency
+        // hidden. A row waits in `pending` for its partner.
+        let pairs = cfg!(target_arch = "x86_64")
+            && G
+            && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>();
+        let mut pending: Option<usize> = None;
         for r in 0..rows {
             let (strict, any) = (self.strict.row(r), self.any.row(r));
             if strict.is_empty() && any.is_empty() {
                 continue;
             }
             self.prefetch_row(r + 1, k0, kc);
-            let c = self.c;
             let xr = &self.x[r * c + k0..r * c + k0 + kc];
-            if !strict.is_empty() {
+            if pairs && !strict.is_empty() && strict.len() <= MAX_CHAINS {
+                match pending.take() {
+                    Some(p) => self.strict_pair(p, r, packed, k0, kc, out_strict),
+                    None => pending = Some(r),
+                }
+            } else if !strict.is_empty() {
                 self.strict_row::<G>(xr, strict, packed, kc, out_strict);
+            }
+            if pairs {
+                // Up to four entries at a time sharing the loads of x (each with its own sums,
+                // so the same bits as one at a time).
+                #[cfg(target_arch = "x86_64")]
+                for four in any.chunks(4) {
+                    let mut yp = [std::ptr::null::<f64>(); 4];
+                    for (q, &e) in four.iter().enumerate() {
+                        let t = self.slot[self.any.entries[e as usize].1 as usize] as usize;
+                        yp[q] = packed[t * kc..(t + 1) * kc].as_ptr();
+                    }
+                    for q in four.len()..4 {
+                        yp[q] = yp[0];
+                    }
+                    let xp = xr.as_ptr().cast::<f64>();
+                    // SAFETY: AVX-512 (G) and f64 rows (T is f64); x and every y hold kc values.
+                    let sums = unsafe { any_order_dots_avx512(xp, yp, kc) };
+                    for (q, &e) in four.iter().enumerate() {
+                        out_any[e as usize] += sums[q];
+                    }
+                }
+                continue;
             }
             for &e in any {
                 let t = self.slot[self.any.entries[e as usize].1 as usize] as usize;
                 let yr = &packed[t * kc..(t + 1) * kc];
                 out_any[e as usize] += any_order_dot::<T, G>(xr, yr);
+            }
+        }
+        if let Some(p) = pending {
+            let xr = &self.x[p * c + k0..p * c + k0 + kc];
+            self.strict_row::<G>(xr, self.strict.row(p), packed, kc, out_strict);
+        }
+    }
+
+    /// The strict chains of rows `ra` and `rb` (at most [`MAX_CHAINS`] entries each) over this
+    /// chunk, advancing together ([`transposed`] with two rows). Only with AVX-512 and f64 rows.
+    #[inline(always)]
+    #[allow(unused_variables)]
+    fn strict_pair(
+        &self,
+        ra: usize,
+        rb: usize,
+        packed: &[f64],
+        k0: usize,
+        kc: usize,
+        out: &mut [f64],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let c = self.c;
+            let mut xp = [std::ptr::null::<f64>(); 2];
+            let mut yp = [[std::ptr::null::<f64>(); MAX_CHAINS]; 2];
+            let mut n = [0_usize; 2];
+            let mut acc = [[0.0_f64; MAX_CHAINS]; 2];
+            for (h, r) in [ra, rb].into_iter().enumerate() {
+                let group = self.strict.row(r);
+                xp[h] = self.x[r * c + k0..r * c + k0 + kc].as_ptr().cast::<f64>();
+                n[h] = group.len();
+                for (l, &e) in group.iter().enumerate() {
+                    let t = self.slot[self.strict.entries[e as usize].1 as usize] as usize;
+                    yp[h][l] = packed[t * kc..(t + 1) * kc].as_ptr();
+                    acc[h][l] = out[e as usize];
+                }
+                for l in group.len()..MAX_CHAINS {
+                    yp[h][l] = yp[h][0];
+                }
+            }
+            // SAFETY: called only with AVX-512 (the caller's G) and f64 rows (T is f64); every
+            // pointer holds kc steps; lanes from n on repeat lane 0 (results unused).
+            unsafe { transposed::<2>(xp, yp, n, kc, &mut acc) };
+            for (h, r) in [ra, rb].into_iter().enumerate() {
+                for (l, &e) in self.strict.row(r).iter().enumerate() {
+                    out[e as usize] = acc[h][l];
+                }
             }
         }
     }
@@ -460,11 +542,14 @@ impl<T: crate::lap::Cost> Chunk<'_, T> {
                 // AVX-512 and f64 rows: the lanes' steps transposed into vectors.
                 // (T is f64.)
                 let xp = xr.as_ptr().cast::<f64>();
+                let yp: [*const f64; MAX_CHAINS] =
+                    std::array::from_fn(|l| ys[if l < n { l } else { 0 }].as_ptr());
+                let mut one = [acc];
                 // SAFETY: G is set only by the AVX-512 entry point; every `ys[l]`, l < n,
                 // and `xr` hold kc steps; lanes from n on repeat lane 0 (results unused).
-                unsafe { transposed16(xp, &ys, n, kc, &mut acc) };
+                unsafe { transposed::<1>([xp], [yp], [n], kc, &mut one) };
                 for (l, &e) in now.iter().enumerate() {
-                    out[e as usize] = acc[l];
+                    out[e as usize] = one[0][l];
                 }
                 continue;
             }
@@ -557,49 +642,109 @@ unsafe fn any_order_dot_avx512(x: *const f64, y: *const f64, kc: usize) -> f64 {
     _mm_cvtsd_f64(_mm_add_pd(d, _mm_unpackhi_pd(d, d)))
 }
 
-/// [`chains`] for up to 16 lanes with AVX-512: per 8 steps of `k`, the 8 steps of every lane's
-/// `y` row are loaded as one vector each and transposed (8 × 8, in registers) into 8 vectors of
-/// one step across the lanes, and each step is one vector FMA per 8 lanes with `x_k` broadcast —
-/// per lane the same `fma(x_k, y_k, acc)` in the same order as [`chains`]. Lanes from `n` on
-/// compute lane 0 again (their results are not used).
+/// [`any_order_dot_avx512`] of four rows `y[q]` against one `x` at once (the loads of `x`
+/// shared, sixteen sums in flight): per row the same operations in the same order, so the same
+/// bits.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `x` holds `kc` values and `ys[l]`, `l < n`, at least `kc`.
+/// The CPU has AVX-512F; `x` and every `y[q]` hold `kc` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn transposed16(
-    x: *const f64,
-    ys: &[&[f64]; MAX_CHAINS],
-    n: usize,
-    kc: usize,
-    acc: &mut [f64; MAX_CHAINS],
-) {
+#[allow(clippy::needless_range_loop)] // (indices into several arrays at once)
+unsafe fn any_order_dots_avx512(x: *const f64, y: [*const f64; 4], kc: usize) -> [f64; 4] {
     use std::arch::x86_64::{
-        _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_setr_pd, _mm512_storeu_pd,
+        __mmask8, _mm256_add_pd, _mm256_castpd256_pd128, _mm256_extractf128_pd, _mm512_add_pd,
+        _mm512_extractf64x4_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_mask3_fmadd_pd,
+        _mm512_maskz_loadu_pd, _mm512_setzero_pd, _mm_add_pd, _mm_cvtsd_f64, _mm_unpackhi_pd,
     };
-    let yp: [*const f64; 16] = std::array::from_fn(|l| ys[if l < n { l } else { 0 }].as_ptr());
-    let two = n > 8;
-    // SAFETY (all loads): k + q < kc ≤ the length of x and of every lane's row.
-    let mut a0 = _mm512_loadu_pd(acc.as_ptr());
-    let mut a1 = _mm512_loadu_pd(acc.as_ptr().add(8));
-    let full = kc / 8 * 8;
+    let mut a = [[_mm512_setzero_pd(); 4]; 4];
+    let full = kc / 32 * 32;
     let mut k = 0;
     while k < full {
-        let c0 = super::transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[l].add(k))));
-        for (q, &v) in c0.iter().enumerate() {
-            a0 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a0);
-        }
-        if two {
-            let c1 =
-                super::transpose8x8(std::array::from_fn(|l| _mm512_loadu_pd(yp[8 + l].add(k))));
-            for (q, &v) in c1.iter().enumerate() {
-                a1 = _mm512_fmadd_pd(_mm512_set1_pd(*x.add(k + q)), v, a1);
+        for v in 0..4 {
+            let o = k + 8 * v;
+            let xv = _mm512_loadu_pd(x.add(o));
+            for q in 0..4 {
+                a[q][v] = _mm512_fmadd_pd(xv, _mm512_loadu_pd(y[q].add(o)), a[q][v]);
             }
         }
-        k += 8;
+        k += 32;
     }
-    let lanes = |h: usize, k: usize| {
-        let p = &yp[8 * h..8 * h + 8];
+    let rest = kc - full;
+    for v in 0..4 {
+        let lanes = rest.saturating_sub(8 * v).min(8);
+        if lanes > 0 {
+            let m: __mmask8 = ((1_u16 << lanes) - 1) as __mmask8;
+            let o = full + 8 * v;
+            let xv = _mm512_maskz_loadu_pd(m, x.add(o));
+            for q in 0..4 {
+                let yv = _mm512_maskz_loadu_pd(m, y[q].add(o));
+                a[q][v] = _mm512_mask3_fmadd_pd(xv, yv, a[q][v], m);
+            }
+        }
+    }
+    // Per row, as any_order_dot_avx512: p[l] += p[l + 16], then p[l + 8], 4, 2, 1.
+    std::array::from_fn(|q| {
+        let h0 = _mm512_add_pd(a[q][0], a[q][2]);
+        let h1 = _mm512_add_pd(a[q][1], a[q][3]);
+        let h = _mm512_add_pd(h0, h1);
+        let s = _mm256_add_pd(
+            _mm512_extractf64x4_pd::<0>(h),
+            _mm512_extractf64x4_pd::<1>(h),
+        );
+        let d = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd::<1>(s));
+        _mm_cvtsd_f64(_mm_add_pd(d, _mm_unpackhi_pd(d, d)))
+    })
+}
+
+/// [`chains`] for up to 16 lanes of each of `R` rows of `x` with AVX-512: per 4 steps of `k`,
+/// the 4 steps of every lane's `y` row are transposed in registers ([`steps4`]) into 4 vectors
+/// of one step across the lanes, and each step is one vector FMA per 8 lanes with `x_k`
+/// broadcast — per lane the same `fma(x_k, y_k, acc)` in the same order as [`chains`]. The
+/// rows' chains are independent: with `R = 2`, four accumulators are in flight instead of two
+/// (the chains are bound by the FMA latency, not by the shuffles). Lanes from `n[h]` on compute
+/// lane 0 again (their results are not used).
+///
+/// # Safety
+/// The CPU has AVX-512F; `x[h]` holds `kc` values and `yp[h][l]`, `l < 16`, at least `kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+#[allow(clippy::needless_range_loop)] // (indices into several arrays at once)
+unsafe fn transposed<const R: usize>(
+    x: [*const f64; R],
+    yp: [[*const f64; MAX_CHAINS]; R],
+    n: [usize; R],
+    kc: usize,
+    acc: &mut [[f64; MAX_CHAINS]; R],
+) {
+    use std::arch::x86_64::{
+        __m512d, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_setr_pd, _mm512_storeu_pd,
+    };
+    // SAFETY (all loads): k + q < kc ≤ the length of x and of every lane's row.
+    let mut a: [[__m512d; 2]; R] = std::array::from_fn(|h| {
+        [
+            _mm512_loadu_pd(acc[h].as_ptr()),
+            _mm512_loadu_pd(acc[h].as_ptr().add(8)),
+        ]
+    });
+    let full = kc / 4 * 4;
+    let mut k = 0;
+    while k < full {
+        for h in 0..R {
+            let c0 = steps4(&yp[h][..8], k);
+            for (q, &v) in c0.iter().enumerate() {
+                a[h][0] = _mm512_fmadd_pd(_mm512_set1_pd(*x[h].add(k + q)), v, a[h][0]);
+            }
+            if n[h] > 8 {
+                let c1 = steps4(&yp[h][8..], k);
+                for (q, &v) in c1.iter().enumerate() {
+                    a[h][1] = _mm512_fmadd_pd(_mm512_set1_pd(*x[h].add(k + q)), v, a[h][1]);
+                }
+            }
+        }
+        k += 4;
+    }
+    let lanes = |p: &[*const f64], k: usize| {
         _mm512_setr_pd(
             *p[0].add(k),
             *p[1].add(k),
@@ -612,15 +757,56 @@ unsafe fn transposed16(
         )
     };
     while k < kc {
-        let xk = _mm512_set1_pd(*x.add(k));
-        a0 = _mm512_fmadd_pd(xk, lanes(0, k), a0);
-        if two {
-            a1 = _mm512_fmadd_pd(xk, lanes(1, k), a1);
+        for h in 0..R {
+            let xk = _mm512_set1_pd(*x[h].add(k));
+            a[h][0] = _mm512_fmadd_pd(xk, lanes(&yp[h][..8], k), a[h][0]);
+            if n[h] > 8 {
+                a[h][1] = _mm512_fmadd_pd(xk, lanes(&yp[h][8..], k), a[h][1]);
+            }
         }
         k += 1;
     }
-    _mm512_storeu_pd(acc.as_mut_ptr(), a0);
-    _mm512_storeu_pd(acc.as_mut_ptr().add(8), a1);
+    for h in 0..R {
+        _mm512_storeu_pd(acc[h].as_mut_ptr(), a[h][0]);
+        _mm512_storeu_pd(acc[h].as_mut_ptr().add(8), a[h][1]);
+    }
+}
+
+/// Steps `k..k + 4` of the 8 rows `p[0..8]` as 4 vectors of one step across the rows (half an
+/// 8 × 8 transpose), the first level done by the loads: each vector loaded holds the 4 steps of
+/// two rows (`p[m]` and `p[m + 2]` in its halves), then one level of unpacks and one of 128-bit
+/// shuffles (8 shuffles and 4 inserts per 32 values).
+///
+/// # Safety
+/// The CPU has AVX-512F; every `p[m]`, `m < 8`, holds at least `k + 4` values.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn steps4(p: &[*const f64], k: usize) -> [std::arch::x86_64::__m512d; 4] {
+    use std::arch::x86_64::{
+        __m512d, _mm256_loadu_pd, _mm512_castpd256_pd512, _mm512_insertf64x4, _mm512_shuffle_f64x2,
+        _mm512_unpackhi_pd, _mm512_unpacklo_pd,
+    };
+    // Rows a (low half) and b (high half), steps k..k + 4.
+    let two = |a: usize, b: usize| -> __m512d {
+        _mm512_insertf64x4::<1>(
+            _mm512_castpd256_pd512(_mm256_loadu_pd(p[a].add(k))),
+            _mm256_loadu_pd(p[b].add(k)),
+        )
+    };
+    let (u0, u1, u2, u3) = (two(0, 2), two(1, 3), two(4, 6), two(5, 7));
+    // 128-bit lanes of e0: (r0, r1) at steps 0, 2, then (r2, r3) at steps 0, 2; e1 the odd
+    // steps; f0, f1 the same for rows 4-7.
+    let e0 = _mm512_unpacklo_pd(u0, u1);
+    let e1 = _mm512_unpackhi_pd(u0, u1);
+    let f0 = _mm512_unpacklo_pd(u2, u3);
+    let f1 = _mm512_unpackhi_pd(u2, u3);
+    [
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(e0, f0),
+        _mm512_shuffle_f64x2::<0b10_00_10_00>(e1, f1),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(e0, f0),
+        _mm512_shuffle_f64x2::<0b11_01_11_01>(e1, f1),
+    ]
 }
 
 /// Most chains of [`dots_blocked`] that advance together (sixteen accumulators and the shared
