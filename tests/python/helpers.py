@@ -106,3 +106,14 @@ def per_isa(script: str, tmp_path: Path) -> dict[str, list[Any]]:
         with np.load(path) as f:
             results[isa] = [f[f"arr_{k}"] for k in range(len(f.files))]
     return results
+
+
+#: Python source defining ``token_affinity(rng, n, c)`` for the scripts given to :func:`per_isa`:
+#: ``X @ Yᵀ`` of two sets of ``n`` ViT-like tokens of ``c`` channels (noise around 12 shared
+#: concepts, each token scaled by 0.5-1.7), drawn from ``rng`` in a fixed order.
+TOKEN_AFFINITY = """
+def token_affinity(rng, n, c):
+    concepts = rng.normal(size=(12, c))
+    tokens = lambda: (rng.normal(size=(n, c)) + concepts[rng.integers(0, 12, n)]) * rng.uniform(0.5, 1.7, (n, 1))
+    return tokens() @ tokens().T
+"""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import per_isa
+from helpers import TOKEN_AFFINITY, per_isa
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import semrsm
@@ -160,15 +160,13 @@ def test_warm_start_sizes_equal_scipy_on_every_isa(tmp_path: Path) -> None:
     repeated columns, at sizes with every kind of tail; each run reaches scipy's objective, and
     every instruction set finds the same assignment (ties included: a bid from a candidate list
     whose best value ties the bound on the columns off the list rescans the row)."""
-    script = textwrap.dedent(
+    script = TOKEN_AFFINITY + textwrap.dedent(
         """
         import sys, numpy as np, semrsm
         rng = np.random.default_rng(11)
         out = []
         for n in (128, 207, 257, 263, 520):
-            concepts = rng.normal(size=(12, 384))
-            tokens = lambda: (rng.normal(size=(n, 384)) + concepts[rng.integers(0, 12, n)]) * rng.uniform(0.5, 1.7, (n, 1))
-            a = tokens() @ tokens().T
+            a = token_affinity(rng, n, 384)
             for cost in (a, a.astype(np.float32), np.round(a / np.abs(a).max() * 3),
                          np.repeat(a[:, : n // 2 + 1], 2, axis=1)[:, :n]):
                 for maximize in (True, False):
@@ -186,15 +184,13 @@ def test_quantised_warm_start_sizes_equal_scipy_and_agree_across_isas(tmp_path: 
     affinities in f64 and f32, rows of ranges 10^±6 apart (the step doubles while the copy is
     made), ties, both senses and a size with a tail, every instruction set gives the same
     assignment, and it reaches scipy's objective."""
-    script = textwrap.dedent(
+    script = TOKEN_AFFINITY + textwrap.dedent(
         """
         import sys, numpy as np, semrsm
         rng = np.random.default_rng(12)
         out = []
         for n in (2048, 2061):
-            concepts = rng.normal(size=(12, 64))
-            tokens = lambda: (rng.normal(size=(n, 64)) + concepts[rng.integers(0, 12, n)]) * rng.uniform(0.5, 1.7, (n, 1))
-            a = tokens() @ tokens().T
+            a = token_affinity(rng, n, 64)
             scaled = a * 10.0 ** np.linspace(-6, 6, n)[rng.permutation(n)][:, None]
             for cost in (a, a.astype(np.float32), scaled, np.round(a / np.abs(a).max() * 3)):
                 for maximize in (True, False):

@@ -209,19 +209,17 @@ def test_quantised_auction_is_certified_and_agrees_across_isas(tmp_path):
     import textwrap
 
     from conftest import shared_data_dir
-    from helpers import per_isa
+    from helpers import TOKEN_AFFINITY, per_isa
 
     folder = shared_data_dir()
     real = folder / "effnet_lite0_shifted_pairs.npz" if folder is not None else None
-    script = textwrap.dedent(
+    script = TOKEN_AFFINITY + textwrap.dedent(
         f"""
         import sys, numpy as np, semrsm
         rng = np.random.default_rng(21)
         affinities = []
         for n in (2048, 2061):
-            concepts = rng.normal(size=(12, 64))
-            tokens = lambda: (rng.normal(size=(n, 64)) + concepts[rng.integers(0, 12, n)]) * rng.uniform(0.5, 1.7, (n, 1))
-            a = tokens() @ tokens().T
+            a = token_affinity(rng, n, 64)
             affinities.append(a)
         affinities.append(a * 10.0 ** np.linspace(-3, 3, n)[rng.permutation(n)][:, None])
         real = {str(real)!r}
