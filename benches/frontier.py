@@ -17,6 +17,14 @@ target is ≤ 1/5 at ≥ 97 %).
 
     python benches/frontier.py --pairs 3                       # ~4 min on one free core
     python benches/frontier.py --pairs 3 --output docs/benchmarks.md
+    python benches/frontier.py --gram --samples 3 --repeats 2  # whole gram pairs, ~3 min
+
+``--gram`` times what issue 8.4 is about once the affinity is not given: whole
+``semrsm.gram(maps, matcher=..., threads=1)`` calls (features in, G out: each method pays for its
+own affinity GEMM, ``precision="auto"``) on the first ``--samples`` maps of each layer (centred
+as above, ``center=False``), CPU time per pair (all ``n(n−1)/2`` pairs of a call), median over
+``--repeats`` alternating calls; k/k_opt over the off-diagonal entries of G against the exact G
+of the same run, certified ≥ from ``return_bound=True``.
 """
 
 from __future__ import annotations
@@ -143,11 +151,70 @@ def markdown(groups: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def gram_methods() -> list[tuple[str, str, dict]]:
+    return [m for m in methods() if m[1] != "batch_optimal"]
+
+
+def run_gram(samples: int, repeats: int) -> str:
+    """The --gram table: whole gram calls per layer, every method in the same run."""
+    table = gram_methods()
+    out = []
+    layers = [("S = 3136", "block2 (shifted pairs)", SHIFTED, "block2"),
+              ("S = 4096", "block2", FIXTURE, "block2"),
+              ("S = 4096", "block2_dw", FIXTURE, "block2_dw")]
+    for group, layer, fixture, key in layers:
+        v = centred(np.load(data_dir(fixture) / fixture)[key])[:samples]
+        pairs = samples * (samples - 1) // 2
+        off = ~np.eye(samples, dtype=bool)
+        t: dict[str, list[float]] = {m[0]: [] for m in table}
+        tb: dict[str, list[float]] = {m[0]: [] for m in table}
+        g: dict[str, np.ndarray] = {}
+        cert: dict[str, float] = {}
+        for _ in range(repeats):
+            for label, matcher, options in table:
+                dt, gm = timed(lambda: semrsm.gram(v, matcher=matcher, center=False, threads=1, **options))
+                t[label].append(dt / pairs)
+                dt, (gb, bound) = timed(
+                    lambda: semrsm.gram(v, matcher=matcher, center=False, threads=1, return_bound=True, **options)
+                )
+                tb[label].append(dt / pairs)
+                if not np.array_equal(gm, gb):
+                    raise RuntimeError(f"{label}: G differs with return_bound on {layer}")
+                g[label] = gm
+                cert[label] = float(np.mean(gm[off] / bound[off]))
+            print(f"  gram {group} {layer} repeat done", file=sys.stderr, flush=True)
+        exact_t = statistics.median(t["semrsm exact"])
+        out += [
+            f"**{group}**, {layer} (C = {v.shape[2]}): `gram` of {samples} maps ({pairs} pairs), "
+            f"{repeats} alternating calls per method.",
+            "",
+            "| method | k/k_opt mean [%] | worst [%] | certified ≥ [%] | T per pair | T with bound | T / T_exact | with bound / T_exact |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, _, _ in table:
+            q = g[label][off] / g["semrsm exact"][off]
+            tm, tbm = statistics.median(t[label]), statistics.median(tb[label])
+            out.append(
+                f"| {label} | {100 * q.mean():.2f} | {100 * q.min():.2f} | {100 * cert[label]:.2f} | "
+                f"{fmt(tm)} | {fmt(tbm)} | {tm / exact_t:.3f} | {tbm / exact_t:.3f} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="pairs per layer (S = 3136: per kind; default 3)")
     parser.add_argument("--output", type=Path, default=None, help="write the section into this Markdown file")
+    parser.add_argument("--gram", action="store_true", help="time whole gram calls instead (features in, G out)")
+    parser.add_argument("--samples", type=int, default=3, help="--gram: maps per layer (default 3: 3 pairs)")
+    parser.add_argument("--repeats", type=int, default=2, help="--gram: alternating calls per method (default 2)")
     args = parser.parse_args()
+    if args.gram:
+        if args.output:
+            parser.error("--gram prints its table; paste it by hand")
+        print(run_gram(args.samples, args.repeats), flush=True)
+        return
     text = markdown(run(args.pairs))
     print(text, flush=True)
     if args.output:
