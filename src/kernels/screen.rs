@@ -838,7 +838,7 @@ fn chains<T: crate::lap::Cost, const N: usize>(
 
 /// Screen one row of the certificate: with `r_j = (c0 + v_j) − row_j` (in `f64`), push every
 /// `j` with `r_j ≤ tau` (or NaN) onto `candidates` (in
-/// increasing order) and return the smallest `r_j` of the others (`+∞` when there are none).
+/// increasing order) and return the smallest `r_j` of the others (`+∞` when there are none; `+0` for a zero).
 /// Runs over `min(len)` of the slices. The inputs must be finite (so is every `r_j` then, for
 /// values below `10³⁰⁰`).
 pub fn screen_row(
@@ -861,8 +861,53 @@ pub fn screen_row(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn screen_avx512(row: &[f32], v: &[f64], k: (f64, f64), candidates: &mut Vec<usize>) -> f64 {
-    screen_body(row, v, k, candidates)
+unsafe fn screen_avx512(
+    row: &[f32],
+    v: &[f64],
+    (c0, tau): (f64, f64),
+    candidates: &mut Vec<usize>,
+) -> f64 {
+    use std::arch::x86_64::{
+        __mmask8, _mm256_maskz_loadu_ps, _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_cvtps_pd,
+        _mm512_mask_blend_pd, _mm512_maskz_loadu_pd, _mm512_min_pd, _mm512_set1_pd,
+        _mm512_storeu_pd, _mm512_sub_pd, _CMP_GT_OQ,
+    };
+    // The portable body's operations lane by lane, 8 entries per step (the last one masked):
+    // `vminpd(a, b)` is `if a < b { a } else { b }`, `_CMP_GT_OQ` false for NaN.
+    let n = row.len().min(v.len());
+    let (c0v, tauv, inf) = (
+        _mm512_set1_pd(c0),
+        _mm512_set1_pd(tau),
+        _mm512_set1_pd(f64::INFINITY),
+    );
+    let mut low = inf;
+    let mut j = 0;
+    while j < n {
+        let live = (n - j).min(8);
+        let m: __mmask8 = if live == 8 { 0xff } else { (1_u8 << live) - 1 };
+        let r = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, row.as_ptr().add(j)));
+        let x = _mm512_sub_pd(
+            _mm512_add_pd(c0v, _mm512_maskz_loadu_pd(m, v.as_ptr().add(j))),
+            r,
+        );
+        let above = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, tauv) & m;
+        low = _mm512_min_pd(_mm512_mask_blend_pd(above, inf, x), low);
+        let mut hits = !above & m;
+        while hits != 0 {
+            candidates.push(j + hits.trailing_zeros() as usize);
+            hits &= hits - 1;
+        }
+        j += 8;
+    }
+    let mut lanes = [0.0_f64; 8];
+    _mm512_storeu_pd(lanes.as_mut_ptr(), low);
+    let mut lowest = f64::INFINITY;
+    for &l in &lanes {
+        if l < lowest {
+            lowest = l;
+        }
+    }
+    lowest + 0.0
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -873,11 +918,11 @@ unsafe fn screen_avx2(row: &[f32], v: &[f64], k: (f64, f64), candidates: &mut Ve
 
 #[inline(always)]
 fn screen_body(row: &[f32], v: &[f64], (c0, tau): (f64, f64), candidates: &mut Vec<usize>) -> f64 {
-    // 32 entries per step: their labels, the running minima of the screened ones per lane,
-    // and one test of the step's minimum for candidates (rare: a few per row). The last,
-    // partial step runs the same code on a padded copy (at S = 49 the scalar tail used to cost
-    // more than the 32 vector lanes).
+    // 32 entries per step (their running minima per lane, the candidates as a bit mask: a
+    // few per row), then the rest in steps of 8, the last one on a padded copy (at S = 49:
+    // one step of 32 and three of 8, instead of a second step of 32 padded from 17 values).
     const W: usize = 32;
+    const T: usize = 8;
     let n = row.len().min(v.len());
     let (row, v) = (&row[..n], &v[..n]);
     let mut low = [f64::INFINITY; W];
@@ -893,26 +938,40 @@ fn screen_body(row: &[f32], v: &[f64], (c0, tau): (f64, f64), candidates: &mut V
         };
         screen_step(rc, vc, (c0, tau), &mut low, k * W, W, candidates);
     }
-    if full < n {
+    let mut low8 = [f64::INFINITY; T];
+    let mut at = full;
+    while at + T <= n {
+        let (rc, vc): (&[f32; T], &[f64; T]) =
+            match (row[at..at + T].try_into(), v[at..at + T].try_into()) {
+                (Ok(rc), Ok(vc)) => (rc, vc),
+                _ => break, // (never)
+            };
+        screen_step(rc, vc, (c0, tau), &mut low8, at, T, candidates);
+        at += T;
+    }
+    if at < n {
         // Padding: row −∞ and v 0 give r = +∞ (above tau, not below any minimum); the padded
         // lanes are never pushed either way.
-        let mut rc = [f32::NEG_INFINITY; W];
-        let mut vc = [0.0_f64; W];
-        rc[..n - full].copy_from_slice(&row[full..]);
-        vc[..n - full].copy_from_slice(&v[full..]);
-        screen_step(&rc, &vc, (c0, tau), &mut low, full, n - full, candidates);
+        let mut rc = [f32::NEG_INFINITY; T];
+        let mut vc = [0.0_f64; T];
+        rc[..n - at].copy_from_slice(&row[at..]);
+        vc[..n - at].copy_from_slice(&v[at..]);
+        screen_step(&rc, &vc, (c0, tau), &mut low8, at, n - at, candidates);
     }
+    // (The smallest of the lanes' minima: the same value in any order, these being finite
+    // or +∞, never NaN.)
     let mut lowest = f64::INFINITY;
-    for &l in &low {
+    for &l in low.iter().chain(&low8) {
         if l < lowest {
             lowest = l;
         }
     }
-    lowest
+    // (+0 for a zero of either sign: the same bits whatever the order of the lanes.)
+    lowest + 0.0
 }
 
-/// One step of [`screen_body`] over `W` entries starting at column `first`, of which the first
-/// `live` are real.
+/// One step of [`screen_body`] over `W ≤ 32` entries starting at column `first`, of which the
+/// first `live` are real.
 #[inline(always)]
 fn screen_step<const W: usize>(
     rc: &[f32; W],
@@ -923,23 +982,200 @@ fn screen_step<const W: usize>(
     live: usize,
     candidates: &mut Vec<usize>,
 ) {
-    // Lane-wise only (a flag per lane, no running minimum across lanes), so that the loop
-    // compiles to vector instructions.
-    let mut hit = [false; W];
+    // Lane-wise only (no running minimum across lanes; the candidates as one bit per lane),
+    // so that the loop compiles to vector instructions and a mask.
+    let mut hits = 0_u32;
     for l in 0..W {
         let x = (c0 + vc[l]) - f64::from(rc[l]);
         let above = x > tau; // false for `x ≤ tau` or NaN: a candidate
         let kept = if above { x } else { f64::INFINITY };
         low[l] = if kept < low[l] { kept } else { low[l] };
-        hit[l] = !above;
+        hits |= u32::from(!above) << l;
     }
-    if hit.iter().fold(false, |a, &h| a | h) {
-        for (l, &h) in hit.iter().enumerate().take(live) {
-            if h {
-                candidates.push(first + l);
-            }
+    if live < 32 {
+        hits &= (1_u32 << live) - 1;
+    }
+    while hits != 0 {
+        candidates.push(first + hits.trailing_zeros() as usize);
+        hits &= hits - 1;
+    }
+}
+
+/// Move the column duals `v` of an optimal assignment `perm` of the `s × s` maximisation `a`
+/// (row-major) towards the middle of their feasible ranges, `sweeps` times: with the row duals
+/// `u_i = a_iσ(i) − v_σ(i)`, each column `j` (owned by row `o`, `σ(o) = j`) may lie anywhere in
+/// `[lo_j, hi_j]`, `lo_j = max_{i ≠ o} (a_ij − u_i)` (no other row's entry above its dual) and
+/// `hi_j = a_oj − max_{l ≠ j} (a_ol − v_l)` (none of row `o`'s); every column moves to
+/// `(lo_j + hi_j)/2` at once. If `v` was feasible (`u_i + v_j ≥ a_ij`), so is the result:
+/// for `k = σ(i)`, `i ≠ o`, `lo_j ≥ v_k + w` and `hi_k ≤ v_j − w` with `w = a_ij − a_ik`, and
+/// `hi_j ≥ v_j`, `lo_k ≤ v_k`, so the midpoints differ by at least `w`. The solver's duals sit
+/// at a vertex, with ~one tight entry per row besides the assigned one; after two sweeps the
+/// entries within a rounding bound of tight are about a third as many, and the certificate of
+/// mixed precision computes those entries in `f64` (`src/matching/mixed.rs`). Any `v` is valid
+/// there (its screen proves what it rules out), so this only changes how many entries it
+/// computes. Every value is the same on every instruction set (elementwise operations and
+/// exact maxima; zeros made `+0`). A column whose range is not finite keeps its dual.
+/// `scratch` holds `5s` values.
+pub fn centre_duals(
+    a: &[f32],
+    perm: &[usize],
+    v: &mut [f64],
+    sweeps: usize,
+    scratch: &mut Vec<f64>,
+) {
+    let s = perm.len();
+    if s < 2 || v.len() != s || a.len() != s * s || perm.iter().any(|&j| j >= s) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa() {
+            // SAFETY: `isa()` reports only levels the CPU supports.
+            Isa::Avx512 => return unsafe { centre_avx512(a, perm, v, sweeps, scratch) },
+            Isa::Avx2 => return unsafe { centre_avx2(a, perm, v, sweeps, scratch) },
+            Isa::Portable => {}
         }
     }
+    centre_body::<false>(a, perm, v, sweeps, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn centre_avx512(
+    a: &[f32],
+    perm: &[usize],
+    v: &mut [f64],
+    sweeps: usize,
+    scratch: &mut Vec<f64>,
+) {
+    centre_body::<true>(a, perm, v, sweeps, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn centre_avx2(
+    a: &[f32],
+    perm: &[usize],
+    v: &mut [f64],
+    sweeps: usize,
+    scratch: &mut Vec<f64>,
+) {
+    centre_body::<false>(a, perm, v, sweeps, scratch);
+}
+
+/// [`centre_duals`] in the body of one instruction set (`G`: AVX-512, the rows' full steps of 8
+/// by [`centre_row_avx512`]: the same operations lane by lane, so the same bits).
+#[inline(always)]
+fn centre_body<const G: bool>(
+    a: &[f32],
+    perm: &[usize],
+    v: &mut [f64],
+    sweeps: usize,
+    scratch: &mut Vec<f64>,
+) {
+    const L: usize = 8;
+    let s = perm.len();
+    scratch.clear();
+    scratch.resize(5 * s, 0.0);
+    let (u, rest) = scratch.split_at_mut(s);
+    let (lo, rest) = rest.split_at_mut(s);
+    let (hi, rest) = rest.split_at_mut(s);
+    // (−∞ at the assigned column of the row at hand, 0 elsewhere: leaves that entry out of
+    // both maxima with an addition, which vectorises.)
+    let (pen, next) = rest.split_at_mut(s);
+    let full = s / L * L;
+    for _ in 0..sweeps {
+        for (i, (ui, &j)) in u.iter_mut().zip(perm).enumerate() {
+            *ui = f64::from(a[i * s + j]) - v[j];
+        }
+        lo.fill(f64::NEG_INFINITY);
+        for (i, (&ui, &k)) in u.iter().zip(perm.iter()).enumerate() {
+            let row = &a[i * s..(i + 1) * s];
+            pen[k] = f64::NEG_INFINITY;
+            // Column maxima of a_ij − u_i and the row's largest a_il − v_l, lane-wise (in
+            // vectors), the assigned entry left out.
+            let mut top = [f64::NEG_INFINITY; L];
+            #[cfg(target_arch = "x86_64")]
+            if G {
+                // SAFETY: AVX-512 (G is set only by its entry point); every slice holds at
+                // least `full` values.
+                unsafe { centre_row_avx512(row, v, pen, lo, ui, full, &mut top) };
+            }
+            for t in (0..if G { 0 } else { full }).step_by(L) {
+                let (lc, vc, rc, pc): (&mut [f64; L], &[f64; L], &[f32; L], &[f64; L]) = match (
+                    (&mut lo[t..t + L]).try_into(),
+                    v[t..t + L].try_into(),
+                    row[t..t + L].try_into(),
+                    pen[t..t + L].try_into(),
+                ) {
+                    (Ok(lc), Ok(vc), Ok(rc), Ok(pc)) => (lc, vc, rc, pc),
+                    _ => continue, // (never: t + L ≤ s)
+                };
+                for l in 0..L {
+                    let r = f64::from(rc[l]);
+                    let c = (r - ui) + pc[l];
+                    lc[l] = if c > lc[l] { c } else { lc[l] };
+                    let w = (r - vc[l]) + pc[l];
+                    top[l] = if w > top[l] { w } else { top[l] };
+                }
+            }
+            for j in full..s {
+                let r = f64::from(row[j]);
+                let c = (r - ui) + pen[j];
+                lo[j] = if c > lo[j] { c } else { lo[j] };
+                let w = (r - v[j]) + pen[j];
+                let l = j - full;
+                top[l] = if w > top[l] { w } else { top[l] };
+            }
+            pen[k] = 0.0;
+            let m = top
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+            hi[k] = f64::from(row[k]) - m;
+        }
+        for (j, n) in next.iter_mut().enumerate() {
+            let c = (lo[j] + hi[j]) * 0.5 + 0.0;
+            *n = if c.is_finite() { c } else { v[j] };
+        }
+        v.copy_from_slice(next);
+    }
+}
+
+/// The first `full` (a multiple of 8) columns of one row of [`centre_body`] with AVX-512:
+/// `lo_j = max(lo_j, (a_j − u) + pen_j)` and `top_l = max(top_l, (a_j − v_j) + pen_j)` for
+/// `j ≡ l mod 8` — `vmaxpd(x, y)` is `if x > y { x } else { y }`, as in the portable body.
+///
+/// # Safety
+/// The CPU has AVX-512F; `row`, `v`, `pen` and `lo` hold at least `full` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn centre_row_avx512(
+    row: &[f32],
+    v: &[f64],
+    pen: &[f64],
+    lo: &mut [f64],
+    u: f64,
+    full: usize,
+    top: &mut [f64; 8],
+) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm512_add_pd, _mm512_cvtps_pd, _mm512_loadu_pd, _mm512_max_pd,
+        _mm512_set1_pd, _mm512_storeu_pd, _mm512_sub_pd,
+    };
+    let uv = _mm512_set1_pd(u);
+    let mut t = _mm512_loadu_pd(top.as_ptr());
+    let mut j = 0;
+    while j < full {
+        let r = _mm512_cvtps_pd(_mm256_loadu_ps(row.as_ptr().add(j)));
+        let p = _mm512_loadu_pd(pen.as_ptr().add(j));
+        let c = _mm512_add_pd(_mm512_sub_pd(r, uv), p);
+        let l = lo.as_mut_ptr().add(j);
+        _mm512_storeu_pd(l, _mm512_max_pd(c, _mm512_loadu_pd(l)));
+        let w = _mm512_add_pd(_mm512_sub_pd(r, _mm512_loadu_pd(v.as_ptr().add(j))), p);
+        t = _mm512_max_pd(w, t);
+        j += 8;
+    }
+    _mm512_storeu_pd(top.as_mut_ptr(), t);
 }
 
 #[cfg(test)]
@@ -1006,42 +1242,59 @@ mod tests {
     /// Every instruction set computes what the portable body does, bit for bit.
     #[test]
     fn vector_bodies_match_the_portable_one() {
-        for n in [0_usize, 1, 5, 8, 9, 31, 32, 33, 49, 64, 100] {
+        for n in [
+            0_usize, 1, 5, 7, 8, 9, 16, 31, 32, 33, 39, 40, 41, 47, 48, 49, 56, 57, 64, 100,
+        ] {
             let a = values(n, 3 + n as u64);
             let b = values(n, 7 + n as u64);
             let want = dot_body(&a, &b);
             let row: Vec<f32> = values(n, 11).iter().map(|&x| x as f32).collect();
-            let (mut c_want, mut c_got) = (Vec::new(), Vec::new());
-            let low_want = screen_body(&row, &a, (0.1, 0.05), &mut c_want);
             #[cfg(target_arch = "x86_64")]
-            {
-                if Isa::detect() >= Isa::Avx2 {
-                    // SAFETY: the CPU has AVX2.
-                    assert_eq!(unsafe { dot_avx2(&a, &b) }.to_bits(), want.to_bits());
-                    let low = unsafe { screen_avx2(&row, &a, (0.1, 0.05), &mut c_got) };
-                    assert_eq!((low.to_bits(), &c_got), (low_want.to_bits(), &c_want));
-                    c_got.clear();
-                }
-                if Isa::detect() >= Isa::Avx512 {
-                    // SAFETY: the CPU has AVX-512.
-                    assert_eq!(unsafe { dot_avx512(&a, &b) }.to_bits(), want.to_bits());
-                    let low = unsafe { screen_avx512(&row, &a, (0.1, 0.05), &mut c_got) };
-                    assert_eq!((low.to_bits(), &c_got), (low_want.to_bits(), &c_want));
-                    c_got.clear();
-                }
+            if Isa::detect() >= Isa::Avx2 {
+                // SAFETY: the CPU has AVX2.
+                assert_eq!(unsafe { dot_avx2(&a, &b) }.to_bits(), want.to_bits());
             }
-            // The screen against its definition.
-            let mut c_def = Vec::new();
-            let mut low_def = f64::INFINITY;
-            for j in 0..n {
-                let x = (0.1 + a[j]) - f64::from(row[j]);
-                if x > 0.05 {
-                    low_def = low_def.min(x);
-                } else {
-                    c_def.push(j);
-                }
+            #[cfg(target_arch = "x86_64")]
+            if Isa::detect() >= Isa::Avx512 {
+                // SAFETY: the CPU has AVX-512.
+                assert_eq!(unsafe { dot_avx512(&a, &b) }.to_bits(), want.to_bits());
             }
-            assert_eq!((low_want, &c_want), (low_def, &c_def));
+            // Some candidates, none, every entry, and tau = 0.
+            for (c0, tau) in [(0.1, 0.05), (0.0, -10.0), (0.0, 10.0), (-1.0, 0.0)] {
+                let (mut c_want, mut c_got) = (Vec::new(), Vec::new());
+                let low_want = screen_body(&row, &a, (c0, tau), &mut c_want);
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if Isa::detect() >= Isa::Avx2 {
+                        // SAFETY: the CPU has AVX2.
+                        let low = unsafe { screen_avx2(&row, &a, (c0, tau), &mut c_got) };
+                        assert_eq!((low.to_bits(), &c_got), (low_want.to_bits(), &c_want));
+                        c_got.clear();
+                    }
+                    if Isa::detect() >= Isa::Avx512 {
+                        // SAFETY: the CPU has AVX-512.
+                        let low = unsafe { screen_avx512(&row, &a, (c0, tau), &mut c_got) };
+                        assert_eq!(
+                            (low.to_bits(), &c_got),
+                            (low_want.to_bits(), &c_want),
+                            "n={n} c0={c0} tau={tau}"
+                        );
+                        c_got.clear();
+                    }
+                }
+                // The screen against its definition.
+                let mut c_def = Vec::new();
+                let mut low_def = f64::INFINITY;
+                for j in 0..n {
+                    let x = (c0 + a[j]) - f64::from(row[j]);
+                    if x > tau {
+                        low_def = low_def.min(x);
+                    } else {
+                        c_def.push(j);
+                    }
+                }
+                assert_eq!((low_want, &c_want), (low_def, &c_def));
+            }
             assert_eq!(dot(&a, &b).to_bits(), want.to_bits());
             // Batched chains: the same bits.
             if n > 0 {
@@ -1068,6 +1321,107 @@ mod tests {
                     .abt(ra, rb, c.view_mut())
                     .unwrap();
                 assert_eq!(c[[0, 0]].to_bits(), want.to_bits(), "gemm n={n}");
+            }
+        }
+    }
+
+    /// [`centre_duals`]: the same bits on every instruction set; from the solver's (feasible)
+    /// duals, still feasible (up to the rounding of a few operations) and at most as many
+    /// nearly tight entries in total, on random, integer-tied and one-row-dominated problems;
+    /// sizes with and without a tail of 8, and `S = 1` (nothing to do).
+    #[test]
+    fn centred_duals_are_feasible_and_the_same_on_every_isa() {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::detect() >= Isa::Avx2 {
+                isas.push(Isa::Avx2);
+            }
+            if Isa::detect() >= Isa::Avx512 {
+                isas.push(Isa::Avx512);
+            }
+        }
+        let mut solver = crate::lap::SapSolver::new();
+        for (case, s) in [1_usize, 2, 3, 7, 8, 9, 16, 17, 49, 50, 64]
+            .into_iter()
+            .enumerate()
+        {
+            for kind in 0..3 {
+                let raw = values(s * s, 31 + (case * 3 + kind) as u64);
+                #[allow(clippy::cast_possible_truncation)]
+                let a: Vec<f32> = match kind {
+                    0 => raw.iter().map(|&x| x as f32).collect(),
+                    // small integers: many exact ties
+                    1 => raw.iter().map(|&x| (x * 3.0).round() as f32).collect(),
+                    // one row far above the others, values ~1e4 apart in scale
+                    _ => raw
+                        .iter()
+                        .enumerate()
+                        .map(|(e, &x)| if e < s { (x * 1e4) as f32 } else { x as f32 })
+                        .collect(),
+                };
+                let perm = solver
+                    .solve(&a, s, s, crate::lap::Sense::Maximize)
+                    .unwrap()
+                    .to_vec();
+                let v0: Vec<f64> = solver.column_duals()[..s].iter().map(|&d| -d).collect();
+                let scale = a.iter().fold(1.0_f64, |m, &x| m.max(f64::from(x).abs()));
+                let tol = 1e-12 * scale;
+                // Row duals from the assignment; the lowest slack; entries within `near` of
+                // tight besides the assigned ones.
+                let check = |v: &[f64]| {
+                    let (mut worst, mut tight) = (f64::INFINITY, 0);
+                    for (i, &k) in perm.iter().enumerate() {
+                        let u = f64::from(a[i * s + k]) - v[k];
+                        for j in 0..s {
+                            let slack = u + v[j] - f64::from(a[i * s + j]);
+                            worst = worst.min(slack);
+                            if j != k && slack <= 1e-6 * scale {
+                                tight += 1;
+                            }
+                        }
+                    }
+                    (worst, tight)
+                };
+                let (worst0, tight0) = check(&v0);
+                assert!(worst0 >= -tol, "s={s} kind={kind}: solver duals {worst0}");
+                for sweeps in 0..4 {
+                    let mut want = v0.clone();
+                    let mut scratch = Vec::new();
+                    centre_body::<false>(&a, &perm, &mut want, sweeps, &mut scratch);
+                    if sweeps == 0 || s == 1 {
+                        assert_eq!(want, v0);
+                    }
+                    for &isa in &isas {
+                        let mut got = v0.clone();
+                        #[cfg(target_arch = "x86_64")]
+                        match isa {
+                            // SAFETY: the CPU supports `isa` (Isa::detect above).
+                            Isa::Avx512 => unsafe {
+                                centre_avx512(&a, &perm, &mut got, sweeps, &mut scratch);
+                            },
+                            Isa::Avx2 => unsafe {
+                                centre_avx2(&a, &perm, &mut got, sweeps, &mut scratch);
+                            },
+                            Isa::Portable => {
+                                centre_body::<false>(&a, &perm, &mut got, sweeps, &mut scratch);
+                            }
+                        }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        centre_body::<false>(&a, &perm, &mut got, sweeps, &mut scratch);
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "s={s} kind={kind} {isa:?}");
+                    }
+                    let (worst, tight) = check(&want);
+                    assert!(worst >= -tol, "s={s} kind={kind} sweeps={sweeps}: {worst}");
+                    assert!(
+                        tight <= tight0,
+                        "s={s} kind={kind} sweeps={sweeps}: {tight} > {tight0}"
+                    );
+                    let mut public = v0.clone();
+                    centre_duals(&a, &perm, &mut public, sweeps, &mut scratch);
+                    assert_eq!(public, want);
+                }
             }
         }
     }

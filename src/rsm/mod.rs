@@ -851,7 +851,7 @@ fn pairwise_blocked<T: Real>(
                 // Solve every pair of the block in f32, then certify them together (their f64
                 // dot products read each row once per batch, not once per entry).
                 let sm = s - prefix;
-                mixed::begin_block(&mut scratch.workspace, sm);
+                mixed::begin_block(&mut scratch.workspace, sm, c);
                 let width = cols * s;
                 for ii in 0..rows {
                     for jj in 0..cols {
@@ -874,6 +874,16 @@ fn pairwise_blocked<T: Real>(
                             0
                         } else {
                             scratch.copy_affinity32(ii, jj, s, width, prefix);
+                            // The next pair's rows (far apart in the block, not followed by
+                            // the hardware prefetcher) while this one is solved.
+                            let (ni, nj) = if jj + 1 < cols {
+                                (ii, jj + 1)
+                            } else {
+                                (ii + 1, if square && i0 == j0 { ii + 2 } else { 0 })
+                            };
+                            if ni < rows && nj < cols {
+                                prefetch_pair(&scratch.block32, (ni, nj), s, width, prefix);
+                            }
                             (ii * s + prefix) * width + jj * s + prefix
                         };
                         mixed::solve_pair(
@@ -1190,6 +1200,17 @@ fn copy_pair<E: Copy>(
         let start = (ii * s + prefix + r) * width + jj * s + prefix;
         if let Some(src) = block.get(start..start + sm) {
             row.copy_from_slice(src);
+        }
+    }
+}
+
+/// Prefetch (into L2) the rows of pair `(ii, jj)` that [`copy_pair`] reads.
+fn prefetch_pair<E>(block: &[E], (ii, jj): (usize, usize), s: usize, width: usize, prefix: usize) {
+    let sm = s - prefix;
+    for r in 0..sm {
+        let start = (ii * s + prefix + r) * width + jj * s + prefix;
+        if let Some(src) = block.get(start..start + sm) {
+            crate::kernels::prefetch_l2(src);
         }
     }
 }

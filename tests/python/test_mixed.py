@@ -94,6 +94,37 @@ def test_adversarial_inputs_match_the_float64_oracle(seed, kind):
     assert_f64_optimum(mixed(x), x)
 
 
+@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["near", "dup", "ties", "normal", "relu"]))
+def test_adversarial_inputs_with_centred_duals_match_the_float64_oracle(seed, kind):
+    """At C ≥ 16·S the certificate starts from centred float32 duals (kernels::screen::
+    centre_duals): fewer entries computed in float64, the same optimum, the float64 path's bits
+    where the permutation is the same."""
+    rng = np.random.default_rng(seed)
+    s = int(rng.integers(2, 10))
+    c = 16 * s + int(rng.integers(0, 40))
+    if kind == "near":
+        x = near_duplicates(rng, 3, s, c, 1e-9)
+        y = rng.normal(size=(2, s, c))
+    elif kind == "dup":
+        x = rng.normal(size=(3, s, c))
+        y = np.repeat(rng.normal(size=(2, (s + 1) // 2, c)), 2, axis=1)[:, :s]
+    elif kind == "ties":
+        x = rng.integers(-1, 2, size=(3, s, c)).astype(np.float64)
+        y = rng.integers(-1, 2, size=(2, s, c)).astype(np.float64)
+    elif kind == "relu":
+        x = np.maximum(rng.normal(size=(3, s, c)), 0)
+        y = np.maximum(rng.normal(size=(2, s, c)), 0)
+    else:
+        x = rng.normal(size=(3, s, c))
+        y = rng.normal(size=(2, s, c))
+    assert_f64_optimum(mixed(x, y), x, y)
+    assert_f64_optimum(mixed(x), x)
+    if kind in ("normal", "relu"):
+        # No ties: the same permutation as float64, hence G's bits.
+        g64 = semrsm.gram(x, y, center=False, layout="nsc", precision="float64")
+        assert np.array_equal(mixed(x, y).view(np.uint64), g64.view(np.uint64))
+
+
 @pytest.mark.parametrize("exponent", [-30, -20, -12, 0, 12, 20, 30])
 def test_huge_and_tiny_ranges(exponent):
     """Values from 1e-30 to 1e30: where float32 would overflow the call runs in float64, where
