@@ -192,6 +192,50 @@ pub fn scan_row<R: RawElement>(
     scan_body(row, acc, n)
 }
 
+/// `(Σ e², max |e|)` of a row in `f64`, in eight fixed lanes (the same order on every machine
+/// and vector width); with `copy32` (as long as `row`), also each value rounded to `f32`
+/// ([`centre`] without a mean) while the row is in cache. A NaN makes the sum NaN; the maximum
+/// skips it.
+pub fn row_stats<R: RawElement>(isa: Isa, row: &[R], copy32: Option<&mut [f32]>) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    match isa.min(Isa::detect()) {
+        // SAFETY: the CPU has the features (Isa::detect).
+        Isa::Avx512 => return unsafe { x86::stats_avx512(row, copy32) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { x86::stats_avx2(row, copy32) },
+        Isa::Portable => {}
+    }
+    stats_body(row, copy32)
+}
+
+/// The loop of [`row_stats`] every instruction set compiles.
+#[inline(always)]
+fn stats_body<R: RawElement>(row: &[R], copy32: Option<&mut [f32]>) -> (f64, f64) {
+    let (mut acc, mut top) = ([0.0_f64; 8], [0.0_f64; 8]);
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        for ((a, t), &e) in acc.iter_mut().zip(top.iter_mut()).zip(chunk) {
+            let e = e.widen();
+            *a += e * e;
+            let m = e.abs();
+            if m > *t {
+                *t = m;
+            }
+        }
+    }
+    let (mut sq, mut max) = (0.0_f64, 0.0_f64);
+    for &e in chunks.remainder() {
+        let e = e.widen();
+        sq += e * e;
+        max = max.max(e.abs());
+    }
+    if let Some(dst) = copy32 {
+        body(row, None, dst);
+    }
+    let lanes = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    (lanes + sq, top.iter().fold(max, |m, &t| m.max(t)))
+}
+
 /// The scan loop every instruction set compiles.
 #[inline(always)]
 fn scan_body<R: RawElement>(row: &[R], acc: Option<&mut [f64]>, n: f64) -> (f64, bool) {
@@ -235,7 +279,31 @@ fn body<R: RawElement, T: Narrow>(src: &[R], mean: Option<&[f64]>, dst: &mut [T]
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{body, scan_body, Narrow, Panels, RawElement};
+    use super::{body, scan_body, stats_body, Narrow, Panels, RawElement};
+
+    /// [`stats_body`] for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and DQ.
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    pub(super) unsafe fn stats_avx512<R: RawElement>(
+        row: &[R],
+        copy32: Option<&mut [f32]>,
+    ) -> (f64, f64) {
+        stats_body(row, copy32)
+    }
+
+    /// [`stats_body`] for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn stats_avx2<R: RawElement>(
+        row: &[R],
+        copy32: Option<&mut [f32]>,
+    ) -> (f64, f64) {
+        stats_body(row, copy32)
+    }
 
     /// [`scan_body`] for AVX-512.
     ///
@@ -334,6 +402,68 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `row_stats`: the same bits on every instruction set, equal to the eight-lane definition
+    /// (lane `l` sums the squares of entries `l, l + 8, …` in order; the tail after them), the
+    /// largest magnitude, and the `f32` copy `e as f32`; `f32` and `f64` rows with and without
+    /// a tail of 8, a NaN (the sum NaN, the maximum skipping it).
+    #[test]
+    fn row_stats_are_the_eight_lane_sums_on_every_isa() {
+        fn check<R: RawElement>(row: &[R]) {
+            let n = row.len();
+            let full = n / 8 * 8;
+            let mut lanes = [0.0_f64; 8];
+            for (k, e) in row[..full].iter().enumerate() {
+                lanes[k % 8] += e.widen() * e.widen();
+            }
+            let mut sq = 0.0;
+            for e in &row[full..] {
+                sq += e.widen() * e.widen();
+            }
+            let l = &lanes;
+            let want_sq = (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + sq;
+            let want_max = row.iter().fold(0.0_f64, |m, e| m.max(e.widen().abs()));
+            #[allow(clippy::cast_possible_truncation)]
+            let want_copy: Vec<f32> = row.iter().map(|e| e.widen() as f32).collect();
+            for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                let mut copy = vec![0.0_f32; n];
+                let (got_sq, got_max) = row_stats(isa, row, Some(&mut copy));
+                assert_eq!(got_sq.to_bits(), want_sq.to_bits(), "{isa:?} n={n}");
+                assert_eq!(got_max.to_bits(), want_max.to_bits(), "{isa:?} n={n}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&copy), bits(&want_copy), "{isa:?} n={n}");
+                assert_eq!(row_stats(isa, row, None).0.to_bits(), want_sq.to_bits());
+            }
+        }
+        let mut state = 0x2545_f491_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            #[allow(clippy::cast_precision_loss)]
+            let u = (state >> 11) as f64 / (1_u64 << 53) as f64;
+            (u - 0.5) * 1e3
+        };
+        for n in [0_usize, 1, 7, 8, 9, 16, 49, 100, 2051] {
+            let row: Vec<f64> = (0..n).map(|_| next()).collect();
+            check(&row);
+            #[allow(clippy::cast_possible_truncation)]
+            let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+            check(&row32);
+        }
+        let mut row: Vec<f64> = (0..20).map(|_| next()).collect();
+        row[11] = f64::NAN;
+        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+            let (sq, max) = row_stats(isa, &row, None);
+            assert!(sq.is_nan());
+            assert_eq!(
+                max,
+                row.iter()
+                    .filter(|x| !x.is_nan())
+                    .fold(0.0_f64, |m, x| m.max(x.abs()))
+            );
+        }
+    }
 
     /// `centre_pack` against the definition (each value centred by `body`, placed at its
     /// panel position, the last panel's padding zero, nothing past it written) on every

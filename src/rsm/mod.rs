@@ -43,6 +43,7 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayVie
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::kernels::centre::row_stats;
 use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar, Operand, Packed};
 use crate::lap::Cost;
 use crate::matching::mixed::{self, PairFactors};
@@ -468,31 +469,6 @@ impl Extremes {
     }
 }
 
-/// `(Σ e², max |e|)` of a row in `f64`, in eight fixed lanes (vectorised; the same order on
-/// every machine). A NaN makes the sum NaN; the maximum skips it.
-fn row_stats<T: Real>(row: &[T]) -> (f64, f64) {
-    let (mut acc, mut top) = ([0.0_f64; 8], [0.0_f64; 8]);
-    let mut chunks = row.chunks_exact(8);
-    for chunk in &mut chunks {
-        for ((a, t), &e) in acc.iter_mut().zip(top.iter_mut()).zip(chunk) {
-            let e = e.to_f64();
-            *a += e * e;
-            let m = e.abs();
-            if m > *t {
-                *t = m;
-            }
-        }
-    }
-    let (mut sq, mut max) = (0.0_f64, 0.0_f64);
-    for &e in chunks.remainder() {
-        let e = e.to_f64();
-        sq += e * e;
-        max = max.max(e.abs());
-    }
-    let lanes = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    (lanes + sq, top.iter().fold(max, |m, &t| m.max(t)))
-}
-
 /// Largest L2 norms of a concept vector and of a whole sample, after checking every entry is
 /// finite; with `keep`, also the norm of every position (`N × S`); with `copy32`, also `a`
 /// rounded to `f32` (as [`f32_copy`], each row while it is in cache). One serial pass
@@ -504,6 +480,7 @@ fn vector_norms<T: Real>(
     copy32: bool,
 ) -> Result<Extremes> {
     let (n, s, _) = a.dim();
+    let isa = crate::kernels::isa();
     let mut norms = if keep {
         Some(try_array2(n, s, 0.0_f64, "the per-position norms")?)
     } else {
@@ -522,17 +499,20 @@ fn vector_norms<T: Real>(
     for (i, sample) in a.outer_iter().enumerate() {
         let mut sample_sq = 0.0_f64;
         for (p, v) in sample.outer_iter().enumerate() {
-            let (sq, row_max) = match v.as_slice() {
-                Some(row) => row_stats(row),
-                None => row_stats(&v.to_vec()),
-            };
-            if let Some(copy) = copy.as_mut() {
-                #[allow(clippy::cast_possible_truncation)]
-                match v.as_slice() {
-                    Some(row) => copy.extend(row.iter().map(|&e| e.to_f64() as f32)),
-                    None => copy.extend(v.iter().map(|&e| e.to_f64() as f32)),
+            let owned;
+            let row = match v.as_slice() {
+                Some(row) => row,
+                None => {
+                    owned = v.to_vec();
+                    &owned
                 }
-            }
+            };
+            let dst = copy.as_mut().map(|copy| {
+                let at = copy.len();
+                copy.resize(at + row.len(), 0.0);
+                &mut copy[at..]
+            });
+            let (sq, row_max) = row_stats(isa, row, dst);
             if !(sq.is_finite() && row_max.is_finite()) {
                 // NaN/inf entries make the sum non-finite; so do squares of huge finite
                 // entries, which the scaled pass below handles.
