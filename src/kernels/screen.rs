@@ -868,9 +868,9 @@ unsafe fn screen_avx512(
     candidates: &mut Vec<usize>,
 ) -> f64 {
     use std::arch::x86_64::{
-        __mmask8, _mm256_maskz_loadu_ps, _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_cvtps_pd,
-        _mm512_mask_blend_pd, _mm512_maskz_loadu_pd, _mm512_min_pd, _mm512_set1_pd,
-        _mm512_storeu_pd, _mm512_sub_pd, _CMP_GT_OQ,
+        __mmask8, _mm512_add_pd, _mm512_castps512_ps256, _mm512_cmp_pd_mask, _mm512_cvtps_pd,
+        _mm512_mask_blend_pd, _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_min_pd,
+        _mm512_set1_pd, _mm512_storeu_pd, _mm512_sub_pd, _CMP_GT_OQ,
     };
     // The portable body's operations lane by lane, 8 entries per step (the last one masked):
     // `vminpd(a, b)` is `if a < b { a } else { b }`, `_CMP_GT_OQ` false for NaN.
@@ -885,7 +885,10 @@ unsafe fn screen_avx512(
     while j < n {
         let live = (n - j).min(8);
         let m: __mmask8 = if live == 8 { 0xff } else { (1_u8 << live) - 1 };
-        let r = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, row.as_ptr().add(j)));
+        let r = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(
+            u16::from(m),
+            row.as_ptr().add(j),
+        )));
         let x = _mm512_sub_pd(
             _mm512_add_pd(c0v, _mm512_maskz_loadu_pd(m, v.as_ptr().add(j))),
             r,
