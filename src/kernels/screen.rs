@@ -440,8 +440,17 @@ impl<T: crate::lap::Cost> Chunk<'_, T> {
                         yp[q] = yp[0];
                     }
                     let xp = xr.as_ptr().cast::<f64>();
+                    // (As many rows as there are entries: a last group of one to three does
+                    // not compute four.)
                     // SAFETY: AVX-512 (G) and f64 rows (T is f64); x and every y hold kc values.
-                    let sums = unsafe { any_order_dots_avx512(xp, yp, kc) };
+                    let sums = unsafe {
+                        match four.len() {
+                            1 => any_order_dots_avx512::<1>(xp, yp, kc),
+                            2 => any_order_dots_avx512::<2>(xp, yp, kc),
+                            3 => any_order_dots_avx512::<3>(xp, yp, kc),
+                            _ => any_order_dots_avx512::<4>(xp, yp, kc),
+                        }
+                    };
                     for (q, &e) in four.iter().enumerate() {
                         out_any[e as usize] += sums[q];
                     }
@@ -642,7 +651,7 @@ unsafe fn any_order_dot_avx512(x: *const f64, y: *const f64, kc: usize) -> f64 {
     _mm_cvtsd_f64(_mm_add_pd(d, _mm_unpackhi_pd(d, d)))
 }
 
-/// [`any_order_dot_avx512`] of four rows `y[q]` against one `x` at once (the loads of `x`
+/// [`any_order_dot_avx512`] of `Q ≤ 4` rows `y[q]` (the rest unused, 0 returned) against one `x` at once (the loads of `x`
 /// shared, sixteen sums in flight): per row the same operations in the same order, so the same
 /// bits.
 ///
@@ -651,20 +660,25 @@ unsafe fn any_order_dot_avx512(x: *const f64, y: *const f64, kc: usize) -> f64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 #[allow(clippy::needless_range_loop)] // (indices into several arrays at once)
-unsafe fn any_order_dots_avx512(x: *const f64, y: [*const f64; 4], kc: usize) -> [f64; 4] {
+unsafe fn any_order_dots_avx512<const Q: usize>(
+    x: *const f64,
+    y: [*const f64; 4],
+    kc: usize,
+) -> [f64; 4] {
     use std::arch::x86_64::{
         __mmask8, _mm256_add_pd, _mm256_castpd256_pd128, _mm256_extractf128_pd, _mm512_add_pd,
         _mm512_extractf64x4_pd, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_mask3_fmadd_pd,
         _mm512_maskz_loadu_pd, _mm512_setzero_pd, _mm_add_pd, _mm_cvtsd_f64, _mm_unpackhi_pd,
     };
     let mut a = [[_mm512_setzero_pd(); 4]; 4];
+    let q_end = Q.min(4);
     let full = kc / 32 * 32;
     let mut k = 0;
     while k < full {
         for v in 0..4 {
             let o = k + 8 * v;
             let xv = _mm512_loadu_pd(x.add(o));
-            for q in 0..4 {
+            for q in 0..q_end {
                 a[q][v] = _mm512_fmadd_pd(xv, _mm512_loadu_pd(y[q].add(o)), a[q][v]);
             }
         }
@@ -677,7 +691,7 @@ unsafe fn any_order_dots_avx512(x: *const f64, y: [*const f64; 4], kc: usize) ->
             let m: __mmask8 = ((1_u16 << lanes) - 1) as __mmask8;
             let o = full + 8 * v;
             let xv = _mm512_maskz_loadu_pd(m, x.add(o));
-            for q in 0..4 {
+            for q in 0..q_end {
                 let yv = _mm512_maskz_loadu_pd(m, y[q].add(o));
                 a[q][v] = _mm512_mask3_fmadd_pd(xv, yv, a[q][v], m);
             }
@@ -685,6 +699,9 @@ unsafe fn any_order_dots_avx512(x: *const f64, y: [*const f64; 4], kc: usize) ->
     }
     // Per row, as any_order_dot_avx512: p[l] += p[l + 16], then p[l + 8], 4, 2, 1.
     std::array::from_fn(|q| {
+        if q >= q_end {
+            return 0.0;
+        }
         let h0 = _mm512_add_pd(a[q][0], a[q][2]);
         let h1 = _mm512_add_pd(a[q][1], a[q][3]);
         let h = _mm512_add_pd(h0, h1);
