@@ -91,6 +91,16 @@ AUTO_MIXED_WIDE_C = 1024
 AUTO_MIXED_LARGE_S = 1536
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
+#: Approximate matchers that, under ``"mixed"``, choose their permutation on float32 affinities
+#: (G re-scored in float64, the bound widened by the float32 GEMM's rounding bound);
+#: ``topk_greedy``/``batch_optimal`` when ``k``/``b`` do not cover S. ``"auto"`` picks that from
+#: :data:`AUTO_MIXED_LARGE_S` matched positions on, where it was measured faster (the float32
+#: GEMM writes half the bytes; docs/benchmarks.md, "Approximate matchers on float32
+#: affinities"); below, nothing was measured, so they stay float64.
+APPROX_MIXED_MATCHERS = ("greedy", "auction", "topk_greedy", "batch_optimal")
+#: Defaults of topk_greedy's ``k`` and batch_optimal's ``b`` (the Rust core's DEFAULT_TOPK,
+#: DEFAULT_BATCH): whether they are exact for S.
+_EXACT_OPTION = {"topk_greedy": ("k", 128), "batch_optimal": ("b", 512)}
 
 ProgressFn = Callable[[int], Any]
 
@@ -530,26 +540,42 @@ def check_options(
     )
 
 
-def resolve_precision(precision: str, matcher: str, s: int, c: int) -> str:
+def resolve_precision(
+    precision: str, matcher: str, s: int, c: int, matcher_options: Optional[dict[str, int]] = None
+) -> str:
     """The precision a run uses: ``precision`` itself, or for ``"auto"`` ``"mixed"`` where it
-    pays (a matcher of :data:`MIXED_MATCHERS` and ``s`` matched positions >=
-    :data:`AUTO_MIXED_MIN_S` with ``c`` channels >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >=
-    :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >= :data:`AUTO_MIXED_WIDE_C`, or ``s`` >=
-    :data:`AUTO_MIXED_LARGE_S` at any ``c``) and ``"float64"`` otherwise. Both give the float64
-    optimum ``G``.
+    pays and ``"float64"`` otherwise. For a matcher that is exact for ``s`` matched positions
+    (``exact``; ``topk_greedy``/``batch_optimal`` whose ``k``/``b`` in ``matcher_options``,
+    default 128/512, are at least ``s``): ``s`` >= :data:`AUTO_MIXED_MIN_S` with ``c`` channels
+    >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >= :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >=
+    :data:`AUTO_MIXED_WIDE_C`, or ``s`` >= :data:`AUTO_MIXED_LARGE_S` at any ``c`` (G: the
+    float64 optimum either way). For the approximate ones (:data:`APPROX_MIXED_MATCHERS` when
+    not exact): ``s`` >= :data:`AUTO_MIXED_LARGE_S` (the permutation chosen on float32
+    affinities, G its float64 value).
 
     >>> resolve_precision("auto", "exact", 49, 320), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
     >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 4096, 24)
     ('mixed', 'mixed')
+    >>> resolve_precision("auto", "auction", 197, 768), resolve_precision("auto", "greedy", 4096, 24)
+    ('float64', 'mixed')
+    >>> resolve_precision("auto", "batch_optimal", 197, 768, {"b": 64})  # approximate at S = 197
+    'float64'
     """
     if precision != "auto":
         return precision
-    pays = matcher in MIXED_MATCHERS and (
-        (s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C)
-        or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_WIDE_C)
-        or s >= AUTO_MIXED_LARGE_S
-    )
+    exact = matcher == "exact"
+    if matcher in _EXACT_OPTION:
+        name, default = _EXACT_OPTION[matcher]
+        exact = int((matcher_options or {}).get(name, default)) >= s
+    if exact:
+        pays = (
+            (s >= AUTO_MIXED_MIN_S and c >= AUTO_MIXED_MIN_C)
+            or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_WIDE_C)
+            or s >= AUTO_MIXED_LARGE_S
+        )
+    else:
+        pays = matcher in APPROX_MIXED_MATCHERS and s >= AUTO_MIXED_LARGE_S
     return "mixed" if pays else "float64"
 
 
@@ -644,7 +670,10 @@ class Engine:
         # "auto" becomes what it runs, so that the memory estimate, the tile function, Dask
         # workers and out=/resume fingerprints all see the concrete precision.
         options = replace(
-            options, precision=resolve_precision(options.precision, options.matcher, xi.s - options.prefix_tokens, xi.c)
+            options,
+            precision=resolve_precision(
+                options.precision, options.matcher, xi.s - options.prefix_tokens, xi.c, options.matcher_options
+            ),
         )
         if options.center and reference.n < 2:
             raise ShapeError(

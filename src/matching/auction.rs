@@ -152,6 +152,28 @@ pub(crate) fn auction<T: Cost>(
     )
 }
 
+/// [`auction`] that also bids on the 16-bit copy when the affinity is `f32` (from
+/// [`QUANTISED_FROM`] positions, target gap at least [`QUANTISED_MIN_GAP`]): for the `f32`
+/// affinities that mixed precision gives the approximate matchers inside `gram`
+/// ([`super::assign_f32`]), where the alternative is the `f64` run's 16-bit copy. (Plain `f32`
+/// input keeps its direct `f32` bids, so `precision="float32"` results do not change.)
+pub(crate) fn auction_quantised_f32(
+    affinity: &Affinity<'_, f32>,
+    gap: f64,
+    state: &mut AuctionState,
+    perm: &mut [usize],
+    cancel: &AtomicBool,
+) -> f64 {
+    auction_inner(
+        affinity,
+        gap,
+        state,
+        perm,
+        (COMPACT_FROM_BYTES, QUANTISED_FROM, true),
+        cancel,
+    )
+}
+
 /// The cancellation flag is read every this many bids.
 const CANCEL_POLL: usize = 256;
 
@@ -166,9 +188,29 @@ fn auction_with<T: Cost>(
     quantised_from: usize,
     cancel: &AtomicBool,
 ) -> f64 {
+    auction_inner(
+        affinity,
+        gap,
+        state,
+        perm,
+        (compact_from_bytes, quantised_from, false),
+        cancel,
+    )
+}
+
+/// [`auction_with`], the 16-bit copy also for an `f32` affinity when `sizes.2`.
+fn auction_inner<T: Cost>(
+    affinity: &Affinity<'_, T>,
+    gap: f64,
+    state: &mut AuctionState,
+    perm: &mut [usize],
+    sizes: (usize, usize, bool),
+    cancel: &AtomicBool,
+) -> f64 {
+    let (compact_from_bytes, quantised_from, quantise_narrow) = sizes;
     let s = affinity.size();
     let wide = std::mem::size_of::<T>() > std::mem::size_of::<f32>();
-    if wide && s >= quantised_from.max(2) && gap >= QUANTISED_MIN_GAP {
+    if (wide || quantise_narrow) && s >= quantised_from.max(2) && gap >= QUANTISED_MIN_GAP {
         let isa = isa();
         let mut copy = std::mem::take(&mut state.quantised);
         let q = quantise_rows::<T, true>(isa, affinity.values(), s, &mut copy);

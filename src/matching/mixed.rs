@@ -92,6 +92,12 @@ pub struct MixedCounters {
     pub repaired: u64,
     /// Candidate entries whose `f64` value was computed.
     pub candidates: u64,
+    /// Pairs matched by an approximate matcher on their `f32` affinities
+    /// ([`super::assign_f32`]).
+    pub approximate: u64,
+    /// Of those, pairs whose auction missed its target on the `f64` bound and were solved
+    /// exactly in `f64`.
+    pub approximate_exact: u64,
 }
 
 static PAIRS: AtomicU64 = AtomicU64::new(0);
@@ -99,6 +105,17 @@ static CERTIFIED: AtomicU64 = AtomicU64::new(0);
 static WIDENED: AtomicU64 = AtomicU64::new(0);
 static REPAIRED: AtomicU64 = AtomicU64::new(0);
 static CANDIDATES: AtomicU64 = AtomicU64::new(0);
+static APPROXIMATE: AtomicU64 = AtomicU64::new(0);
+static APPROXIMATE_EXACT: AtomicU64 = AtomicU64::new(0);
+
+/// Count a pair matched by an approximate matcher on its `f32` affinities, and whether it was
+/// then solved exactly in `f64` ([`MixedCounters::approximate`]).
+pub(crate) fn count_approximate(solved_exactly: bool) {
+    APPROXIMATE.fetch_add(1, Ordering::Relaxed);
+    if solved_exactly {
+        APPROXIMATE_EXACT.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The process-wide [`MixedCounters`] so far.
 #[must_use]
@@ -109,6 +126,8 @@ pub fn counters() -> MixedCounters {
         widened: WIDENED.load(Ordering::Relaxed),
         repaired: REPAIRED.load(Ordering::Relaxed),
         candidates: CANDIDATES.load(Ordering::Relaxed),
+        approximate: APPROXIMATE.load(Ordering::Relaxed),
+        approximate_exact: APPROXIMATE_EXACT.load(Ordering::Relaxed),
     }
 }
 
@@ -617,6 +636,31 @@ fn rows<'a, T: Cost>(
         y: ys.as_slice().ok_or_else(layout)?,
         c,
     })
+}
+
+/// `Σ_i Â_{iσ(i)}` of a pair (`x`, `y`: `S × C` row-major, [`dot`] per entry, summed in row
+/// order): the `f64` value of the permutation `perm`, bit for bit the `f64` path's
+/// [`super::matched_sum`] of the same permutation. For the approximate matchers that choose
+/// their permutation on `f32` affinities ([`super::assign_f32`]).
+#[must_use]
+pub fn rescore<T: Cost>(x: &[T], y: &[T], c: usize, perm: &[usize]) -> f64 {
+    Rows { x, y, c }.matched_sum(perm)
+}
+
+/// `Σ_i max_j err_ij` (step 1 of the module docs, `C` = `c`): the most by which the `f32`
+/// affinities' dual can understate the `f64` one. With `u_i + v_j ≥ A32_ij` for all `i, j`,
+/// `u_i + err_i + v_j ≥ Â_ij`, so a bound on the `f32` problem plus this sum bounds the `f64`
+/// optimum. `nx`, `ny`: the `f64` norms of the rows of `x` and `y`. (The final factor
+/// `1 + 10⁻⁶` covers the rounding of the sum.)
+#[must_use]
+pub fn row_error_sum(c: usize, nx: &[f64], ny: &[f64]) -> f64 {
+    let b = Bounds::new(c);
+    let max_ny = ny.iter().fold(0.0_f64, |m, &v| m.max(v));
+    let sum: f64 = nx
+        .iter()
+        .map(|&n| (b.rho * n + b.eta1) * max_ny + b.eta0 + b.eta1 * n)
+        .sum();
+    sum * (1.0 + 1e-6)
 }
 
 /// The rows of a pair's `x` and `y` (`S × C`, row-major).

@@ -370,6 +370,66 @@ impl Matcher {
     }
 }
 
+/// An approximate matcher (not [`Matcher::is_exact_for`] the pair, not [`Matcher::None`] or
+/// [`Matcher::Shift`]) on the `f32` affinity `A32` of a pair whose exact affinity `Â` is `f64`
+/// (mixed precision inside `gram`, [`mixed`]): the permutation is chosen on `A32`; its value is
+/// `value(perm)`, the `f64` re-score ([`mixed::rescore`]); `slack` is
+/// [`mixed::row_error_sum`], `Σ_i max_j |A32_ij − Â_ij|` bounded. Returns the value and, with
+/// `with_bound` (else NaN), a bound on the `f64` optimum: the dual of an auction on `A32` plus
+/// `slack` (see [`mixed::row_error_sum`]).
+///
+/// The auction is held to its target against that `f64` bound and value; where it misses it,
+/// this returns `Ok(None)` and the caller solves the pair exactly in `f64`, as
+/// [`Matcher::Auction`] does when it misses its target ([`certified_auction`]). The bids use
+/// the 16-bit copy of `A32` from [`auction::QUANTISED_FROM`] positions on, as the `f64` run does
+/// ([`auction::auction_quantised_f32`]).
+///
+/// # Errors
+/// As [`Matcher::assign`], and [`Error::Interrupted`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assign_f32(
+    matcher: Matcher,
+    affinity: &Affinity<'_, f32>,
+    slack: f64,
+    with_bound: bool,
+    workspace: &mut Workspace,
+    perm: &mut [usize],
+    value: &mut dyn FnMut(&[usize]) -> f64,
+    cancel: &AtomicBool,
+) -> Result<Option<(f64, f64)>> {
+    check_perm(affinity, perm)?;
+    check_cancel(cancel)?;
+    if let Matcher::Auction { gap_ppm } = matcher {
+        let target = gap(gap_ppm);
+        let dual =
+            auction::auction_quantised_f32(affinity, target, &mut workspace.auction, perm, cancel);
+        check_cancel(cancel)?;
+        let v = value(perm);
+        let bound = dual + slack;
+        if !within_gap(v, bound, target) {
+            return Ok(None);
+        }
+        return Ok(Some((v, if with_bound { bound.max(v) } else { f64::NAN })));
+    }
+    matcher.assign_cancellable(affinity, workspace, perm, cancel)?;
+    let v = value(perm);
+    if !with_bound {
+        return Ok(Some((v, f64::NAN)));
+    }
+    let mut scratch = std::mem::take(&mut workspace.scratch_perm);
+    scratch.resize(affinity.size(), 0);
+    let dual = auction::auction_quantised_f32(
+        affinity,
+        gap(BOUND_GAP_PPM),
+        &mut workspace.auction,
+        &mut scratch,
+        cancel,
+    );
+    workspace.scratch_perm = scratch;
+    check_cancel(cancel)?;
+    Ok(Some((v, (dual + slack).max(v))))
+}
+
 /// The auction, held to its target: when it stops above `gap` (out of bids, or `ε` at its
 /// floor, seen with affinities spanning 10^±60), the pair is solved exactly instead and the
 /// tighter of the two certificates returned. Either way the result is a valid upper bound, and

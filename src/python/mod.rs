@@ -413,11 +413,21 @@ fn centre_rows<'py>(
 }
 
 /// Process-wide counters of the mixed-precision exact matcher
-/// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates)`.
+/// (`semrsm::matching::mixed::counters`): `(pairs, certified, widened, repaired, candidates,
+/// approximate, approximate_exact)`; the last two count the approximate matchers' pairs matched
+/// on `f32` affinities and those of them solved exactly in `f64` instead.
 #[pyfunction]
-fn mixed_counters() -> (u64, u64, u64, u64, u64) {
+fn mixed_counters() -> (u64, u64, u64, u64, u64, u64, u64) {
     let c = matching::mixed::counters();
-    (c.pairs, c.certified, c.widened, c.repaired, c.candidates)
+    (
+        c.pairs,
+        c.certified,
+        c.widened,
+        c.repaired,
+        c.candidates,
+        c.approximate,
+        c.approximate_exact,
+    )
 }
 
 /// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the

@@ -205,7 +205,12 @@ pub struct GramOptions {
     /// `topk_greedy`/`batch_optimal` when they are exact), each pair's affinity is computed and
     /// solved in `f32`, the permutation is proved optimal for the `f64` affinities (or the pair is
     /// solved again in `f64` where it is not), and `G` is summed from `f64` dot products.
-    /// Ignored for `f32` input, for the other matchers, and for a call whose norms could take
+    /// The approximate matchers `greedy`, `auction` and `topk_greedy`/`batch_optimal` (when not
+    /// exact) choose their permutation on the `f32` affinities ([`crate::matching::assign_f32`]):
+    /// `G` is that permutation's `f64` value, the bound the `f32` dual plus the `f32` GEMM's
+    /// rounding bound per row (still an upper bound on the `f64` optimum), and an auction that
+    /// misses its target against it is solved exactly in `f64`.
+    /// Ignored for `f32` input, for `none` and `shift`, and for a call whose norms could take
     /// the `f32` affinities near overflow ([`crate::matching::mixed::f32_is_safe`]): those run
     /// as without it.
     pub mixed_precision: bool,
@@ -759,10 +764,16 @@ fn pairwise_blocked<T: Real>(
         Some(a) => a.as_slice().unwrap_or(&[]),
         None => xs32,
     };
+    // Mixed precision: the exact matchers are solved in f32 and certified for f64
+    // (`exact_mixed`); the approximate ones choose their permutation on the f32 affinities and
+    // are re-scored in f64 (`approx32`, crate::matching::assign_f32).
+    let exact_mixed = mixed && options.matcher.is_exact_for(s - prefix);
+    let approx32 = mixed && !exact_mixed;
     let tile_len = if b > 1 { (b * s) * (b * s) } else { 0 };
     let slots = (0..threads)
         .map(|_| {
-            PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher, mixed).map(Mutex::new)
+            PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher, (mixed, exact_mixed))
+                .map(Mutex::new)
         })
         .collect::<Result<Vec<_>>>()?;
     let matcher = options.matcher;
@@ -827,7 +838,7 @@ fn pairwise_blocked<T: Real>(
                     scratch.block_affinities(xb, yb)?;
                 }
             }
-            if mixed {
+            if exact_mixed {
                 // Solve every pair of the block in f32, then certify them together (their f64
                 // dot products read each row once per batch, not once per entry).
                 let sm = s - prefix;
@@ -929,8 +940,21 @@ fn pairwise_blocked<T: Real>(
                     }
                     let yj = ArrayView2::from_shape((s, c), &ys[j * sc..(j + 1) * sc])
                         .map_err(|e| Error::Shape(e.to_string()))?;
-                    if mixed {
+                    if exact_mixed {
                         // Solved and certified above.
+                    } else if approx32 {
+                        if single {
+                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
+                                .map_err(|e| Error::Shape(e.to_string()))?;
+                            scratch.pair_affinity32(
+                                x32.slice(s![prefix.., ..]),
+                                y32.slice(s![prefix.., ..]),
+                            )?;
+                        } else {
+                            scratch.copy_affinity32(ii, jj, s, cols * s, prefix);
+                        }
                     } else if single {
                         // One pair: its matched positions' affinity directly.
                         scratch.pair_affinity(
@@ -959,7 +983,15 @@ fn pairwise_blocked<T: Real>(
                     } else {
                         (&[][..], &[][..])
                     };
-                    let (g, bound) = if mixed {
+                    let (g, bound) = if approx32 {
+                        let factors = PairFactors {
+                            x: xi.slice(s![prefix.., ..]),
+                            y: yj.slice(s![prefix.., ..]),
+                            norms_x: nx,
+                            norms_y: ny,
+                        };
+                        scratch.solve32(matcher, &factors, with_bound, cancel)?
+                    } else if mixed {
                         let factors = PairFactors {
                             x: xi.slice(s![prefix.., ..]),
                             y: yj.slice(s![prefix.., ..]),
@@ -1022,16 +1054,30 @@ fn pairwise_blocked<T: Real>(
 }
 
 /// Whether a call with these options may take the mixed-precision path (before the norms are
-/// known): asked for, `f64` input, a matcher that is exact.
+/// known): asked for, `f64` input, a matcher that is exact or one of the approximate matchers
+/// that take `f32` affinities ([`takes_f32_affinities`]).
 fn may_be_mixed<T: Real>(s: usize, options: &GramOptions) -> bool {
     options.mixed_precision
         && std::mem::size_of::<T>() == 8
-        && options.matcher.is_exact_for(s - options.prefix_tokens)
+        && (options.matcher.is_exact_for(s - options.prefix_tokens)
+            || takes_f32_affinities(options.matcher))
+}
+
+/// The approximate matchers that, under mixed precision, choose their permutation on the `f32`
+/// affinities ([`crate::matching::assign_f32`]; `G` re-scored in `f64`).
+fn takes_f32_affinities(matcher: Matcher) -> bool {
+    matches!(
+        matcher,
+        Matcher::Greedy
+            | Matcher::TopkGreedy { .. }
+            | Matcher::BatchOptimal { .. }
+            | Matcher::Auction { .. }
+    )
 }
 
 /// Whether the call takes the mixed-precision path ([`GramOptions::mixed_precision`]): not when
-/// it is not asked for, the input is `f32`, the matcher is not exact, or norms could take `f32`
-/// affinities near overflow.
+/// it is not asked for, the input is `f32`, the matcher is neither exact nor one of
+/// [`takes_f32_affinities`], or norms could take `f32` affinities near overflow.
 fn mixed_applies<T: Real>(
     x: &ArrayView3<'_, T>,
     y: Option<&ArrayView3<'_, T>>,
@@ -1225,9 +1271,14 @@ struct PairScratch<T> {
 impl<T: Real> PairScratch<T> {
     /// Scratch for pairs of `s` matched positions and blocks of `block_len` affinities, its
     /// large buffers reserved fallibly ([`Error::TooLarge`] when the memory is not there).
-    fn try_new(s: usize, block_len: usize, matcher: Matcher, mixed: bool) -> Result<Self> {
+    fn try_new(
+        s: usize,
+        block_len: usize,
+        matcher: Matcher,
+        (mixed, exact_mixed): (bool, bool),
+    ) -> Result<Self> {
         let mut workspace = Workspace::default();
-        let reserved = if mixed {
+        let reserved = if exact_mixed {
             workspace.try_reserve_mixed(s)
         } else {
             workspace.try_reserve(s, matcher)
@@ -1240,7 +1291,8 @@ impl<T: Real> PairScratch<T> {
             ))
         })?;
         // Mixed precision keeps its affinities in f32 and needs an f64 one only for a repair
-        // (allocated then).
+        // (allocated then; for the approximate matchers, a pair whose auction misses its target
+        // on the f64 bound).
         let (len64, len32, side) = if mixed {
             (0, block_len, 0)
         } else {
@@ -1360,6 +1412,51 @@ impl<T: Real> PairScratch<T> {
             )?
         };
         Ok((r.value, if with_bound { r.bound } else { f64::NAN }))
+    }
+
+    /// Mixed precision, an approximate matcher ([`crate::matching::assign_f32`]) on the `f32`
+    /// affinity in `self.affinity32` of the pair `factors` (its matched positions): the
+    /// permutation (left in `self.perm`) chosen on it, `G` its `f64` re-score
+    /// ([`mixed::rescore`]), and with `with_bound` (else NaN) the `f32` dual plus the rows'
+    /// rounding bounds ([`mixed::row_error_sum`]). An auction that misses its target against
+    /// that bound is replaced, as [`Matcher::Auction`] documents, by the exact solver on the
+    /// pair's `f64` affinity (computed then), with its bound.
+    fn solve32(
+        &mut self,
+        matcher: Matcher,
+        factors: &PairFactors<'_, T>,
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<(f64, f64)> {
+        let sm = factors.x.nrows();
+        let c = factors.x.ncols();
+        let layout = || Error::Shape("internal: factor layout".into());
+        let xs = factors.x.to_slice().ok_or_else(layout)?;
+        let ys = factors.y.to_slice().ok_or_else(layout)?;
+        let slack = mixed::row_error_sum(c, factors.norms_x, factors.norms_y);
+        let problem = Affinity::new(&self.affinity32, sm, factors.norms_x, factors.norms_y)?;
+        let mut value = |perm: &[usize]| mixed::rescore(xs, ys, c, perm);
+        let solved = crate::matching::assign_f32(
+            matcher,
+            &problem,
+            slack,
+            with_bound,
+            &mut self.workspace,
+            &mut self.perm,
+            &mut value,
+            cancel,
+        )?;
+        mixed::count_approximate(solved.is_none());
+        if let Some(r) = solved {
+            return Ok(r);
+        }
+        if self.affinity.dim() != (sm, sm) {
+            self.affinity = try_array2(sm, sm, T::zero(), "an affinity matrix")?;
+        }
+        self.gemm
+            .abt(factors.x, factors.y, self.affinity.view_mut())?;
+        let (nx, ny) = (factors.norms_x, factors.norms_y);
+        self.solve(Matcher::Exact, (nx, ny), with_bound, cancel)
     }
 
     /// One pair's affinity `xi · yjᵀ` into `self.affinity` (the pair's matched positions).
