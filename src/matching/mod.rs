@@ -380,14 +380,14 @@ impl Matcher {
 ///
 /// The auction is held to its target against that `f64` bound and value; where it misses it,
 /// this returns `Ok(None)` and the caller solves the pair exactly in `f64`, as
-/// [`Matcher::Auction`] does when it misses its target ([`certified_auction`]). The bids use
+/// [`Matcher::Auction`] does when it misses its target. The bids use
 /// the 16-bit copy of `A32` from [`auction::QUANTISED_FROM`] positions on, as the `f64` run does
-/// ([`auction::auction_quantised_f32`]).
+/// (`auction::auction_quantised_f32`).
 ///
 /// # Errors
 /// As [`Matcher::assign`], and [`Error::Interrupted`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn assign_f32(
+pub fn assign_f32(
     matcher: Matcher,
     affinity: &Affinity<'_, f32>,
     slack: f64,

@@ -191,16 +191,23 @@ def test_blocked_certificate_has_the_float64_bits_on_every_instruction_set(tmp_p
 
 
 def test_bound_and_other_matchers():
-    """With return_bound the bound equals G (the certificate's dual); the other matchers ignore
-    precision="mixed" and give their float64 results."""
+    """With return_bound the bound equals G (the certificate's dual); matcher="none" ignores
+    precision="mixed"; the approximate matchers choose their permutation on float32 affinities
+    (tests/python/test_mixed_approx.py) and, where it is float64's, have float64's G bit for bit."""
     rng = np.random.default_rng(4)
     x = rng.normal(size=(5, 16, 4))
     G, bound = mixed(x, return_bound=True)
     assert np.allclose(bound, G, rtol=1e-12, atol=1e-12) and (bound >= G).all()
-    for matcher in ("greedy", "auction", "none"):
-        a = semrsm.gram(x, matcher=matcher, center=False, layout="nsc", precision="mixed")
-        b = semrsm.gram(x, matcher=matcher, center=False, layout="nsc")
-        assert a.tobytes() == b.tobytes()
+    a = semrsm.gram(x, matcher="none", center=False, layout="nsc", precision="mixed")
+    b = semrsm.gram(x, matcher="none", center=False, layout="nsc")
+    assert a.tobytes() == b.tobytes()
+    for matcher in ("greedy", "auction"):
+        before = _core.mixed_counters()[5]
+        a, pa = semrsm.gram(x, matcher=matcher, center=False, layout="nsc", precision="mixed", return_permutations=True)
+        assert _core.mixed_counters()[5] - before == 10
+        b, pb = semrsm.gram(x, matcher=matcher, center=False, layout="nsc", return_permutations=True)
+        same = (pa == pb).all(axis=2)
+        assert same.any() and (a[same] == b[same]).all()
 
 
 def test_prefix_tokens():
