@@ -255,7 +255,8 @@ def gram(
         bound on the float64 optimum (the float32 dual plus the float32 GEMM's rounding bound
         of each row); an auction whose gap that bound cannot certify is solved exactly in
         float64, as in ``"float64"``. ``"auto"`` picks this from 1536 matched positions on
-        (0.6x greedy's and 0.8x the auction's time per pair at S = 3136-4096), else float64.
+        (0.5-0.65x greedy's and 0.7-0.85x the auction's float64 time per pair at
+        S = 3136-4096), else float64.
         Inputs whose norms could overflow float32, ``none`` and ``shift`` run in float64.
         Memory: as ``"float64"`` plus a float32 copy of the input blocks. See
         docs/benchmarks.md ("Mixed precision") for the measurements behind ``"auto"``.
