@@ -208,3 +208,70 @@ np.savez(sys.argv[1], *out)
         for g, w in zip(arrays[::2], arrays[1::2]):
             assert g.dtype == np.float64 and g.flags.c_contiguous
             np.testing.assert_array_equal(g.view(np.uint64), w.view(np.uint64), err_msg=isa)
+
+
+def test_centre_rows_stats_is_centre_rows_with_the_norms_pass_on_every_isa(tmp_path):
+    """``_core.centre_rows_stats`` (Engine.block's centring for mixed precision): the centred
+    rows of ``centre_rows``, their float32 copy, each position's squared norm in the eight-lane
+    order of the core's norms pass and the largest magnitude, on every instruction set; and
+    ``gram`` given them (``prepared_x``/``prepared_y``) has the bits of ``gram`` without."""
+    from helpers import per_isa
+
+    script = """
+import sys, numpy as np
+from semrsm import _core
+rng = np.random.default_rng(6)
+out = []
+for dtype in (np.float32, np.float64):
+    for s, c in ((3, 1), (4, 7), (5, 8), (2, 33), (6, 20)):
+        raw = (rng.normal(size=(5, s * c)) * 10.0 ** rng.integers(-3, 3, size=(5, s * c))).astype(dtype)
+        mean = rng.normal(size=s * c) * 1e-2
+        block, copy, sq, top = _core.centre_rows_stats(raw, mean, s)
+        y, ycopy, ysq, ytop = _core.centre_rows_stats(raw[:3] * 2, mean, s)
+        x3, y3 = block.reshape(5, s, c), y.reshape(3, s, c)
+        g = [_core.gram(x3, yy, mixed_precision=True, return_bound=True, prepared_x=(copy, sq, top),
+                        prepared_y=None if yy is None else (ycopy, ysq, ytop))[0] for yy in (None, y3)]
+        w = [_core.gram(x3, yy, mixed_precision=True, return_bound=True)[0] for yy in (None, y3)]
+        out += [block, _core.centre_rows(raw, mean), copy, sq, np.array([top])] + g + w
+np.savez(sys.argv[1], *out)
+"""
+    shapes = ((3, 1), (4, 7), (5, 8), (2, 33), (6, 20)) * 2
+    for isa, arrays in per_isa(script, tmp_path).items():
+        assert len(arrays) == 9 * len(shapes)
+        for k, (s, c) in enumerate(shapes):
+            block, centred, copy, sq, top, g0, g1, w0, w1 = arrays[9 * k : 9 * k + 9]
+            np.testing.assert_array_equal(block.view(np.uint64), centred.view(np.uint64), err_msg=isa)
+            np.testing.assert_array_equal(copy, block.astype(np.float32), err_msg=isa)
+            assert float(top[0]) == float(np.abs(block).max()), isa
+            rows = block.reshape(-1, c)
+            for r, e in enumerate(rows):  # lane l: entries l, l + 8, ... in order; the tail after
+                full = len(e) // 8 * 8
+                lanes = [0.0] * 8
+                for i in range(full):
+                    lanes[i % 8] += float(e[i]) * float(e[i])
+                tail = 0.0
+                for v in e[full:]:
+                    tail += float(v) * float(v)
+                want = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) + tail
+                assert sq.reshape(-1)[r] == want, (isa, s, c, r)
+            for g, w in ((g0, w0), (g1, w1)):
+                np.testing.assert_array_equal(g.view(np.uint64), w.view(np.uint64), err_msg=isa)
+
+
+def test_mixed_engine_with_the_fused_centring_has_the_bits_of_the_core_on_centred_blocks():
+    """semrsm.gram in mixed precision (Engine.block centres with ``centre_rows_stats`` and
+    hands the statistics to ``_core.gram``), whole and in tiles, has the bits of ``_core.gram``
+    on the ``centre_rows`` block."""
+    import semrsm
+    from semrsm import _core
+
+    rng = np.random.default_rng(7)
+    v = np.maximum(rng.normal(size=(9, 16, 300)), 0).astype(np.float32)
+    acc = np.zeros(16 * 300)  # the scan's mean: row by row, in order
+    for row in v.reshape(9, -1):
+        acc += row.astype(np.float64) / 9
+    block = _core.centre_rows(v.reshape(9, -1), acc).reshape(v.shape)
+    want = _core.gram(block, mixed_precision=True)[0]
+    for tile in (None, 4):
+        got = semrsm.gram(v, layout="nsc", precision="mixed", tile=tile, progress=False)
+        np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
