@@ -13,7 +13,6 @@ __all__ = [
     "TooLargeError",
     "__version__",
     "centre_rows",
-    "centre_rows_stats",
     "gemm_abt",
     "gemm_abt_f32",
     "gram",
@@ -47,8 +46,6 @@ def gram(
     progress: Optional[Callable[[int], object]] = None,
     prefix_tokens: int = 0,
     mixed_precision: bool = False,
-    prepared_x: Optional[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], float]] = None,
-    prepared_y: Optional[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], float]] = None,
 ) -> tuple[
     npt.NDArray[np.float64], Optional[npt.NDArray[np.int64]], Optional[npt.NDArray[np.float64]]
 ]: ...
@@ -91,8 +88,3 @@ def centre_rows(
     raw: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
     mean: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]: ...
-def centre_rows_stats(
-    raw: Union[npt.NDArray[np.float64], npt.NDArray[np.float32]],
-    mean: npt.NDArray[np.float64],
-    s: int,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float64], float]: ...

@@ -636,16 +636,6 @@ class Engine:
     bounds: tuple[float, ...] = (np.inf, np.inf)
     #: Whether :meth:`block` records the squared norms of the rows it reads.
     record_norms: bool = False
-    #: The last blocks :meth:`block` made with ``_core.centre_rows_stats`` and what it found
-    #: (for :meth:`compute`; not pickled).
-    _prepared: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float]]] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_prepared"] = []
-        return state
 
     @classmethod
     def create(
@@ -822,18 +812,7 @@ class Engine:
         assert inp is not None
         bound = self.bounds[0 if which == "x" else -1]
         raw = inp.to_nsc(inp.source.read(r0, r1))
-        prepared = None
-        if (
-            self.mean is not None and self.options.precision == "mixed" and raw.dtype in _RUST_CENTRE
-            and raw.flags.c_contiguous and raw.size and not self.record_norms
-        ):
-            # Centred with, in the same pass, what the core's mixed precision needs of the
-            # block (each position's squared norm, the largest magnitude, the float32 copy):
-            # the block is read once (the core checks and ignores them where they do not fit).
-            block, copy, sq, top = _core.centre_rows_stats(raw.reshape(len(raw), -1), self.mean.reshape(-1), inp.s)
-            block = block.reshape(raw.shape)
-            prepared = (copy, sq, top)
-        elif self.mean is not None and raw.dtype in _RUST_CENTRE and raw.flags.c_contiguous and raw.size:
+        if self.mean is not None and raw.dtype in _RUST_CENTRE and raw.flags.c_contiguous and raw.size:
             # Widened and centred by the core in one vectorised pass into a new array (never
             # the user's): f64(x) − mean, the bits of the numpy branches below.
             block = _core.centre_rows(raw.reshape(len(raw), -1), self.mean.reshape(-1)).reshape(raw.shape)
@@ -858,8 +837,6 @@ class Engine:
                 f"values of {inp.name} are too large to centre: {inp.name}{list(index)} = {value:.6g} "
                 f"minus the mean {self.mean[s, c]:.6g} overflows float64; rescale the data"
             )
-        if prepared is not None:
-            self._prepared = [(block, prepared)] + self._prepared[:1]
         if self.record_norms:
             sq = np.einsum("nsc,nsc->n", block, block)
             (self.sq_x if which == "x" else self.sq_y)[r0:r1] = sq  # type: ignore[index]
@@ -924,11 +901,9 @@ class Engine:
     def compute(self, tile: Tile, xb: np.ndarray, yb: Optional[np.ndarray], progress: Optional[ProgressFn] = None):
         """The Rust tile function on blocks from :meth:`block`."""
         o = self.options
-        y = None if tile.diagonal else yb
-        found = {id(b): p for b, p in self._prepared}
         return _core.gram(
             xb,
-            y,
+            None if tile.diagonal else yb,
             matcher=o.matcher,
             options=o.matcher_options,
             threads=o.threads,
@@ -937,8 +912,6 @@ class Engine:
             progress=progress,
             prefix_tokens=o.prefix_tokens,
             mixed_precision=o.precision == "mixed",
-            prepared_x=found.get(id(xb)),
-            prepared_y=None if y is None else found.get(id(y)),
         )
 
     def tiles(

@@ -208,19 +208,6 @@ pub fn row_stats<R: RawElement>(isa: Isa, row: &[R], copy32: Option<&mut [f32]>)
     stats_body(row, copy32)
 }
 
-/// [`centre`] of a row into `dst` (`f64`) followed by [`row_stats`] of `dst` while it is in
-/// cache: the statistics (and `f32` copy) of the centred row with one read of the raw one.
-pub fn centre_stats<R: RawElement>(
-    isa: Isa,
-    src: &[R],
-    mean: Option<&[f64]>,
-    dst: &mut [f64],
-    copy32: Option<&mut [f32]>,
-) -> (f64, f64) {
-    centre(isa, src, mean, dst);
-    row_stats(isa, dst, copy32)
-}
-
 /// The loop of [`row_stats`] every instruction set compiles.
 #[inline(always)]
 fn stats_body<R: RawElement>(row: &[R], copy32: Option<&mut [f32]>) -> (f64, f64) {

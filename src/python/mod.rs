@@ -192,25 +192,12 @@ enum Samples<'py> {
     F32(PyReadonlyArray3<'py, f32>),
 }
 
-/// What `centre_rows_stats` found on the way, for `gram`: `(copy32, sq, max_abs)`.
-type PreparedArg<'py> = (PyReadonlyArray2<'py, f32>, PyReadonlyArray2<'py, f64>, f64);
-
-/// The core's view of a [`PreparedArg`] (`None` if the copy is not contiguous).
-fn prepared<'a>(p: Option<&'a PreparedArg<'_>>) -> Option<rsm::Prepared<'a>> {
-    let (copy, sq, max_abs) = p?;
-    Some(rsm::Prepared {
-        sq: sq.as_array(),
-        max_abs: *max_abs,
-        copy32: copy.as_slice().ok()?,
-    })
-}
-
 /// One tile of matched inner products (or the whole matrix as one tile); see `semrsm.gram` for
 /// the documented Python API and `semrsm._tiles` for the tiling. `x` (and `y`) are float64 or
 /// float32 `(n, S, C)` blocks, already centred; `y=None` is a diagonal tile. `progress`, if
 /// given, is called with the number of pairs finished since its last call (every 50 ms).
 #[pyfunction]
-#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None, prefix_tokens=0, mixed_precision=false, prepared_x=None, prepared_y=None))]
+#[pyo3(signature = (x, y=None, *, matcher="exact", options=None, threads=None, return_permutations=false, return_bound=false, progress=None, prefix_tokens=0, mixed_precision=false))]
 #[allow(clippy::too_many_arguments)]
 fn gram<'py>(
     py: Python<'py>,
@@ -224,8 +211,6 @@ fn gram<'py>(
     progress: Option<Bound<'py, PyAny>>,
     prefix_tokens: usize,
     mixed_precision: bool,
-    prepared_x: Option<PreparedArg<'py>>,
-    prepared_y: Option<PreparedArg<'py>>,
 ) -> PyResult<GramResult<'py>> {
     let matcher = parse_matcher(matcher, options)?;
     let opts = GramOptions {
@@ -239,16 +224,14 @@ fn gram<'py>(
     let out = match (&x, &y) {
         (Samples::F64(x), None) => {
             let xv = x.as_array();
-            let prep = [prepared(prepared_x.as_ref()), None];
             run_detached_with_progress(py, progress.as_ref(), |c, p| {
-                rsm::gram_tile_prepared(xv, None, prep, &opts, c, p)
+                rsm::gram_tile(xv, None, &opts, c, p)
             })
         }
         (Samples::F64(x), Some(Samples::F64(y))) => {
             let (xv, yv) = (x.as_array(), y.as_array());
-            let prep = [prepared(prepared_x.as_ref()), prepared(prepared_y.as_ref())];
             run_detached_with_progress(py, progress.as_ref(), |c, p| {
-                rsm::gram_tile_prepared(xv, Some(yv), prep, &opts, c, p)
+                rsm::gram_tile(xv, Some(yv), &opts, c, p)
             })
         }
         (Samples::F32(x), None) => {
@@ -426,104 +409,6 @@ fn centre_rows<'py>(
         go(py, &r, mean)
     } else {
         go(py, &raw.extract::<PyReadonlyArray2<'py, f64>>()?, mean)
-    }
-}
-
-/// `centre_rows` with, in the same pass (each position's row while in cache), the squared
-/// norm of every position (`(r, s)`, `d = s·C`), the largest magnitude and the `f32` copy
-/// (`(r, d)`) of the centred rows: `(centred, copy32, sq, max_abs)`, what `gram(...,
-/// prepared_x=(copy32, sq, max_abs))` would otherwise compute in a pass of its own.
-#[pyfunction]
-#[allow(clippy::type_complexity)]
-fn centre_rows_stats<'py>(
-    py: Python<'py>,
-    raw: &Bound<'py, PyAny>,
-    mean: PyReadonlyArray1<'py, f64>,
-    s: usize,
-) -> PyResult<(
-    Bound<'py, PyArray2<f64>>,
-    Bound<'py, PyArray2<f32>>,
-    Bound<'py, PyArray2<f64>>,
-    f64,
-)> {
-    #[allow(clippy::type_complexity)]
-    fn go<'py, R: crate::rsm::none::RawElement + numpy::Element>(
-        py: Python<'py>,
-        raw: &PyReadonlyArray2<'py, R>,
-        mean: &[f64],
-        s: usize,
-    ) -> PyResult<(
-        Bound<'py, PyArray2<f64>>,
-        Bound<'py, PyArray2<f32>>,
-        Bound<'py, PyArray2<f64>>,
-        f64,
-    )> {
-        let raw = raw.as_array();
-        let (r, d) = raw.dim();
-        if mean.len() != d || s == 0 || d % s != 0 {
-            return Err(ShapeError::new_err(format!(
-                "internal: rows of {d} values, a mean of {} and {s} positions",
-                mean.len()
-            )));
-        }
-        let c = d / s;
-        // SAFETY: the arrays are new and not yet visible to Python; every entry is written below.
-        let (out, copy, sq) = unsafe {
-            (
-                PyArray2::<f64>::new(py, [r, d], false),
-                PyArray2::<f32>::new(py, [r, d], false),
-                PyArray2::<f64>::new(py, [r, s], false),
-            )
-        };
-        // SAFETY: nothing else references the new arrays while the views live.
-        let (mut o, mut o32, mut osq) =
-            unsafe { (out.as_array_mut(), copy.as_array_mut(), sq.as_array_mut()) };
-        let isa = crate::kernels::isa();
-        let max_abs = py.detach(|| {
-            let mut top = 0.0_f64;
-            let rows = raw.outer_iter().zip(o.outer_iter_mut());
-            for ((src, mut dst), (mut d32, mut dsq)) in
-                rows.zip(o32.outer_iter_mut().zip(osq.outer_iter_mut()))
-            {
-                let (Some(dst), Some(d32), Some(dsq)) =
-                    (dst.as_slice_mut(), d32.as_slice_mut(), dsq.as_slice_mut())
-                else {
-                    continue; // (never: new C-ordered arrays)
-                };
-                let owned;
-                let src = match src.as_slice() {
-                    Some(src) => src,
-                    None => {
-                        owned = src.to_vec();
-                        &owned[..]
-                    }
-                };
-                let parts = src.chunks_exact(c).zip(mean.chunks_exact(c));
-                let outs = dst.chunks_exact_mut(c).zip(d32.chunks_exact_mut(c));
-                for (((src, mu), (dst, d32)), q) in parts.zip(outs).zip(dsq.iter_mut()) {
-                    let (sq, row_max) =
-                        crate::kernels::centre::centre_stats(isa, src, Some(mu), dst, Some(d32));
-                    *q = sq;
-                    top = top.max(row_max);
-                }
-            }
-            top
-        });
-        Ok((out, copy, sq, max_abs))
-    }
-    let mean = mean.as_array();
-    let owned;
-    let mean = match mean.as_slice() {
-        Some(m) => m,
-        None => {
-            owned = mean.to_vec();
-            &owned[..]
-        }
-    };
-    if let Ok(r) = raw.extract::<PyReadonlyArray2<'py, f32>>() {
-        go(py, &r, mean, s)
-    } else {
-        go(py, &raw.extract::<PyReadonlyArray2<'py, f64>>()?, mean, s)
     }
 }
 
@@ -713,7 +598,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gemm_abt_f32, m)?)?;
     m.add_function(wrap_pyfunction!(mixed_counters, m)?)?;
     m.add_function(wrap_pyfunction!(scan_rows, m)?)?;
-    m.add_function(wrap_pyfunction!(centre_rows_stats, m)?)?;
     m.add_function(wrap_pyfunction!(centre_rows, m)?)?;
     Ok(())
 }

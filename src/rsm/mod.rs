@@ -36,7 +36,6 @@
 //! (and permutations), plus [`scratch_bytes`] per thread; every large buffer is allocated
 //! fallibly, so running out of memory is [`Error::TooLarge`], never an abort.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -309,38 +308,7 @@ pub fn gram_tile<T: Real>(
     cancel: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<Gram> {
-    gram_tile_prepared(x, y, [None, None], options, cancel, progress)
-}
-
-/// What the pass that centred `f64` samples found on the way (the tile engine's
-/// `_core.centre_rows_stats`): the per-position statistics and `f32` copy [`gram_tile`] would
-/// otherwise compute in a pass of its own ([`row_stats`] on each position's row).
-#[derive(Debug, Clone, Copy)]
-pub struct Prepared<'a> {
-    /// `Σ e²` of every position (`N × S`), as [`row_stats`] sums it.
-    pub sq: ArrayView2<'a, f64>,
-    /// The largest `|e|` of the samples.
-    pub max_abs: f64,
-    /// The samples rounded to `f32` (`N·S·C` values, C-ordered).
-    pub copy32: &'a [f32],
-}
-
-/// [`gram_tile`] with the statistics of `x` and `y` from the pass that made them (`prepared`:
-/// for `x` and `y`); the same result, bit for bit. One that does not fit the samples, or whose
-/// values are not all finite or could overflow a square (`|e| > 1e150`), is ignored: the
-/// samples are then checked and measured as by [`gram_tile`] (the same errors).
-///
-/// # Errors
-/// As [`gram`].
-pub fn gram_tile_prepared<T: Real>(
-    x: ArrayView3<'_, T>,
-    y: Option<ArrayView3<'_, T>>,
-    prepared: [Option<Prepared<'_>>; 2],
-    options: &GramOptions,
-    cancel: &AtomicBool,
-    progress: &AtomicU64,
-) -> Result<Gram> {
-    let norms = validate(&x, y.as_ref(), prepared, options)?;
+    let norms = validate(&x, y.as_ref(), options)?;
     pool::pool(options.threads)?.install(|| gram_in_pool(x, y, &norms, options, cancel, progress))
 }
 
@@ -353,20 +321,19 @@ fn needs_pairs(options: &GramOptions) -> bool {
 /// when no matcher needs them. When the call may take the mixed-precision path, also the `f32`
 /// copies of `x` and `y` (made in the same pass, while each row is in cache; [`mixed_applies`]
 /// decides whether they are used).
-struct Norms<'a> {
+struct Norms {
     x: Array2<f64>,
     y: Option<Array2<f64>>,
-    x32: Option<Cow<'a, [f32]>>,
-    y32: Option<Cow<'a, [f32]>>,
+    x32: Option<Array3<f32>>,
+    y32: Option<Array3<f32>>,
 }
 
 /// Check the inputs and options; return the per-position norms (computed in the same pass).
-fn validate<'a, T: Real>(
+fn validate<T: Real>(
     x: &ArrayView3<'_, T>,
     y: Option<&ArrayView3<'_, T>>,
-    prepared: [Option<Prepared<'a>>; 2],
     options: &GramOptions,
-) -> Result<Norms<'a>> {
+) -> Result<Norms> {
     if options.threads == Some(0) {
         return Err(Error::InvalidOption(
             "threads must be at least 1 (or None for all cores)".into(),
@@ -385,19 +352,13 @@ fn validate<'a, T: Real>(
     // The f32 copies of mixed precision are made in the same pass (whether they are used
     // depends on the norms: mixed_applies).
     let copy32 = keep && may_be_mixed::<T>(s, options);
-    let ext_x = match prepared[0].and_then(|p| from_prepared(&p, x.dim(), keep, copy32)) {
-        Some(e) => e,
-        None => vector_norms(x, "x", keep, copy32)?,
-    };
+    let ext_x = vector_norms(x, "x", keep, copy32)?;
     let mut norms_y = None;
     let (m, ext_y) = match y {
         Some(y) => {
             check_second(x, y)?;
             let m = y.dim().0;
-            let ext_y = match prepared[1].and_then(|p| from_prepared(&p, y.dim(), keep, copy32)) {
-                Some(e) => e,
-                None => vector_norms(y, "y", keep, copy32)?,
-            };
+            let ext_y = vector_norms(y, "y", keep, copy32)?;
             (m, ext_y)
         }
         None => (n, ext_x.clone_extremes()),
@@ -495,14 +456,14 @@ pub(super) fn check_second<T, U>(x: &ArrayView3<'_, T>, y: &ArrayView3<'_, U>) -
 
 /// What [`vector_norms`] finds: the largest concept-vector and whole-sample norms, and the
 /// per-position norms when asked for.
-struct Extremes<'a> {
+struct Extremes {
     max_position: f64,
     max_sample: f64,
     norms: Option<Array2<f64>>,
-    copy32: Option<Cow<'a, [f32]>>,
+    copy32: Option<Array3<f32>>,
 }
 
-impl Extremes<'_> {
+impl Extremes {
     fn clone_extremes(&self) -> Self {
         Self {
             max_position: self.max_position,
@@ -522,7 +483,7 @@ fn vector_norms<T: Real>(
     what: &'static str,
     keep: bool,
     copy32: bool,
-) -> Result<Extremes<'static>> {
+) -> Result<Extremes> {
     let (n, s, _) = a.dim();
     let isa = crate::kernels::isa();
     let mut norms = if keep {
@@ -597,45 +558,17 @@ fn vector_norms<T: Real>(
             max_sample_sq = max_sample_sq.max(sample_sq);
         }
     }
+    let copy32 = match copy {
+        Some(v) => {
+            Some(Array3::from_shape_vec(a.dim(), v).map_err(|e| Error::Shape(e.to_string()))?)
+        }
+        None => None,
+    };
     Ok(Extremes {
         max_position: max_pos_sq.sqrt() * scale,
         max_sample: max_sample_sq.sqrt() * scale,
         norms,
-        copy32: copy.map(Cow::Owned),
-    })
-}
-
-/// [`vector_norms`] from the statistics of the pass that made the samples (of dimensions
-/// `dim`): the same values in the same order of operations. `None` when they do not fit, are
-/// not all finite or could have overflowed a square (the cases [`vector_norms`] handles).
-fn from_prepared<'a>(
-    p: &Prepared<'a>,
-    dim: (usize, usize, usize),
-    keep: bool,
-    copy32: bool,
-) -> Option<Extremes<'a>> {
-    let (n, s, c) = dim;
-    let fits = p.sq.dim() == (n, s) && (!copy32 || p.copy32.len() == n * s * c);
-    if !fits || !p.max_abs.is_finite() || p.max_abs > 1e150 {
-        return None;
-    }
-    let (mut max_pos_sq, mut max_sample_sq) = (0.0_f64, 0.0_f64);
-    for sample in p.sq.outer_iter() {
-        let mut sample_sq = 0.0_f64;
-        for &sq in sample {
-            if !sq.is_finite() {
-                return None;
-            }
-            sample_sq += sq;
-            max_pos_sq = max_pos_sq.max(sq);
-        }
-        max_sample_sq = max_sample_sq.max(sample_sq);
-    }
-    Some(Extremes {
-        max_position: max_pos_sq.sqrt(),
-        max_sample: max_sample_sq.sqrt(),
-        norms: keep.then(|| p.sq.mapv(f64::sqrt)),
-        copy32: copy32.then_some(Cow::Borrowed(p.copy32)),
+        copy32,
     })
 }
 
@@ -815,22 +748,21 @@ fn pairwise_blocked<T: Real>(
         options,
     );
     // (Made in validate's pass; copied here only if it did not make them.)
-    let (x32_own, y32_own);
-    let xs32: &[f32] = match (&norms.x32, mixed) {
-        (_, false) => &[],
-        (Some(a), true) => a,
-        (None, true) => {
-            x32_own = f32_copy(&x.view())?;
-            x32_own.as_slice().unwrap_or(&[])
-        }
+    let (mut x32_own, mut y32_own) = (None, None);
+    let x32 = match (&norms.x32, mixed) {
+        (_, false) => None,
+        (Some(a), true) => Some(a),
+        (None, true) => Some(&*x32_own.insert(f32_copy(&x.view())?)),
     };
-    let ys32: &[f32] = match (&norms.y32, &y, mixed) {
-        (_, None, _) | (_, _, false) => xs32,
-        (Some(a), Some(_), true) => a,
-        (None, Some(y), true) => {
-            y32_own = f32_copy(&y.view())?;
-            y32_own.as_slice().unwrap_or(&[])
-        }
+    let y32 = match (&norms.y32, &y, mixed) {
+        (_, None, _) | (_, _, false) => None,
+        (Some(a), Some(_), true) => Some(a),
+        (None, Some(y), true) => Some(&*y32_own.insert(f32_copy(&y.view())?)),
+    };
+    let xs32: &[f32] = x32.and_then(|a| a.as_slice()).unwrap_or(&[]);
+    let ys32: &[f32] = match y32 {
+        Some(a) => a.as_slice().unwrap_or(&[]),
+        None => xs32,
     };
     // Mixed precision: the exact matchers are solved in f32 and certified for f64
     // (`exact_mixed`); the approximate ones choose their permutation on the f32 affinities and
@@ -1591,7 +1523,7 @@ mod tests {
         block: Option<usize>,
     ) -> Gram {
         let (x, y) = (x.view(), y.map(|y| y.view()));
-        let norms = validate(&x, y.as_ref(), [None, None], options).unwrap();
+        let norms = validate(&x, y.as_ref(), options).unwrap();
         pool::pool(options.threads)
             .unwrap()
             .install(|| {
@@ -1736,114 +1668,6 @@ mod tests {
                     "S={s} C={c} square={square}"
                 );
             }
-        }
-    }
-
-    /// `gram_tile_prepared` with the statistics of `kernels::centre::centre_stats` (raw `f32`
-    /// centred by a mean) gives the bits of `gram_tile` on the centred samples, square and
-    /// rectangular, on every instruction set; statistics that do not fit (wrong shape, a short
-    /// copy, a non-finite square, a magnitude past 1e150) are ignored (the same bits), and an
-    /// infinite entry is still the same error.
-    #[test]
-    #[allow(clippy::type_complexity)]
-    fn prepared_statistics_give_the_bits_of_gram_tile() {
-        use crate::kernels::{centre::centre_stats, Isa};
-        let (s, c) = (7, 37);
-        let raw = [
-            sample(5, s, c, 8, |v| v as f32),
-            sample(4, s, c, 9, |v| v as f32),
-        ];
-        let mean: Vec<f64> = (0..s * c).map(|k| (k % 5) as f64 * 0.01).collect();
-        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
-            let prep: Vec<(Array3<f64>, Vec<f32>, Array2<f64>, f64)> = raw
-                .iter()
-                .map(|r| {
-                    let n = r.dim().0;
-                    let mut x = Array3::<f64>::zeros((n, s, c));
-                    let mut copy = vec![0.0_f32; n * s * c];
-                    let mut sq = Array2::<f64>::zeros((n, s));
-                    let mut top = 0.0_f64;
-                    let src = r.as_slice().unwrap();
-                    let dst = x.as_slice_mut().unwrap();
-                    for k in 0..n * s {
-                        let at = k * c..(k + 1) * c;
-                        let mu = &mean[(k % s) * c..(k % s + 1) * c];
-                        let (q, m) = centre_stats(
-                            isa,
-                            &src[at.clone()],
-                            Some(mu),
-                            &mut dst[at.clone()],
-                            Some(&mut copy[at]),
-                        );
-                        sq[[k / s, k % s]] = q;
-                        top = top.max(m);
-                    }
-                    (x, copy, sq, top)
-                })
-                .collect();
-            fn view(p: &(Array3<f64>, Vec<f32>, Array2<f64>, f64)) -> Prepared<'_> {
-                Prepared {
-                    sq: p.2.view(),
-                    max_abs: p.3,
-                    copy32: &p.1,
-                }
-            }
-            let o = GramOptions {
-                matcher: Matcher::Exact,
-                threads: Some(2),
-                return_permutations: true,
-                return_bound: true,
-                prefix_tokens: 0,
-                mixed_precision: true,
-            };
-            let (x, y) = (prep[0].0.view(), prep[1].0.view());
-            let go = |y: Option<ArrayView3<'_, f64>>, p: [Option<Prepared<'_>>; 2]| {
-                let (cancel, done) = (AtomicBool::new(false), AtomicU64::new(0));
-                bits(&gram_tile_prepared(x, y, p, &o, &cancel, &done).unwrap())
-            };
-            let short = Prepared {
-                copy32: &prep[0].1[1..],
-                ..view(&prep[0])
-            };
-            let mut nan_sq = prep[0].2.clone();
-            nan_sq[[1, 2]] = f64::INFINITY;
-            let nan = Prepared {
-                sq: nan_sq.view(),
-                ..view(&prep[0])
-            };
-            let huge = Prepared {
-                max_abs: 1e151,
-                ..view(&prep[0])
-            };
-            let before = mixed::counters().certified;
-            for y in [None, Some(y)] {
-                let want = bits(
-                    &gram_tile(x, y, &o, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap(),
-                );
-                let second = y.map(|_| view(&prep[1]));
-                assert_eq!(go(y, [Some(view(&prep[0])), second]), want, "{isa:?}");
-                for bad in [short, nan, huge, view(&prep[1])] {
-                    assert_eq!(go(y, [Some(bad), second]), want, "{isa:?}");
-                }
-            }
-            assert!(mixed::counters().certified > before, "the f32 path ran");
-            // An infinite entry makes its position's square infinite (as `centre_stats` sums
-            // it): the statistics are ignored and the entry is named.
-            let mut inf = prep[0].0.clone();
-            inf[[2, 3, 4]] = f64::INFINITY;
-            let mut inf_sq = prep[0].2.clone();
-            inf_sq[[2, 3]] = f64::INFINITY;
-            let p = Prepared {
-                sq: inf_sq.view(),
-                max_abs: f64::INFINITY,
-                ..view(&prep[0])
-            };
-            let (cancel, done) = (AtomicBool::new(false), AtomicU64::new(0));
-            let err = gram_tile_prepared(inf.view(), None, [Some(p), None], &o, &cancel, &done);
-            assert!(
-                matches!(err, Err(Error::NonFinite { ref index, .. }) if *index == [2, 3, 4]),
-                "{isa:?}"
-            );
         }
     }
 
