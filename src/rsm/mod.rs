@@ -854,13 +854,9 @@ fn pairwise_blocked<T: Real>(
                             return Err(Error::Interrupted);
                         }
                         let a0 = if single {
-                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
-                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
                             scratch.pair_affinity32(
-                                x32.slice(s![prefix.., ..]),
-                                y32.slice(s![prefix.., ..]),
+                                sample(xs32, i, s, c)?.slice(s![prefix.., ..]),
+                                sample(ys32, j, s, c)?.slice(s![prefix.., ..]),
                             )?;
                             0
                         } else {
@@ -914,8 +910,7 @@ fn pairwise_blocked<T: Real>(
             let mut pair = 0;
             for ii in 0..rows {
                 let i = i0 + ii;
-                let xi = ArrayView2::from_shape((s, c), &xs[i * sc..(i + 1) * sc])
-                    .map_err(|e| Error::Shape(e.to_string()))?;
+                let xi = sample(xs, i, s, c)?;
                 for jj in 0..cols {
                     let j = j0 + jj;
                     if square && j < i {
@@ -938,19 +933,14 @@ fn pairwise_blocked<T: Real>(
                         progress.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let yj = ArrayView2::from_shape((s, c), &ys[j * sc..(j + 1) * sc])
-                        .map_err(|e| Error::Shape(e.to_string()))?;
+                    let yj = sample(ys, j, s, c)?;
                     if exact_mixed {
                         // Solved and certified above.
                     } else if approx32 {
                         if single {
-                            let x32 = ArrayView2::from_shape((s, c), &xs32[i * sc..(i + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
-                            let y32 = ArrayView2::from_shape((s, c), &ys32[j * sc..(j + 1) * sc])
-                                .map_err(|e| Error::Shape(e.to_string()))?;
                             scratch.pair_affinity32(
-                                x32.slice(s![prefix.., ..]),
-                                y32.slice(s![prefix.., ..]),
+                                sample(xs32, i, s, c)?.slice(s![prefix.., ..]),
+                                sample(ys32, j, s, c)?.slice(s![prefix.., ..]),
                             )?;
                         } else {
                             scratch.copy_affinity32(ii, jj, s, cols * s, prefix);
@@ -1091,6 +1081,13 @@ fn mixed_applies<T: Real>(
         && !norms.x.is_empty()
         && (y.is_none() || !norms_y.is_empty())
         && mixed::f32_is_safe(max(&norms.x), max(norms_y), c)
+}
+
+/// Sample `i` of a C-ordered `(N, S, C)` buffer as an `S × C` view.
+fn sample<T>(data: &[T], i: usize, s: usize, c: usize) -> Result<ArrayView2<'_, T>> {
+    let sc = s * c;
+    ArrayView2::from_shape((s, c), &data[i * sc..(i + 1) * sc])
+        .map_err(|e| Error::Shape(e.to_string()))
 }
 
 /// Rows `r0..r0 + r` of the per-position norms (`S` each), as one slice.
