@@ -68,28 +68,34 @@ def near_duplicates(rng: np.random.Generator, n: int, s: int, c: int, rel: float
     return x
 
 
+def adversarial_pair(rng: np.random.Generator, kind: str, s: int, c: int, ties: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three x samples and two y samples of ``s`` positions and ``c`` channels of one adversarial
+    kind: ``near`` (x positions 1e-9 apart), ``dup`` (y positions repeated in pairs), ``ties``
+    (integers in [-ties, ties]), ``tiny_diff`` (x positions differing by ~1e-9 relative only),
+    ``relu`` (non-negative), else normal."""
+    if kind == "near":
+        return near_duplicates(rng, 3, s, c, 1e-9), rng.normal(size=(2, s, c))
+    if kind == "dup":
+        x = rng.normal(size=(3, s, c))
+        return x, np.repeat(rng.normal(size=(2, (s + 1) // 2, c)), 2, axis=1)[:, :s]
+    if kind == "ties":
+        x = rng.integers(-ties, ties + 1, size=(3, s, c)).astype(np.float64)
+        return x, rng.integers(-ties, ties + 1, size=(2, s, c)).astype(np.float64)
+    if kind == "tiny_diff":
+        base = rng.normal(size=(1, 1, c))
+        return base * (1.0 + 1e-9 * rng.normal(size=(3, s, 1))), rng.normal(size=(2, s, c))
+    if kind == "relu":
+        x = np.maximum(rng.normal(size=(3, s, c)), 0)
+        return x, np.maximum(rng.normal(size=(2, s, c)), 0)
+    return rng.normal(size=(3, s, c)), rng.normal(size=(2, s, c))
+
+
 @given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["near", "dup", "ties", "normal", "tiny_diff"]))
 def test_adversarial_inputs_match_the_float64_oracle(seed, kind):
     rng = np.random.default_rng(seed)
     s = int(rng.integers(2, 24))
     c = int(rng.integers(1, 6))
-    if kind == "near":
-        x = near_duplicates(rng, 3, s, c, 1e-9)
-        y = rng.normal(size=(2, s, c))
-    elif kind == "dup":
-        x = rng.normal(size=(3, s, c))
-        y = np.repeat(rng.normal(size=(2, (s + 1) // 2, c)), 2, axis=1)[:, :s]
-    elif kind == "ties":
-        x = rng.integers(-2, 3, size=(3, s, c)).astype(np.float64)
-        y = rng.integers(-2, 3, size=(2, s, c)).astype(np.float64)
-    elif kind == "tiny_diff":
-        # Positions that differ from each other by ~1e-9 relative only.
-        base = rng.normal(size=(1, 1, c))
-        x = base * (1.0 + 1e-9 * rng.normal(size=(3, s, 1)))
-        y = rng.normal(size=(2, s, c))
-    else:
-        x = rng.normal(size=(3, s, c))
-        y = rng.normal(size=(2, s, c))
+    x, y = adversarial_pair(rng, kind, s, c, ties=2)
     assert_f64_optimum(mixed(x, y), x, y)
     assert_f64_optimum(mixed(x), x)
 
@@ -102,21 +108,7 @@ def test_adversarial_inputs_with_centred_duals_match_the_float64_oracle(seed, ki
     rng = np.random.default_rng(seed)
     s = int(rng.integers(2, 10))
     c = 16 * s + int(rng.integers(0, 40))
-    if kind == "near":
-        x = near_duplicates(rng, 3, s, c, 1e-9)
-        y = rng.normal(size=(2, s, c))
-    elif kind == "dup":
-        x = rng.normal(size=(3, s, c))
-        y = np.repeat(rng.normal(size=(2, (s + 1) // 2, c)), 2, axis=1)[:, :s]
-    elif kind == "ties":
-        x = rng.integers(-1, 2, size=(3, s, c)).astype(np.float64)
-        y = rng.integers(-1, 2, size=(2, s, c)).astype(np.float64)
-    elif kind == "relu":
-        x = np.maximum(rng.normal(size=(3, s, c)), 0)
-        y = np.maximum(rng.normal(size=(2, s, c)), 0)
-    else:
-        x = rng.normal(size=(3, s, c))
-        y = rng.normal(size=(2, s, c))
+    x, y = adversarial_pair(rng, kind, s, c, ties=1)
     assert_f64_optimum(mixed(x, y), x, y)
     assert_f64_optimum(mixed(x), x)
     if kind in ("normal", "relu"):
