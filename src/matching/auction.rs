@@ -324,29 +324,16 @@ fn run<U: Cost, T: Cost>(
     let mut eps = range / FIRST_EPS_DIVISOR;
     let mut budget = MAX_BIDS_PER_ROW.saturating_mul(s);
     loop {
-        while let Some(&i) = free.last() {
-            if budget == 0 {
-                break;
-            }
-            if budget.is_multiple_of(CANCEL_POLL) && cancel.load(Ordering::Relaxed) {
-                budget = 0;
-                break;
-            }
-            budget -= 1;
-            free.pop();
+        bid_while_free(free, owner, perm, &mut budget, cancel, |i| {
             let (j, best, second) = top_two(isa, row(i), prices);
             prices[j] += (best - second) + eps;
-            let previous = owner[j];
-            owner[j] = i;
-            perm[i] = j;
-            if previous != UNASSIGNED {
-                perm[previous] = UNASSIGNED;
-                free.push(previous);
-            }
-        }
+            j
+        });
         let out_of_budget = !free.is_empty();
         if out_of_budget {
-            assign_leftovers(scan, s, prices, owner, free, spare, perm);
+            assign_leftovers(owner, free, spare, perm, |i, j| {
+                row(i)[j].to_f64() - prices[j]
+            });
         }
         // The dual (u + slack, v'): u_i = max_j (scan_ij − p_j), v'_j = max_i (scan_ij − u_i)
         // ≤ p_j, feasible for A because A_ij ≤ scan_ij + slack (bound::complete_dual).
@@ -420,46 +407,17 @@ fn run_quantised<T: Cost>(
     let mut eps = ((range / FIRST_EPS_DIVISOR / step) as f32).max(floor);
     let mut budget = MAX_BIDS_PER_ROW.saturating_mul(s);
     loop {
-        while let Some(&i) = free.last() {
-            if budget == 0 {
-                break;
-            }
-            if budget.is_multiple_of(CANCEL_POLL) && cancel.load(Ordering::Relaxed) {
-                budget = 0;
-                break;
-            }
-            budget -= 1;
-            free.pop();
+        bid_while_free(free, owner, perm, &mut budget, cancel, |i| {
             let bid = scan(i, prices, &mut candidates);
-            let j = bid.j1;
-            prices[j] -= (bid.d2 - bid.d1) + eps;
-            let previous = owner[j];
-            owner[j] = i;
-            perm[i] = j;
-            if previous != UNASSIGNED {
-                perm[previous] = UNASSIGNED;
-                free.push(previous);
-            }
-        }
+            prices[bid.j1] -= (bid.d2 - bid.d1) + eps;
+            bid.j1
+        });
         let out_of_budget = !free.is_empty();
         if out_of_budget {
-            spare.clear();
-            spare.extend((0..s).filter(|&j| owner[j] == UNASSIGNED));
-            while let Some(i) = free.pop() {
-                let r = row(i);
-                let mut best_at = 0;
-                let mut best = f32::INFINITY;
-                for (at, &j) in spare.iter().enumerate() {
-                    let w = f32::from(r[j]) - prices[j];
-                    if w < best || (w == best && j < spare[best_at]) {
-                        best = w;
-                        best_at = at;
-                    }
-                }
-                let j = spare.swap_remove(best_at);
-                owner[j] = i;
-                perm[i] = j;
-            }
+            // The smallest q_ij − v_j (in f32, as the bids), negated: the same order.
+            assign_leftovers(owner, free, spare, perm, |i, j| {
+                -f64::from(f32::from(row(i)[j]) - prices[j])
+            });
         }
         // The dual (see above): d_i by the bid scan, w_j = max_i (d_i − q_ij) in f64.
         row_min.clear();
@@ -497,24 +455,55 @@ fn run_quantised<T: Cost>(
     }
 }
 
-/// Out of budget: give each still-free row (stack order) its best free column at current prices.
-fn assign_leftovers<U: Cost>(
-    scan: &[U],
-    s: usize,
-    prices: &[f64],
+/// Lets the free rows bid, the last freed first, until none is free, `budget` bids have been
+/// made, or `cancel` is set (checked every [`CANCEL_POLL`] bids; `budget` is then zeroed).
+/// `bid(i)` raises the price of the column row `i` wins and returns it; the column's previous
+/// owner, if any, is freed.
+fn bid_while_free(
+    free: &mut Vec<usize>,
+    owner: &mut [usize],
+    perm: &mut [usize],
+    budget: &mut usize,
+    cancel: &AtomicBool,
+    mut bid: impl FnMut(usize) -> usize,
+) {
+    while let Some(&i) = free.last() {
+        if *budget == 0 {
+            break;
+        }
+        if budget.is_multiple_of(CANCEL_POLL) && cancel.load(Ordering::Relaxed) {
+            *budget = 0;
+            break;
+        }
+        *budget -= 1;
+        free.pop();
+        let j = bid(i);
+        let previous = owner[j];
+        owner[j] = i;
+        perm[i] = j;
+        if previous != UNASSIGNED {
+            perm[previous] = UNASSIGNED;
+            free.push(previous);
+        }
+    }
+}
+
+/// Out of bids: each row still free (last freed first) takes the unassigned column of largest
+/// `worth(i, j)` (ties: the lowest column), so that the result is a permutation.
+fn assign_leftovers(
     owner: &mut [usize],
     free: &mut Vec<usize>,
     spare: &mut Vec<usize>,
     perm: &mut [usize],
+    mut worth: impl FnMut(usize, usize) -> f64,
 ) {
     spare.clear();
     spare.extend((0..owner.len()).filter(|&j| owner[j] == UNASSIGNED));
     while let Some(i) = free.pop() {
-        let row = &scan[i * s..(i + 1) * s];
         let mut best_at = 0;
         let mut best = f64::NEG_INFINITY;
         for (at, &j) in spare.iter().enumerate() {
-            let w = row[j].to_f64() - prices[j];
+            let w = worth(i, j);
             if w > best || (w == best && j < spare[best_at]) {
                 best = w;
                 best_at = at;
@@ -530,6 +519,77 @@ fn assign_leftovers<U: Cost>(
 mod tests {
     use super::*;
     use crate::lap::{linear_sum_assignment, Sense};
+
+    #[test]
+    fn bids_free_the_previous_owner_and_stop_on_the_budget_or_a_cancel() {
+        // Rows 0 and 1 both want column 1; row 0 (on top of the stack) bids first, row 1 takes
+        // the column from it, row 0 bids again and (wanting it less now) takes column 2.
+        let (mut owner, mut perm) = (vec![UNASSIGNED; 3], vec![UNASSIGNED; 3]);
+        let mut free = vec![2, 1, 0];
+        let mut bids = Vec::new();
+        let mut budget = 10;
+        let no = AtomicBool::new(false);
+        bid_while_free(&mut free, &mut owner, &mut perm, &mut budget, &no, |i| {
+            bids.push(i);
+            match (i, bids.iter().filter(|&&r| r == i).count()) {
+                (0, 1) | (1, _) => 1,
+                (0, _) => 2,
+                _ => 0,
+            }
+        });
+        assert_eq!(bids, [0, 1, 0, 2]);
+        assert_eq!(perm, [2, 1, 0]);
+        assert_eq!(owner, [2, 1, 0]);
+        assert!(free.is_empty());
+        assert_eq!(budget, 6);
+
+        // Out of budget: nothing more is bid, the rows stay free.
+        let (mut owner, mut perm, mut free) =
+            (vec![UNASSIGNED; 2], vec![UNASSIGNED; 2], vec![1, 0]);
+        let mut budget = 1;
+        bid_while_free(&mut free, &mut owner, &mut perm, &mut budget, &no, |_| 0);
+        assert_eq!(
+            (free.as_slice(), budget, perm.as_slice()),
+            (&[1][..], 0, &[0, UNASSIGNED][..])
+        );
+
+        // A set cancel flag is seen at the next poll: the budget is zeroed, no bid is made.
+        let yes = AtomicBool::new(true);
+        let mut budget = CANCEL_POLL * 3;
+        let mut free = vec![1, 0];
+        let (mut owner, mut perm) = (vec![UNASSIGNED; 2], vec![UNASSIGNED; 2]);
+        bid_while_free(
+            &mut free,
+            &mut owner,
+            &mut perm,
+            &mut budget,
+            &yes,
+            |_| unreachable!(),
+        );
+        assert_eq!((free.len(), budget), (2, 0));
+    }
+
+    #[test]
+    fn leftovers_take_the_best_free_column_last_freed_first_ties_to_the_lower_column() {
+        // Column 1 is taken; rows 2 then 0 (stack order) pick among columns 0, 2 and 3.
+        let mut owner = vec![UNASSIGNED, 1, UNASSIGNED, UNASSIGNED];
+        let mut perm = vec![UNASSIGNED, 1, UNASSIGNED, UNASSIGNED];
+        let mut free = vec![0, 2];
+        let mut spare = Vec::new();
+        let worth = [
+            [5.0, 9.0, 5.0, 1.0], // row 0: columns 0 and 2 tie
+            [0.0; 4],
+            [1.0, 9.0, 7.0, 7.0], // row 2: columns 2 and 3 tie -> 2
+            [0.0; 4],
+        ];
+        assign_leftovers(&mut owner, &mut free, &mut spare, &mut perm, |i, j| {
+            worth[i][j]
+        });
+        assert_eq!(perm[2], 2);
+        assert_eq!(perm[0], 0);
+        assert_eq!(owner, [0, 1, 2, UNASSIGNED]);
+        assert!(free.is_empty());
+    }
 
     /// A small deterministic generator (xorshift), so the unit tests need no dev-dependency.
     fn values(n: usize, seed: u64) -> Vec<f64> {
