@@ -311,14 +311,7 @@ fn run<U: Cost, T: Cost>(
         spare,
         ..
     } = state;
-    prices.clear();
-    prices.resize(s, 0.0);
-    owner.clear();
-    owner.resize(s, UNASSIGNED);
-    perm.fill(UNASSIGNED);
-    descending_norm_order(affinity.norms_x(), order);
-    free.clear();
-    free.extend(order.iter().rev());
+    start_run(affinity.norms_x(), prices, owner, perm, order, free);
 
     let floor = range * MIN_EPS;
     let mut eps = range / FIRST_EPS_DIVISOR;
@@ -388,14 +381,7 @@ fn run_quantised<T: Cost>(
         spare,
         ..
     } = state;
-    prices.clear();
-    prices.resize(s, 0.0);
-    owner.clear();
-    owner.resize(s, UNASSIGNED);
-    perm.fill(UNASSIGNED);
-    descending_norm_order(affinity.norms_x(), order);
-    free.clear();
-    free.extend(order.iter().rev());
+    start_run(affinity.norms_x(), prices, owner, perm, order, free);
     let mut candidates = [0_u32; CANDIDATES];
     let scan = |i: usize, prices: &[f32], candidates: &mut [u32; CANDIDATES]| {
         two_min(isa, row(i), prices, candidates)
@@ -453,6 +439,27 @@ fn run_quantised<T: Cost>(
             }
         }
     }
+}
+
+/// The start of a run: every column unowned at price zero, every row free, stacked so that
+/// the rows first bid in descending norm order (ties: index).
+fn start_run<P: Copy + Default>(
+    norms_x: &[f64],
+    prices: &mut Vec<P>,
+    owner: &mut Vec<usize>,
+    perm: &mut [usize],
+    order: &mut Vec<usize>,
+    free: &mut Vec<usize>,
+) {
+    let s = perm.len();
+    prices.clear();
+    prices.resize(s, P::default());
+    owner.clear();
+    owner.resize(s, UNASSIGNED);
+    perm.fill(UNASSIGNED);
+    descending_norm_order(norms_x, order);
+    free.clear();
+    free.extend(order.iter().rev());
 }
 
 /// Lets the free rows bid, the last freed first, until none is free, `budget` bids have been
