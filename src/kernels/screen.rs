@@ -45,6 +45,73 @@ fn dot_body<T: crate::lap::Cost>(a: &[T], b: &[T]) -> f64 {
     acc
 }
 
+/// `out[i] = dot(x_i, y_{perm[i]})` for every row `i` (`x`, `y`: `S × C` row-major, `c` = `C`;
+/// `perm[i]` a row of `y`, `out` as long as `perm`): bit for bit [`dot`]'s values (each the strict
+/// `k`-order FMA chain from 0), with eight rows' chains advancing together so that the FMA
+/// latency overlaps. One row's chain alone waits on every FMA: at `C = 2048`, re-scoring a
+/// permutation of 49 rows that way cost more than the `f32` GEMM saved (`mixed::rescore`).
+///
+/// # Panics
+/// When `out` and `perm` differ in length, or a row is out of range.
+pub fn matched_dots<T: crate::lap::Cost>(
+    x: &[T],
+    y: &[T],
+    c: usize,
+    perm: &[usize],
+    out: &mut [f64],
+) {
+    assert_eq!(perm.len(), out.len(), "matched_dots: one output per row");
+    let rows = (x, y, c, perm);
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa() {
+            // SAFETY: `isa()` reports only levels the CPU supports.
+            Isa::Avx512 => return unsafe { matched_dots_avx512(rows, out) },
+            Isa::Avx2 => return unsafe { matched_dots_avx2(rows, out) },
+            Isa::Portable => {}
+        }
+    }
+    matched_dots_body(rows, out);
+}
+
+/// The rows of [`matched_dots`]: `x`, `y`, `C`, the partner of each row of `x`.
+type MatchedRows<'a, T> = (&'a [T], &'a [T], usize, &'a [usize]);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn matched_dots_avx512<T: crate::lap::Cost>(rows: MatchedRows<'_, T>, out: &mut [f64]) {
+    matched_dots_body(rows, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn matched_dots_avx2<T: crate::lap::Cost>(rows: MatchedRows<'_, T>, out: &mut [f64]) {
+    matched_dots_body(rows, out);
+}
+
+#[inline(always)]
+fn matched_dots_body<T: crate::lap::Cost>((x, y, c, perm): MatchedRows<'_, T>, out: &mut [f64]) {
+    const W: usize = 8;
+    for (g, (cols, outs)) in perm.chunks(W).zip(out.chunks_mut(W)).enumerate() {
+        // A last, partial group repeats its first row in the missing lanes (results unused).
+        let row = |l: usize| {
+            let (i, j) = (g * W + l.min(cols.len() - 1), cols[l.min(cols.len() - 1)]);
+            (&x[i * c..(i + 1) * c], &y[j * c..(j + 1) * c])
+        };
+        let rows: [(&[T], &[T]); W] = std::array::from_fn(row);
+        let mut acc = [0.0_f64; W];
+        for k in 0..c {
+            for l in 0..W {
+                // SAFETY: k < c, the length of every row of the group (the slices above are
+                // bounds-checked).
+                let (p, q) = unsafe { (rows[l].0.get_unchecked(k), rows[l].1.get_unchecked(k)) };
+                acc[l] = p.to_f64().mul_add(q.to_f64(), acc[l]);
+            }
+        }
+        outs.copy_from_slice(&acc[..outs.len()]);
+    }
+}
+
 /// `out[r] = Σ_k e_k²` of every row `rows[r]` in `f64`: each row's squares (`e·e` rounded, no
 /// FMA) added strictly left to right from 0 — the bits of
 /// `row.iter().map(|e| e·e).sum()` — with eight rows' sums advancing together, so that the
@@ -1254,6 +1321,53 @@ mod tests {
                 for (row, g) in rows32.iter().zip(&got) {
                     let want: f64 = row.iter().map(|&e| f64::from(e) * f64::from(e)).sum();
                     assert_eq!(g.to_bits(), want.to_bits());
+                }
+            }
+        }
+    }
+
+    /// `matched_dots` is [`dot`] of each row with its partner, bit for bit, for any number of
+    /// rows (whole groups of eight and a rest), any `C` (0, 1, odd, several thousand), rows
+    /// repeated in `perm` and `f64` or `f32` rows.
+    #[test]
+    fn matched_dots_are_the_strict_chains() {
+        for s in [0_usize, 1, 3, 8, 9, 17, 64] {
+            for c in [0_usize, 1, 5, 130, 2049] {
+                // Values of very different sizes, so the order of the sum matters.
+                let scaled = |seed: u64| -> Vec<f64> {
+                    values(s * c, seed)
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &v)| v * f64::powi(10.0, (k % 9) as i32 - 4))
+                        .collect()
+                };
+                let (x, y) = (scaled(11), scaled(12));
+                // A permutation, then a map with repeats.
+                let perms: [Vec<usize>; 2] = [
+                    (0..s).map(|i| (i * 5 + 3) % s.max(1)).rev().collect(),
+                    (0..s).map(|i| (i * i) % s.max(1)).collect(),
+                ];
+                for perm in perms.iter().filter(|p| p.len() == s) {
+                    let mut got = vec![f64::NAN; s];
+                    matched_dots(&x, &y, c, perm, &mut got);
+                    for (i, (&j, g)) in perm.iter().zip(&got).enumerate() {
+                        let want = dot(&x[i * c..(i + 1) * c], &y[j * c..(j + 1) * c]);
+                        assert_eq!(g.to_bits(), want.to_bits(), "s = {s}, c = {c}, row {i}");
+                    }
+                    #[allow(clippy::cast_possible_truncation)]
+                    let (x32, y32): (Vec<f32>, Vec<f32>) = (
+                        x.iter().map(|&v| v as f32).collect(),
+                        y.iter().map(|&v| v as f32).collect(),
+                    );
+                    matched_dots(&x32, &y32, c, perm, &mut got);
+                    for (i, (&j, g)) in perm.iter().zip(&got).enumerate() {
+                        let want = dot(&x32[i * c..(i + 1) * c], &y32[j * c..(j + 1) * c]);
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "f32, s = {s}, c = {c}, row {i}"
+                        );
+                    }
                 }
             }
         }
