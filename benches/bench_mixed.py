@@ -14,10 +14,18 @@ mostly measures the neighbours.
     python benches/bench_mixed.py --sizes 49 256 --repeats 5 --output docs/benchmarks.md
     python benches/bench_mixed.py --grid                # synthetic S × C grid: where mixed pays
     python benches/bench_mixed.py --grid --grid-sizes 49  # its S = 49 row only
+    python benches/bench_mixed.py --grid --matcher greedy --grid-sizes 49 144 256 576
+    python benches/bench_mixed.py --approx --sizes 49 257 256 1024  # approximate matchers, real maps
 
 ``--grid`` times float64, mixed and auto (the default) on centred post-ReLU Gaussian maps over
 a grid of S and C (N chosen so that each call does about the same work), interleaved: the
-measurements behind ``precision="auto"``'s rule (docs/benchmarks.md, "Mixed precision").
+measurements behind ``precision="auto"``'s rule (docs/benchmarks.md, "Mixed precision"); with
+``--matcher`` for another matcher (an approximate one: its permutation chosen on float32 affinities
+under "mixed").
+
+``--approx`` times the approximate matchers (greedy, the auction, batch_optimal b = 64) in float64
+and mixed on the real maps of ``--sizes``, interleaved: time per pair, their ratio, and how far
+mixed's G is from float64's (0 where the same permutation was chosen).
 """
 
 from __future__ import annotations
@@ -51,19 +59,26 @@ def load(size: int) -> np.ndarray:
     return np.ascontiguousarray(a - a.mean(axis=0))
 
 
-def run(x: np.ndarray, precision: str) -> tuple[float, np.ndarray]:
+def run(x: np.ndarray, precision: str, matcher: str = "exact") -> tuple[float, np.ndarray]:
     t = time.process_time()
-    G = semrsm.gram(x, center=False, layout="nsc", precision=precision, threads=1, progress=False)
+    G = semrsm.gram(x, matcher=matcher, center=False, layout="nsc", precision=precision, threads=1, progress=False)
     return time.process_time() - t, G
+
+
+def mixed_pairs() -> int:
+    """Pairs matched on float32 affinities so far: exact (certified or repaired) + approximate."""
+    counts = _core.mixed_counters()
+    return int(counts[0]) + int(counts[5])
 
 
 GRID_S = (49, 144, 256, 576, 1024)
 GRID_C = (64, 256, 512, 768, 2048)
 
 
-def grid(repeats: int, sizes: tuple[int, ...] = GRID_S) -> None:
+def grid(repeats: int, sizes: tuple[int, ...] = GRID_S, matcher: str = "exact") -> None:
     """float64 vs mixed (and auto when this build has it) on a synthetic S × C grid (rows
-    ``sizes``)."""
+    ``sizes``), for ``matcher``. "auto picks" reads the mixed counters, which count every pair
+    the float32 path matched (exact and approximate alike)."""
     from semrsm import _tiles
 
     precs = ["float64", "mixed"] + (["auto"] if "auto" in _tiles.PRECISIONS else [])
@@ -80,14 +95,46 @@ def grid(repeats: int, sizes: tuple[int, ...] = GRID_S) -> None:
             picks = ""
             for _ in range(repeats):
                 for prec in precs:
-                    before = _core.mixed_counters()[0]
-                    dt, _ = run(x, prec)
+                    before = mixed_pairs()
+                    dt, _ = run(x, prec, matcher)
                     times[prec].append(dt / pairs)
                     if prec == "auto":
-                        picks = "mixed" if _core.mixed_counters()[0] > before else "float64"
+                        picks = "mixed" if mixed_pairs() > before else "float64"
             med = {k: float(np.median(v)) for k, v in times.items()}
             cells = " | ".join(f"{med[p] * 1e6:.0f} µs" for p in precs)
             print(f"| {s} | {c} | {pairs} | {cells} | {med['float64'] / med['mixed']:.2f} | {picks or '-'} |", flush=True)
+
+
+APPROX = (("greedy", {}), ("auction", {}), ("batch_optimal", {"b": 64}))
+
+
+def approx(sizes: list[int], repeats: int) -> None:
+    """float64 vs mixed for the approximate matchers on the real maps of ``sizes``."""
+    print("| maps | S | C | pairs | matcher | float64 | mixed | float64 / mixed | max rel. diff G |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        x = load(size)
+        n, s, c = x.shape
+        pairs = n * (n - 1) // 2
+        name, key, _ = CASES[size]
+        for matcher, options in APPROX:
+            times: dict[str, list[float]] = {"float64": [], "mixed": []}
+            G = {}
+            for _ in range(repeats):
+                for prec in times:
+                    t = time.process_time()
+                    G[prec] = semrsm.gram(
+                        x, matcher=matcher, center=False, layout="nsc", precision=prec, threads=1, progress=False, **options
+                    )
+                    times[prec].append((time.process_time() - t) / pairs)
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            diff = np.abs(G["mixed"] - G["float64"]).max() / np.abs(G["float64"]).max()
+            label = matcher + "".join(f" {k}={v}" for k, v in options.items())
+            print(
+                f"| {name.split('.')[0]} {key} | {s} | {c} | {pairs} | {label} | {med['float64'] * 1e6:.0f} µs "
+                f"| {med['mixed'] * 1e6:.0f} µs | {med['float64'] / med['mixed']:.2f} | {diff:.1e} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -97,9 +144,14 @@ def main() -> None:
     p.add_argument("--output", help="append the table to this Markdown file")
     p.add_argument("--grid", action="store_true", help="the synthetic S × C grid instead")
     p.add_argument("--grid-sizes", type=int, nargs="+", default=list(GRID_S), help="rows S of --grid")
+    p.add_argument("--matcher", default="exact", help="the matcher --grid times (greedy, auction, ...)")
+    p.add_argument("--approx", action="store_true", help="the approximate matchers on real maps instead")
     args = p.parse_args()
+    if args.approx:
+        approx(args.sizes, args.repeats)
+        return
     if args.grid:
-        grid(args.repeats, tuple(args.grid_sizes))
+        grid(args.repeats, tuple(args.grid_sizes), args.matcher)
         return
     lines = [
         f"Mixed precision, exact matcher, one thread ({platform.processor() or platform.machine()}), "

@@ -254,9 +254,9 @@ def gram(
         exact float64 value (summed from float64 dot products), and ``bound`` stays an upper
         bound on the float64 optimum (the float32 dual plus the float32 GEMM's rounding bound
         of each row); an auction whose gap that bound cannot certify is solved exactly in
-        float64, as in ``"float64"``. ``"auto"`` picks this from 1536 matched positions on
-        (0.5-0.65x greedy's and 0.7-0.85x the auction's float64 time per pair at
-        S = 3136-4096), else float64.
+        float64, as in ``"float64"``. ``"auto"`` picks this from 128 matched positions on
+        (median 0.77x their float64 time per pair at S = 144-576, 0.5-0.85x at S = 3136-4096),
+        else float64.
         Inputs whose norms could overflow float32, ``none`` and ``shift`` run in float64.
         Memory: as ``"float64"`` plus a float32 copy of the input blocks. See
         docs/benchmarks.md ("Mixed precision") for the measurements behind ``"auto"``.

@@ -89,14 +89,18 @@ AUTO_MIXED_MIN_C = 256
 AUTO_MIXED_WIDE_MIN_S = 49
 AUTO_MIXED_WIDE_C = 1024
 AUTO_MIXED_LARGE_S = 1536
+#: ``precision="auto"`` takes ``"mixed"`` for the approximate matchers (:data:`APPROX_MIXED_MATCHERS`
+#: when not exact) from this many matched positions on, at any number of channels.
+AUTO_MIXED_APPROX_MIN_S = 128
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 #: Approximate matchers that, under ``"mixed"``, choose their permutation on float32 affinities
 #: (G re-scored in float64, the bound widened by the float32 GEMM's rounding bound);
 #: ``topk_greedy``/``batch_optimal`` when ``k``/``b`` do not cover S. ``"auto"`` picks that from
-#: :data:`AUTO_MIXED_LARGE_S` matched positions on, where it was measured faster (the float32
-#: GEMM writes half the bytes; docs/benchmarks.md, "Approximate matchers on float32
-#: affinities"); below, nothing was measured, so they stay float64.
+#: :data:`AUTO_MIXED_APPROX_MIN_S` matched positions on, where it was measured faster at every C
+#: (float64 / mixed 0.92-1.6x, median 1.3x, at S = 144-576, C = 64-2048; 1.2-2x at
+#: S = 3136-4096, where the float32 GEMM writes half the bytes; ``benches/bench_mixed.py --grid --matcher greedy``, docs/benchmarks.md,
+#: "Approximate matchers on float32 affinities"); at S = 49 it is not (0.8-1.2x), so float64.
 APPROX_MIXED_MATCHERS = ("greedy", "auction", "topk_greedy", "batch_optimal")
 #: Defaults of topk_greedy's ``k`` and batch_optimal's ``b`` (the Rust core's DEFAULT_TOPK,
 #: DEFAULT_BATCH): whether they are exact for S.
@@ -550,16 +554,16 @@ def resolve_precision(
     >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >= :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >=
     :data:`AUTO_MIXED_WIDE_C`, or ``s`` >= :data:`AUTO_MIXED_LARGE_S` at any ``c`` (G: the
     float64 optimum either way). For the approximate ones (:data:`APPROX_MIXED_MATCHERS` when
-    not exact): ``s`` >= :data:`AUTO_MIXED_LARGE_S` (the permutation chosen on float32
-    affinities, G its float64 value).
+    not exact): ``s`` >= :data:`AUTO_MIXED_APPROX_MIN_S` at any ``c`` (the permutation chosen on
+    float32 affinities, G its float64 value).
 
     >>> resolve_precision("auto", "exact", 49, 320), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
     >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 4096, 24)
     ('mixed', 'mixed')
-    >>> resolve_precision("auto", "auction", 197, 768), resolve_precision("auto", "greedy", 4096, 24)
+    >>> resolve_precision("auto", "auction", 49, 768), resolve_precision("auto", "greedy", 256, 24)
     ('float64', 'mixed')
-    >>> resolve_precision("auto", "batch_optimal", 197, 768, {"b": 64})  # approximate at S = 197
+    >>> resolve_precision("auto", "batch_optimal", 100, 768, {"b": 64})  # approximate at S = 100
     'float64'
     """
     if precision != "auto":
@@ -575,7 +579,7 @@ def resolve_precision(
             or s >= AUTO_MIXED_LARGE_S
         )
     else:
-        pays = matcher in APPROX_MIXED_MATCHERS and s >= AUTO_MIXED_LARGE_S
+        pays = matcher in APPROX_MIXED_MATCHERS and s >= AUTO_MIXED_APPROX_MIN_S
     return "mixed" if pays else "float64"
 
 

@@ -164,15 +164,19 @@ def test_float64_keeps_the_float64_path_and_unsafe_norms_too():
 @pytest.mark.parametrize(
     "s,matcher,options,expected",
     [
+        (_tiles.AUTO_MIXED_APPROX_MIN_S, "greedy", {}, True),
+        (_tiles.AUTO_MIXED_APPROX_MIN_S - 1, "greedy", {}, False),
+        (_tiles.AUTO_MIXED_APPROX_MIN_S, "auction", {}, True),
+        (_tiles.AUTO_MIXED_APPROX_MIN_S - 1, "auction", {}, False),
+        (_tiles.AUTO_MIXED_APPROX_MIN_S + 1, "topk_greedy", {}, True),  # k = 128 < S: approximate
+        (_tiles.AUTO_MIXED_APPROX_MIN_S, "topk_greedy", {}, False),  # k = S: exact, C = 3: float64
+        (_tiles.AUTO_MIXED_APPROX_MIN_S, "batch_optimal", {"b": 64}, True),
+        (_tiles.AUTO_MIXED_APPROX_MIN_S - 1, "batch_optimal", {"b": 64}, False),
         (_tiles.AUTO_MIXED_LARGE_S, "greedy", {}, True),
-        (_tiles.AUTO_MIXED_LARGE_S - 1, "greedy", {}, False),
-        (_tiles.AUTO_MIXED_LARGE_S, "auction", {}, True),
-        (_tiles.AUTO_MIXED_LARGE_S, "topk_greedy", {}, True),  # k = 128 < S: approximate
-        (_tiles.AUTO_MIXED_LARGE_S - 1, "batch_optimal", {}, False),
         (_tiles.AUTO_MIXED_LARGE_S, "shift", {"w": 48}, False),  # 1536 = 32 x 48
     ],
 )
-def test_auto_picks_float32_affinities_for_approximations_at_large_s(s, matcher, options, expected):
+def test_auto_picks_float32_affinities_for_approximations(s, matcher, options, expected):
     x = np.random.default_rng(s).normal(size=(2, s, 3))
     before = approx_pairs()
     semrsm.gram(x, matcher=matcher, center=False, layout="nsc", **options)
@@ -182,9 +186,12 @@ def test_auto_picks_float32_affinities_for_approximations_at_large_s(s, matcher,
 
 
 def test_auto_keeps_float64_for_an_approximate_batch_at_small_s():
-    """batch_optimal with b < S at S = 200, C = 300: "auto" used to say "mixed" (which ran float64,
-    the matcher not being exact); it now says "float64" outright."""
-    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 300, {"b": 64}) == "float64"
+    """batch_optimal with b < S: "auto" runs it on float32 affinities from
+    AUTO_MIXED_APPROX_MIN_S matched positions, and in float64 below (S = 100, C = 300; a b
+    that covers S follows the exact matcher's rule, which at C = 300 starts at S = 128)."""
+    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 300, {"b": 64}) == "float64"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 300, {"b": 128}) == "float64"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 300, {"b": 64}) == "mixed"
     assert _tiles.resolve_precision("auto", "batch_optimal", 200, 300, {"b": 256}) == "mixed"
 
 
