@@ -155,7 +155,7 @@ pub(crate) fn auction<T: Cost>(
 /// [`auction`] that also bids on the 16-bit copy when the affinity is `f32` (from
 /// [`QUANTISED_FROM`] positions, target gap at least [`QUANTISED_MIN_GAP`]): for the `f32`
 /// affinities that mixed precision gives the approximate matchers inside `gram`
-/// ([`super::assign_f32`]), where the alternative is the `f64` run's 16-bit copy. (Plain `f32`
+/// ([`super::choose_f32`]), where the alternative is the `f64` run's 16-bit copy. (Plain `f32`
 /// input keeps its direct `f32` bids, so `precision="float32"` results do not change.)
 pub(crate) fn auction_quantised_f32(
     affinity: &Affinity<'_, f32>,

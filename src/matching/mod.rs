@@ -350,18 +350,9 @@ impl Matcher {
             }
             _ => {
                 self.assign_cancellable(affinity, workspace, perm, cancel)?;
-                let mut scratch = std::mem::take(&mut workspace.scratch_perm);
-                scratch.resize(affinity.size(), 0);
-                let gap_target = gap(BOUND_GAP_PPM);
-                let dual = auction::auction(
-                    affinity,
-                    gap_target,
-                    &mut workspace.auction,
-                    &mut scratch,
-                    cancel,
-                );
-                workspace.scratch_perm = scratch;
-                dual
+                dual_beside(workspace, affinity.size(), |state, scratch, target| {
+                    auction::auction(affinity, target, state, scratch, cancel)
+                })
             }
         };
         check_cancel(cancel)?;
@@ -372,62 +363,85 @@ impl Matcher {
 
 /// An approximate matcher (not [`Matcher::is_exact_for`] the pair, not [`Matcher::None`] or
 /// [`Matcher::Shift`]) on the `f32` affinity `A32` of a pair whose exact affinity `Â` is `f64`
-/// (mixed precision inside `gram`, [`mixed`]): the permutation is chosen on `A32`; its value is
-/// `value(perm)`, the `f64` re-score ([`mixed::rescore`]); `slack` is
-/// [`mixed::row_error_sum`], `Σ_i max_j |A32_ij − Â_ij|` bounded. Returns the value and, with
-/// `with_bound` (else NaN), a bound on the `f64` optimum: the dual of an auction on `A32` plus
-/// `slack` (see [`mixed::row_error_sum`]).
-///
-/// The auction is held to its target against that `f64` bound and value; where it misses it,
-/// this returns `Ok(None)` and the caller solves the pair exactly in `f64`, as
-/// [`Matcher::Auction`] does when it misses its target. The bids use
-/// the 16-bit copy of `A32` from [`auction::QUANTISED_FROM`] positions on, as the `f64` run does
+/// (mixed precision inside `gram`, [`mixed`]), first step: the permutation chosen on `A32` (into
+/// `perm`), and the dual of an auction on `A32` — the auction's own, or with `with_bound` for
+/// the other matchers one run to [`BOUND_GAP_PPM`] beside them — or NaN where none ran. The
+/// caller then re-scores `perm` in `f64` ([`mixed::rescore`], or [`mixed::rescore_pairs`] for a
+/// block of pairs at once) and finishes with [`finish_f32`]. The bids use the 16-bit copy of
+/// `A32` from [`auction::QUANTISED_FROM`] positions on, as the `f64` run does
 /// (`auction::auction_quantised_f32`).
 ///
 /// # Errors
 /// As [`Matcher::assign`], and [`Error::Interrupted`].
-#[allow(clippy::too_many_arguments)]
-pub fn assign_f32(
+pub fn choose_f32(
     matcher: Matcher,
     affinity: &Affinity<'_, f32>,
-    slack: f64,
     with_bound: bool,
     workspace: &mut Workspace,
     perm: &mut [usize],
-    value: &mut dyn FnMut(&[usize]) -> f64,
     cancel: &AtomicBool,
-) -> Result<Option<(f64, f64)>> {
+) -> Result<f64> {
     check_perm(affinity, perm)?;
     check_cancel(cancel)?;
-    if let Matcher::Auction { gap_ppm } = matcher {
-        let target = gap(gap_ppm);
-        let dual =
-            auction::auction_quantised_f32(affinity, target, &mut workspace.auction, perm, cancel);
-        check_cancel(cancel)?;
-        let v = value(perm);
-        let bound = dual + slack;
-        if !within_gap(v, bound, target) {
-            return Ok(None);
+    let dual = if let Matcher::Auction { gap_ppm } = matcher {
+        auction::auction_quantised_f32(affinity, gap(gap_ppm), &mut workspace.auction, perm, cancel)
+    } else {
+        matcher.assign_cancellable(affinity, workspace, perm, cancel)?;
+        if !with_bound {
+            return Ok(f64::NAN);
         }
-        return Ok(Some((v, if with_bound { bound.max(v) } else { f64::NAN })));
-    }
-    matcher.assign_cancellable(affinity, workspace, perm, cancel)?;
-    let v = value(perm);
-    if !with_bound {
-        return Ok(Some((v, f64::NAN)));
-    }
-    let mut scratch = std::mem::take(&mut workspace.scratch_perm);
-    scratch.resize(affinity.size(), 0);
-    let dual = auction::auction_quantised_f32(
-        affinity,
-        gap(BOUND_GAP_PPM),
-        &mut workspace.auction,
-        &mut scratch,
-        cancel,
-    );
-    workspace.scratch_perm = scratch;
+        dual_beside(workspace, affinity.size(), |state, scratch, target| {
+            auction::auction_quantised_f32(affinity, target, state, scratch, cancel)
+        })
+    };
     check_cancel(cancel)?;
-    Ok(Some((v, (dual + slack).max(v))))
+    Ok(dual)
+}
+
+/// The dual of an auction (`run`, given the workspace's auction state, a scratch permutation
+/// of `s` positions and the target gap) run to [`BOUND_GAP_PPM`] beside a matcher that has no
+/// dual of its own: its permutation is left alone, only the dual is kept.
+fn dual_beside(
+    workspace: &mut Workspace,
+    s: usize,
+    run: impl FnOnce(&mut auction::AuctionState, &mut [usize], f64) -> f64,
+) -> f64 {
+    let mut scratch = std::mem::take(&mut workspace.scratch_perm);
+    scratch.resize(s, 0);
+    let dual = run(&mut workspace.auction, &mut scratch, gap(BOUND_GAP_PPM));
+    workspace.scratch_perm = scratch;
+    dual
+}
+
+/// The second step of [`choose_f32`]: from the `f64` value of the chosen permutation, the `f32`
+/// dual and `slack` ([`mixed::row_error_sum`], `Σ_i max_j |A32_ij − Â_ij|` bounded), the value
+/// and, with `with_bound` (else NaN), a bound on the `f64` optimum: the dual plus `slack`.
+///
+/// The auction is held to its target against that `f64` bound and value; where it misses it,
+/// this returns `None` and the caller solves the pair exactly in `f64`, as
+/// [`Matcher::Auction`] does when it misses its target.
+#[must_use]
+pub fn finish_f32(
+    matcher: Matcher,
+    value: f64,
+    dual: f64,
+    slack: f64,
+    with_bound: bool,
+) -> Option<(f64, f64)> {
+    let bound = dual + slack;
+    if let Matcher::Auction { gap_ppm } = matcher {
+        if !within_gap(value, bound, gap(gap_ppm)) {
+            return None;
+        }
+    }
+    Some((
+        value,
+        if with_bound {
+            bound.max(value)
+        } else {
+            f64::NAN
+        },
+    ))
 }
 
 /// The auction, held to its target: when it stops above `gap` (out of bids, or `ε` at its

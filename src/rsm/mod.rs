@@ -206,7 +206,7 @@ pub struct GramOptions {
     /// solved in `f32`, the permutation is proved optimal for the `f64` affinities (or the pair is
     /// solved again in `f64` where it is not), and `G` is summed from `f64` dot products.
     /// The approximate matchers `greedy`, `auction` and `topk_greedy`/`batch_optimal` (when not
-    /// exact) choose their permutation on the `f32` affinities ([`crate::matching::assign_f32`]):
+    /// exact) choose their permutation on the `f32` affinities ([`crate::matching::choose_f32`]):
     /// `G` is that permutation's `f64` value, the bound the `f32` dual plus the `f32` GEMM's
     /// rounding bound per row (still an upper bound on the `f64` optimum), and an auction that
     /// misses its target against it is solved exactly in `f64`.
@@ -766,7 +766,7 @@ fn pairwise_blocked<T: Real>(
     };
     // Mixed precision: the exact matchers are solved in f32 and certified for f64
     // (`exact_mixed`); the approximate ones choose their permutation on the f32 affinities and
-    // are re-scored in f64 (`approx32`, crate::matching::assign_f32).
+    // are re-scored in f64 (`approx32`, crate::matching::choose_f32).
     let exact_mixed = mixed && options.matcher.is_exact_for(s - prefix);
     let approx32 = mixed && !exact_mixed;
     let tile_len = if b > 1 { (b * s) * (b * s) } else { 0 };
@@ -896,6 +896,25 @@ fn pairwise_blocked<T: Real>(
                     a32_stride,
                 };
                 mixed::certify_block(&factors, &mut scratch.workspace, cancel)?;
+            } else if approx32 && !single {
+                // Choose every pair's permutation in f32, then re-score them together (each
+                // row read once, not once per pair).
+                scratch.choose_block32(
+                    matcher,
+                    (rows, cols, square && i0 == j0),
+                    (
+                        &xs[i0 * sc..(i0 + rows) * sc],
+                        &ys[j0 * sc..(j0 + cols) * sc],
+                        c,
+                    ),
+                    (
+                        norm_rows(&norms.x, i0, rows, s)?,
+                        norm_rows(norms_y, j0, cols, s)?,
+                    ),
+                    (s, prefix),
+                    with_bound,
+                    cancel,
+                )?;
             }
             // The diagonal pairs' ‖x_i‖² (a block on the diagonal of a square tile), their
             // sequential sums advancing together.
@@ -942,9 +961,8 @@ fn pairwise_blocked<T: Real>(
                                 sample(xs32, i, s, c)?.slice(s![prefix.., ..]),
                                 sample(ys32, j, s, c)?.slice(s![prefix.., ..]),
                             )?;
-                        } else {
-                            scratch.copy_affinity32(ii, jj, s, cols * s, prefix);
                         }
+                        // (Otherwise chosen and re-scored above.)
                     } else if single {
                         // One pair: its matched positions' affinity directly.
                         scratch.pair_affinity(
@@ -980,7 +998,11 @@ fn pairwise_blocked<T: Real>(
                             norms_x: nx,
                             norms_y: ny,
                         };
-                        scratch.solve32(matcher, &factors, with_bound, cancel)?
+                        if single {
+                            scratch.solve32(matcher, &factors, with_bound, cancel)?
+                        } else {
+                            scratch.take_approx(matcher, &factors, with_bound, cancel)?
+                        }
                     } else if mixed {
                         let factors = PairFactors {
                             x: xi.slice(s![prefix.., ..]),
@@ -1054,7 +1076,7 @@ fn may_be_mixed<T: Real>(s: usize, options: &GramOptions) -> bool {
 }
 
 /// The approximate matchers that, under mixed precision, choose their permutation on the `f32`
-/// affinities ([`crate::matching::assign_f32`]; `G` re-scored in `f64`).
+/// affinities ([`crate::matching::choose_f32`]; `G` re-scored in `f64`).
 fn takes_f32_affinities(matcher: Matcher) -> bool {
     matches!(
         matcher,
@@ -1251,6 +1273,9 @@ struct PairScratch<T> {
     block32: Vec<f32>,
     affinity32: Vec<f32>,
     gemm32: Gemm<f32>,
+    /// Mixed precision, an approximate matcher: the pairs of a block chosen on `f32` and
+    /// re-scored together ([`Self::choose_block32`]).
+    approx: ApproxBlock,
     /// A diagonal block's rows packed once for all its strips (as `A` and as `B`), in `T` and
     /// in `f32`.
     packed: [Packed<T>; 2],
@@ -1263,6 +1288,22 @@ struct PairScratch<T> {
     /// tile, the samples per strip of its GEMM ([`block_affinities`]).
     positions: usize,
     strip: Option<usize>,
+}
+
+/// The pairs of a block that an approximate matcher chose on `f32` affinities
+/// ([`PairScratch::choose_block32`]), waiting for [`PairScratch::take_approx`].
+#[derive(Default)]
+struct ApproxBlock {
+    /// Each pair's first rows in the block's `x` and `y` (its matched positions).
+    starts: Vec<(usize, usize)>,
+    /// Each pair's permutation (its matched positions), one after the other.
+    perms: Vec<usize>,
+    /// Each pair's `f32` dual (NaN where none ran) and `f64` value.
+    duals: Vec<f64>,
+    values: Vec<f64>,
+    rescore: mixed::RescoreScratch,
+    /// The next pair to take.
+    next: usize,
 }
 
 impl<T: Real> PairScratch<T> {
@@ -1306,6 +1347,7 @@ impl<T: Real> PairScratch<T> {
                 "an f32 affinity matrix",
             )?,
             gemm32: Gemm::new(),
+            approx: ApproxBlock::default(),
             packed: [Packed::new(), Packed::new()],
             packed32: [Packed::new(), Packed::new()],
             perm: try_filled(Some(s), 0, "a permutation")?,
@@ -1411,13 +1453,11 @@ impl<T: Real> PairScratch<T> {
         Ok((r.value, if with_bound { r.bound } else { f64::NAN }))
     }
 
-    /// Mixed precision, an approximate matcher ([`crate::matching::assign_f32`]) on the `f32`
+    /// Mixed precision, an approximate matcher ([`crate::matching::choose_f32`]) on the `f32`
     /// affinity in `self.affinity32` of the pair `factors` (its matched positions): the
     /// permutation (left in `self.perm`) chosen on it, `G` its `f64` re-score
     /// ([`mixed::rescore`]), and with `with_bound` (else NaN) the `f32` dual plus the rows'
-    /// rounding bounds ([`mixed::row_error_sum`]). An auction that misses its target against
-    /// that bound is replaced, as [`Matcher::Auction`] documents, by the exact solver on the
-    /// pair's `f64` affinity (computed then), with its bound.
+    /// rounding bounds ([`Self::finish32`]).
     fn solve32(
         &mut self,
         matcher: Matcher,
@@ -1425,28 +1465,140 @@ impl<T: Real> PairScratch<T> {
         with_bound: bool,
         cancel: &AtomicBool,
     ) -> Result<(f64, f64)> {
-        let sm = factors.x.nrows();
         let c = factors.x.ncols();
+        let norms = (factors.norms_x, factors.norms_y);
+        let dual = self.choose32(matcher, norms, with_bound, cancel)?;
         let layout = || Error::Shape("internal: factor layout".into());
         let xs = factors.x.to_slice().ok_or_else(layout)?;
         let ys = factors.y.to_slice().ok_or_else(layout)?;
-        let slack = mixed::row_error_sum(c, factors.norms_x, factors.norms_y);
-        let problem = Affinity::new(&self.affinity32, sm, factors.norms_x, factors.norms_y)?;
-        let mut value = |perm: &[usize]| mixed::rescore(xs, ys, c, perm);
-        let solved = crate::matching::assign_f32(
+        let value = mixed::rescore(xs, ys, c, &self.perm);
+        self.finish32(matcher, factors, (value, dual), with_bound, cancel)
+    }
+
+    /// [`crate::matching::choose_f32`] on the `f32` affinity in `self.affinity32` (its matched
+    /// positions, `norms` theirs): the permutation into `self.perm`, the `f32` dual (or NaN).
+    fn choose32(
+        &mut self,
+        matcher: Matcher,
+        (nx, ny): (&[f64], &[f64]),
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<f64> {
+        let problem = Affinity::new(&self.affinity32, nx.len(), nx, ny)?;
+        crate::matching::choose_f32(
             matcher,
             &problem,
-            slack,
             with_bound,
             &mut self.workspace,
             &mut self.perm,
-            &mut value,
             cancel,
-        )?;
+        )
+    }
+
+    /// Mixed precision, an approximate matcher, for every pair of a block (`rows × cols`
+    /// pairs, their `f32` affinities in `self.block32`; `diagonal`: a block on the diagonal of
+    /// a square tile, whose pairs on and below the diagonal are not needed): each pair's
+    /// permutation chosen on its `f32` affinity ([`crate::matching::choose_f32`]), then all their
+    /// `f64` values at once ([`mixed::rescore_pairs`], the rows of `xb`, `yb` read once), left in
+    /// `self.approx` for [`Self::take_approx`], pair by pair in the order of the block's loop.
+    /// `nxb`, `nyb`: the norms of the rows of `xb`, `yb`.
+    #[allow(clippy::too_many_arguments)]
+    fn choose_block32(
+        &mut self,
+        matcher: Matcher,
+        (rows, cols, diagonal): (usize, usize, bool),
+        (xb, yb, c): (&[T], &[T], usize),
+        (nxb, nyb): (&[f64], &[f64]),
+        (s, prefix): (usize, usize),
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let sm = s - prefix;
+        let width = cols * s;
+        self.approx.starts.clear();
+        self.approx.duals.clear();
+        self.approx.perms.clear();
+        self.approx.next = 0;
+        for ii in 0..rows {
+            for jj in 0..cols {
+                if diagonal && jj <= ii {
+                    continue;
+                }
+                self.copy_affinity32(ii, jj, s, width, prefix);
+                let (nx, ny) = (
+                    nxb.get(ii * s + prefix..(ii + 1) * s),
+                    nyb.get(jj * s + prefix..(jj + 1) * s),
+                );
+                let (Some(nx), Some(ny)) = (nx, ny) else {
+                    return Err(Error::Shape("internal: norms layout".into()));
+                };
+                let dual = self.choose32(matcher, (nx, ny), with_bound, cancel)?;
+                let approx = &mut self.approx;
+                approx.starts.push((ii * s + prefix, jj * s + prefix));
+                approx.duals.push(dual);
+                approx
+                    .perms
+                    .try_reserve(sm)
+                    .map_err(|_| Error::TooLarge("the permutations of a block of pairs".into()))?;
+                approx.perms.extend_from_slice(&self.perm);
+            }
+        }
+        let approx = &mut self.approx;
+        mixed::rescore_pairs(
+            (xb, yb, c),
+            &approx.starts,
+            &approx.perms,
+            &mut approx.rescore,
+            &mut approx.values,
+        )
+    }
+
+    /// The next pair of [`Self::choose_block32`]'s block: its permutation into `self.perm` and
+    /// its result ([`Self::finish32`]).
+    fn take_approx(
+        &mut self,
+        matcher: Matcher,
+        factors: &PairFactors<'_, T>,
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<(f64, f64)> {
+        let k = self.approx.next;
+        let sm = factors.x.nrows();
+        let (Some(&value), Some(&dual), Some(perm)) = (
+            self.approx.values.get(k),
+            self.approx.duals.get(k),
+            self.approx.perms.get(k * sm..(k + 1) * sm),
+        ) else {
+            return Err(Error::Shape(
+                "internal: the block's approximate pairs".into(),
+            ));
+        };
+        self.perm.copy_from_slice(perm);
+        self.approx.next += 1;
+        self.finish32(matcher, factors, (value, dual), with_bound, cancel)
+    }
+
+    /// The result of an approximate matcher's permutation (in `self.perm`) of the pair
+    /// `factors` from its `f64` value and `f32` dual ([`crate::matching::finish_f32`], the slack
+    /// [`mixed::row_error_sum`]): `G` and with `with_bound` (else NaN) the bound. An auction that
+    /// misses its target against that bound is replaced, as [`Matcher::Auction`] documents, by
+    /// the exact solver on the pair's `f64` affinity (computed then), with its bound.
+    fn finish32(
+        &mut self,
+        matcher: Matcher,
+        factors: &PairFactors<'_, T>,
+        (value, dual): (f64, f64),
+        with_bound: bool,
+        cancel: &AtomicBool,
+    ) -> Result<(f64, f64)> {
+        let c = factors.x.ncols();
+        let slack = mixed::row_error_sum(c, factors.norms_x, factors.norms_y);
+        let solved = crate::matching::finish_f32(matcher, value, dual, slack, with_bound);
         mixed::count_approximate(solved.is_none());
         if let Some(r) = solved {
             return Ok(r);
         }
+        let sm = factors.x.nrows();
         if self.affinity.dim() != (sm, sm) {
             self.affinity = try_array2(sm, sm, T::zero(), "an affinity matrix")?;
         }
