@@ -255,8 +255,9 @@ def gram(
         bound on the float64 optimum (the float32 dual plus the float32 GEMM's rounding bound
         of each row); an auction whose gap that bound cannot certify is solved exactly in
         float64, as in ``"float64"``. ``"auto"`` picks this from 128 matched positions on
-        (median 0.77x their float64 time per pair at S = 144-576, 0.5-0.85x at S = 3136-4096),
-        else float64.
+        at any number of channels, and from 49 with at least 256 channels (median 0.77x their
+        float64 time per pair at S = 144-576, 0.5-0.85x at S = 3136-4096, 0.77-0.9x at S = 49
+        from C = 256), else float64.
         Inputs whose norms could overflow float32, ``none`` and ``shift`` run in float64.
         Memory: as ``"float64"`` plus a float32 copy of the input blocks. See
         docs/benchmarks.md ("Mixed precision") for the measurements behind ``"auto"``.

@@ -90,7 +90,8 @@ AUTO_MIXED_WIDE_MIN_S = 49
 AUTO_MIXED_WIDE_C = 1024
 AUTO_MIXED_LARGE_S = 1536
 #: ``precision="auto"`` takes ``"mixed"`` for the approximate matchers (:data:`APPROX_MIXED_MATCHERS`
-#: when not exact) from this many matched positions on, at any number of channels.
+#: when not exact) from this many matched positions on at any number of channels, and from
+#: :data:`AUTO_MIXED_WIDE_MIN_S` with at least :data:`AUTO_MIXED_MIN_C` channels.
 AUTO_MIXED_APPROX_MIN_S = 128
 #: Matchers for which ``"mixed"`` can apply (when they are exact).
 MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
@@ -99,8 +100,9 @@ MIXED_MATCHERS = ("exact", "topk_greedy", "batch_optimal")
 #: ``topk_greedy``/``batch_optimal`` when ``k``/``b`` do not cover S. ``"auto"`` picks that from
 #: :data:`AUTO_MIXED_APPROX_MIN_S` matched positions on, where it was measured faster at every C
 #: (float64 / mixed 0.92-1.6x, median 1.3x, at S = 144-576, C = 64-2048; 1.2-2x at
-#: S = 3136-4096, where the float32 GEMM writes half the bytes; ``benches/bench_mixed.py --grid --matcher greedy``, docs/benchmarks.md,
-#: "Approximate matchers on float32 affinities"); at S = 49 it is not (0.8-1.2x), so float64.
+#: S = 3136-4096, where the float32 GEMM writes half the bytes), and at S = 49 from C = 256
+#: (1.12-1.30x; 0.97-1.02x at C = 64): ``benches/bench_mixed.py --grid --matcher greedy``,
+#: docs/benchmarks.md, "Approximate matchers on float32 affinities from 128 positions".
 APPROX_MIXED_MATCHERS = ("greedy", "auction", "topk_greedy", "batch_optimal")
 #: Defaults of topk_greedy's ``k`` and batch_optimal's ``b`` (the Rust core's DEFAULT_TOPK,
 #: DEFAULT_BATCH): whether they are exact for S.
@@ -554,16 +556,19 @@ def resolve_precision(
     >= :data:`AUTO_MIXED_MIN_C`, or ``s`` >= :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >=
     :data:`AUTO_MIXED_WIDE_C`, or ``s`` >= :data:`AUTO_MIXED_LARGE_S` at any ``c`` (G: the
     float64 optimum either way). For the approximate ones (:data:`APPROX_MIXED_MATCHERS` when
-    not exact): ``s`` >= :data:`AUTO_MIXED_APPROX_MIN_S` at any ``c`` (the permutation chosen on
-    float32 affinities, G its float64 value).
+    not exact): ``s`` >= :data:`AUTO_MIXED_APPROX_MIN_S` at any ``c``, or ``s`` >=
+    :data:`AUTO_MIXED_WIDE_MIN_S` with ``c`` >= :data:`AUTO_MIXED_MIN_C` (the permutation chosen
+    on float32 affinities, G its float64 value).
 
     >>> resolve_precision("auto", "exact", 49, 320), resolve_precision("auto", "exact", 197, 768)
     ('float64', 'mixed')
     >>> resolve_precision("auto", "exact", 49, 2048), resolve_precision("auto", "exact", 4096, 24)
     ('mixed', 'mixed')
-    >>> resolve_precision("auto", "auction", 49, 768), resolve_precision("auto", "greedy", 256, 24)
+    >>> resolve_precision("auto", "auction", 49, 64), resolve_precision("auto", "greedy", 256, 24)
     ('float64', 'mixed')
-    >>> resolve_precision("auto", "batch_optimal", 100, 768, {"b": 64})  # approximate at S = 100
+    >>> resolve_precision("auto", "greedy", 49, 320)  # 7×7 maps from 256 channels
+    'mixed'
+    >>> resolve_precision("auto", "batch_optimal", 100, 64, {"b": 64})  # approximate at S = 100
     'float64'
     """
     if precision != "auto":
@@ -579,7 +584,9 @@ def resolve_precision(
             or s >= AUTO_MIXED_LARGE_S
         )
     else:
-        pays = matcher in APPROX_MIXED_MATCHERS and s >= AUTO_MIXED_APPROX_MIN_S
+        pays = matcher in APPROX_MIXED_MATCHERS and (
+            s >= AUTO_MIXED_APPROX_MIN_S or (s >= AUTO_MIXED_WIDE_MIN_S and c >= AUTO_MIXED_MIN_C)
+        )
     return "mixed" if pays else "float64"
 
 

@@ -263,9 +263,7 @@ def _uses_mixed(x: np.ndarray, **kw) -> bool:
         # The threshold counts matched positions: prefix tokens are not matched.
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 1}, True),
         (_tiles.AUTO_MIXED_MIN_S + 1, _tiles.AUTO_MIXED_MIN_C, {"prefix_tokens": 2}, False),
-        # An approximate matcher below AUTO_MIXED_APPROX_MIN_S: float64 where exact would be mixed
-        # (test_mixed_approx.py has its own rule).
-        (_tiles.AUTO_MIXED_WIDE_MIN_S, _tiles.AUTO_MIXED_WIDE_C, {"matcher": "greedy"}, False),
+        # (The approximate matchers' rule: test_mixed_approx.py.)
         (_tiles.AUTO_MIXED_MIN_S, _tiles.AUTO_MIXED_MIN_C, {"precision": "float64"}, False),
     ],
 )

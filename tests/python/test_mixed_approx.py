@@ -174,25 +174,51 @@ def test_float64_keeps_the_float64_path_and_unsafe_norms_too():
         (_tiles.AUTO_MIXED_APPROX_MIN_S - 1, "batch_optimal", {"b": 64}, False),
         (_tiles.AUTO_MIXED_LARGE_S, "greedy", {}, True),
         (_tiles.AUTO_MIXED_LARGE_S, "shift", {"w": 48}, False),  # 1536 = 32 x 48
+        # 7×7 maps of wide layers: from AUTO_MIXED_MIN_C channels.
+        (_tiles.AUTO_MIXED_WIDE_MIN_S, "greedy", {"c": _tiles.AUTO_MIXED_MIN_C}, True),
+        (_tiles.AUTO_MIXED_WIDE_MIN_S, "auction", {"c": _tiles.AUTO_MIXED_MIN_C - 1}, False),
+        (_tiles.AUTO_MIXED_WIDE_MIN_S - 1, "greedy", {"c": _tiles.AUTO_MIXED_MIN_C}, False),
     ],
 )
 def test_auto_picks_float32_affinities_for_approximations(s, matcher, options, expected):
-    x = np.random.default_rng(s).normal(size=(2, s, 3))
+    options = dict(options)
+    c = options.pop("c", 3)
+    x = np.random.default_rng(s).normal(size=(2, s, c))
     before = approx_pairs()
     semrsm.gram(x, matcher=matcher, center=False, layout="nsc", **options)
     assert (approx_pairs() > before) == expected
     want = "mixed" if expected else "float64"
-    assert _tiles.resolve_precision("auto", matcher, s, 3, options) == want
+    assert _tiles.resolve_precision("auto", matcher, s, c, options) == want
 
 
 def test_auto_keeps_float64_for_an_approximate_batch_at_small_s():
     """batch_optimal with b < S: "auto" runs it on float32 affinities from
-    AUTO_MIXED_APPROX_MIN_S matched positions, and in float64 below (S = 100, C = 300; a b
-    that covers S follows the exact matcher's rule, which at C = 300 starts at S = 128)."""
-    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 300, {"b": 64}) == "float64"
-    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 300, {"b": 128}) == "float64"
-    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 300, {"b": 64}) == "mixed"
-    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 300, {"b": 256}) == "mixed"
+    AUTO_MIXED_APPROX_MIN_S matched positions (and from 49 at C >= 256), in float64 below
+    (S = 100, C = 200); a b that covers S follows the exact matcher's rule, which at C = 200
+    is float64 below 1536 positions."""
+    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 200, {"b": 64}) == "float64"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 200, {"b": 128}) == "float64"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 100, 300, {"b": 64}) == "mixed"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 200, {"b": 64}) == "mixed"
+    assert _tiles.resolve_precision("auto", "batch_optimal", 200, 200, {"b": 256}) == "float64"
+
+
+@pytest.mark.parametrize("matcher,options", MATCHERS)
+def test_a_block_of_pairs_gives_each_pair_its_own_result(matcher, options):
+    """The pairs of a block are chosen one by one and re-scored together (each row read once);
+    every result is still, bit for bit, what the pair computed alone gives (a 1 × 1 call, which
+    takes the one-pair path): G, bound and permutation, also with prefix tokens."""
+    rng = np.random.default_rng(23)
+    x = np.maximum(rng.normal(size=(5, 61, 90)), 0) * rng.uniform(0.5, 2, (5, 61, 1))
+    x[:, 1::6] = x[:, ::6][:, : x[:, 1::6].shape[1]]  # duplicated positions: ties
+    x -= x.mean(axis=0)
+    for prefix in (0, 2):
+        G, P, B = mixed(x, None, matcher, options, prefix_tokens=prefix)
+        for i in range(5):
+            for j in range(i + 1, 5):  # (below the diagonal: mirrored, the pair the other way)
+                g, p, b = mixed(x[i : i + 1], x[j : j + 1], matcher, options, prefix_tokens=prefix)
+                assert G[i, j] == g[0, 0] and B[i, j] == b[0, 0], (prefix, i, j)
+                assert np.array_equal(P[i, j], p[0, 0]), (prefix, i, j)
 
 
 def test_same_results_across_threads_and_isas(tmp_path):
