@@ -24,7 +24,18 @@ target is ≤ 1/5 at ≥ 97 %).
 own affinity GEMM, ``precision="auto"``) on the first ``--samples`` maps of each layer (centred
 as above, ``center=False``), CPU time per pair (all ``n(n−1)/2`` pairs of a call), median over
 ``--repeats`` alternating calls; k/k_opt over the off-diagonal entries of G against the exact G
-of the same run, certified ≥ from ``return_bound=True``.
+of the same run, certified ≥ from ``return_bound=True``. Under each table, the floor of any
+matcher that reads every affinity: the same pairs' ``float32`` affinity GEMM alone, semrsm's
+(``_core.gemm_abt_f32``, the one ``mixed`` runs) and numpy's (OpenBLAS, one thread), as a
+fraction of the exact pair.
+
+``--int8`` asks what a cheaper GEMM would cost in quality: the optimum of the LAP on affinities
+from ``int8``-quantised features (one scale per map, ``round(127·x/max|x|)``; an ``int8`` GEMM
+does 4× the multiply-adds per instruction of a ``float32`` one), re-scored in ``float64``, as a
+fraction of the true optimum (scipy's ``linear_sum_assignment`` on both), on the pairs of
+``--pairs``.
+
+    python benches/frontier.py --int8 --pairs 2                # ~2 min
 """
 
 from __future__ import annotations
@@ -184,9 +195,12 @@ def run_gram(samples: int, repeats: int) -> str:
                 cert[label] = float(np.mean(gm[off] / bound[off]))
             print(f"  gram {group} {layer} repeat done", file=sys.stderr, flush=True)
         exact_t = statistics.median(t["semrsm exact"])
+        ours, blas = gemm_floor(v.astype(np.float32), repeats)
         out += [
             f"**{group}**, {layer} (C = {v.shape[2]}): `gram` of {samples} maps ({pairs} pairs), "
-            f"{repeats} alternating calls per method.",
+            f"{repeats} alternating calls per method. The `float32` affinity GEMM alone: {fmt(ours)} "
+            f"(semrsm, {ours / exact_t:.3f} of the exact pair), {fmt(blas)} (numpy/OpenBLAS, 1 thread, "
+            f"{blas / exact_t:.3f}).",
             "",
             "| method | k/k_opt mean [%] | worst [%] | certified ≥ [%] | T per pair | T with bound | T / T_exact | with bound / T_exact |",
             "|---|---|---|---|---|---|---|---|",
@@ -202,6 +216,41 @@ def run_gram(samples: int, repeats: int) -> str:
     return "\n".join(out)
 
 
+def gemm_floor(v32: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Median CPU time per pair of the ``float32`` affinity GEMM alone over the pairs of ``v32``:
+    semrsm's (the one ``mixed`` runs) and numpy's (OpenBLAS on one thread: the variables set
+    above)."""
+    from semrsm import _core
+
+    pairs = [(i, j) for i in range(len(v32)) for j in range(i + 1, len(v32))]
+    ours: list[float] = []
+    blas: list[float] = []
+    for _ in range(max(repeats, 3)):
+        for i, j in pairs:
+            ours.append(timed(lambda: _core.gemm_abt_f32(v32[i], v32[j]))[0])
+            blas.append(timed(lambda: v32[i] @ v32[j].T)[0])
+    return statistics.median(ours), statistics.median(blas)
+
+
+def int8_quality(pairs: int) -> str:
+    """The --int8 table: k/k_opt of the optimum on int8-feature affinities."""
+    from scipy.optimize import linear_sum_assignment
+
+    def q8(z: np.ndarray) -> np.ndarray:
+        return np.round(z * (127 / np.abs(z).max()))
+
+    out = ["| S, layer | pair | C | k/k_opt of the int8 optimum [%] |", "|---|---|---|---|"]
+    for group, layer, v, chosen in problems(pairs):
+        for i, j in chosen:
+            a = v[i] @ v[j].T
+            rows, cols = linear_sum_assignment(a, maximize=True)
+            best = a[rows, cols].sum()
+            rows, cols = linear_sum_assignment(q8(v[i]) @ q8(v[j]).T, maximize=True)
+            out.append(f"| {group}, {layer} | ({i}, {j}) | {v.shape[2]} | {100 * a[rows, cols].sum() / best:.3f} |")
+            print(f"  int8 {group} {layer} ({i}, {j}) done", file=sys.stderr, flush=True)
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="pairs per layer (S = 3136: per kind; default 3)")
@@ -209,7 +258,11 @@ def main() -> None:
     parser.add_argument("--gram", action="store_true", help="time whole gram calls instead (features in, G out)")
     parser.add_argument("--samples", type=int, default=3, help="--gram: maps per layer (default 3: 3 pairs)")
     parser.add_argument("--repeats", type=int, default=2, help="--gram: alternating calls per method (default 2)")
+    parser.add_argument("--int8", action="store_true", help="quality of the optimum on int8-feature affinities")
     args = parser.parse_args()
+    if args.int8:
+        print(int8_quality(args.pairs), flush=True)
+        return
     if args.gram:
         if args.output:
             parser.error("--gram prints its table; paste it by hand")
