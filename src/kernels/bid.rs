@@ -559,6 +559,18 @@ pub fn min_max<T: Cost>(isa: Isa, values: &[T]) -> (f64, f64) {
                 // SAFETY: AVX2 is supported.
                 return unsafe { x86::min_max_f64_avx2(values) };
             }
+            if let Some(values) = super::same_type::<T, f32>(values) {
+                // min and max commute with the exact widening to f64: the same answer in f32.
+                // SAFETY (both): AVX2, and for the wide body AVX-512F, is supported.
+                let (lo, hi) = unsafe {
+                    if isa >= Isa::Avx512 {
+                        x86::min_max_f32_avx512(values)
+                    } else {
+                        x86::min_max_f32_avx2(values)
+                    }
+                };
+                return (f64::from(lo), f64::from(hi));
+            }
             // SAFETY: AVX2 is supported.
             return unsafe { x86::min_max_avx2(values) };
         }
@@ -614,9 +626,15 @@ fn min(a: f64, b: f64) -> f64 {
 #[must_use]
 pub fn top_two<T: Cost>(isa: Isa, row: &[T], prices: &[f64]) -> (usize, f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
-        // SAFETY: AVX2 is supported (`kernels::isa` never exceeds the CPU).
-        return unsafe { x86::top_two_avx2(row, prices) };
+    {
+        // SAFETY (both): the level's features are supported (`kernels::isa` never exceeds the
+        // CPU).
+        if isa >= Isa::Avx512 {
+            return unsafe { x86::top_two_avx512(row, prices) };
+        }
+        if isa >= Isa::Avx2 {
+            return unsafe { x86::top_two_avx2(row, prices) };
+        }
     }
     let _ = isa;
     top_two_portable(row, prices)
@@ -630,35 +648,72 @@ pub fn top_two<T: Cost>(isa: Isa, row: &[T], prices: &[f64]) -> (usize, f64, f64
 #[inline(always)]
 #[must_use]
 pub fn top_two_portable<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
-    let mut best = [f64::NEG_INFINITY; LANES];
-    let mut second = [f64::NEG_INFINITY; LANES];
+    top_two_lanes::<T, LANES>(row, prices)
+}
+
+/// [`top_two_portable`] with `W` lanes (a multiple of [`LANES`]) for the wider vector bodies:
+/// `W / LANES` independent chains of `max` per vector lane instead of one (the same values: the
+/// best, its lowest column and the runner-up do not depend on how columns are split into lanes).
+/// The tail runs in [`LANES`]-wide steps, then one column at a time, on the first lanes.
+#[inline(always)]
+#[must_use]
+fn top_two_lanes<T: Cost, const W: usize>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
+    let mut best = [f64::NEG_INFINITY; W];
+    let mut second = [f64::NEG_INFINITY; W];
     // Column indices as f64 (exact below 2^53), so that the selects stay in vector registers.
-    let mut at = [0.0_f64; LANES];
-    let mut column = [0.0_f64; LANES];
+    let mut at = [0.0_f64; W];
+    let mut column = [0.0_f64; W];
     for (l, c) in column.iter_mut().enumerate() {
         *c = l as f64;
     }
-    let mut rows = row.chunks_exact(LANES);
-    let mut ps = prices.chunks_exact(LANES);
+    #[inline(always)]
+    fn step(best: &mut f64, second: &mut f64, at: &mut f64, column: f64, w: f64) {
+        *second = max(*second, min(*best, w));
+        *at = if w > *best { column } else { *at };
+        *best = max(*best, w);
+    }
+    let mut rows = row.chunks_exact(W);
+    let mut ps = prices.chunks_exact(W);
+    for (r, p) in rows.by_ref().zip(ps.by_ref()) {
+        for l in 0..W {
+            step(
+                &mut best[l],
+                &mut second[l],
+                &mut at[l],
+                column[l],
+                r[l].to_f64() - p[l],
+            );
+            column[l] += W as f64;
+        }
+    }
+    // Here column[l] = (columns done) + l, as the narrower steps need.
+    let mut rows = rows.remainder().chunks_exact(LANES);
+    let mut ps = ps.remainder().chunks_exact(LANES);
     for (r, p) in rows.by_ref().zip(ps.by_ref()) {
         for l in 0..LANES {
-            let w = r[l].to_f64() - p[l];
-            second[l] = max(second[l], min(best[l], w));
-            at[l] = if w > best[l] { column[l] } else { at[l] };
-            best[l] = max(best[l], w);
+            step(
+                &mut best[l],
+                &mut second[l],
+                &mut at[l],
+                column[l],
+                r[l].to_f64() - p[l],
+            );
             column[l] += LANES as f64;
         }
     }
     for (&a, &p) in rows.remainder().iter().zip(ps.remainder()) {
-        let w = a.to_f64() - p;
-        second[0] = max(second[0], min(best[0], w));
-        at[0] = if w > best[0] { column[0] } else { at[0] };
-        best[0] = max(best[0], w);
+        step(
+            &mut best[0],
+            &mut second[0],
+            &mut at[0],
+            column[0],
+            a.to_f64() - p,
+        );
         column[0] += 1.0;
     }
     // Merge: the best lane (ties: lower column), then the second best over everything else.
     let mut lane = 0;
-    for l in 1..LANES {
+    for l in 1..W {
         if best[l] > best[lane] || (best[l] == best[lane] && at[l] < at[lane]) {
             lane = l;
         }
@@ -678,9 +733,15 @@ pub fn top_two_portable<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64)
 #[must_use]
 pub fn row_max_reduced<T: Cost>(isa: Isa, row: &[T], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
-        // SAFETY: AVX2 is supported (`kernels::isa` never exceeds the CPU).
-        return unsafe { x86::row_max_reduced_avx2(row, v) };
+    {
+        // SAFETY (both): the level's features are supported (`kernels::isa` never exceeds the
+        // CPU).
+        if isa >= Isa::Avx512 {
+            return unsafe { x86::row_max_reduced_avx512(row, v) };
+        }
+        if isa >= Isa::Avx2 {
+            return unsafe { x86::row_max_reduced_avx2(row, v) };
+        }
     }
     let _ = isa;
     row_max_reduced_portable(row, v)
@@ -690,9 +751,21 @@ pub fn row_max_reduced<T: Cost>(isa: Isa, row: &[T], v: &[f64]) -> f64 {
 #[inline(always)]
 #[must_use]
 pub fn row_max_reduced_portable<T: Cost>(row: &[T], v: &[f64]) -> f64 {
-    let mut high = [f64::NEG_INFINITY; LANES];
-    let mut rows = row.chunks_exact(LANES);
-    let mut vs = v.chunks_exact(LANES);
+    // Four independent maxima per lane, so that a vector body is not one chain of `max`
+    // latencies (a maximum is exact: any grouping gives the same result).
+    const WIDE: usize = 4 * LANES;
+    let mut high = [f64::NEG_INFINITY; WIDE];
+    let mut rows = row.chunks_exact(WIDE);
+    let mut vs = v.chunks_exact(WIDE);
+    for (r, v) in rows.by_ref().zip(vs.by_ref()) {
+        for l in 0..WIDE {
+            high[l] = max(high[l], r[l].to_f64() - v[l]);
+        }
+    }
+    let (mut rows, mut vs) = (
+        rows.remainder().chunks_exact(LANES),
+        vs.remainder().chunks_exact(LANES),
+    );
     for (r, v) in rows.by_ref().zip(vs.by_ref()) {
         for l in 0..LANES {
             high[l] = max(high[l], r[l].to_f64() - v[l]);
@@ -704,12 +777,56 @@ pub fn row_max_reduced_portable<T: Cost>(row: &[T], v: &[f64]) -> f64 {
     high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h))
 }
 
-/// `v_j = max(v_j, row_j − u)` over the row (contiguous; the compiler vectorises it, and an
-/// element-wise maximum has the same result in any lane layout).
+/// `v_j = max(v_j, row_j − u)` over the row (contiguous; the compiler vectorises the body for
+/// the level's vectors, and an element-wise maximum has the same result in any lane layout).
 #[inline]
-pub fn column_max_update<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
+pub fn column_max_update<T: Cost>(isa: Isa, row: &[T], u: f64, v: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY (both): the level's features are supported.
+        if isa >= Isa::Avx512 {
+            return unsafe { x86::column_max_update_avx512(row, u, v) };
+        }
+        if isa >= Isa::Avx2 {
+            return unsafe { x86::column_max_update_avx2(row, u, v) };
+        }
+    }
+    let _ = isa;
+    column_max_update_portable(row, u, v);
+}
+
+/// The portable reference body of [`column_max_update`].
+#[inline(always)]
+pub fn column_max_update_portable<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
     for (vj, &a) in v.iter_mut().zip(row) {
         *vj = max(*vj, a.to_f64() - u);
+    }
+}
+
+/// `w_j = max(w_j, d − q_j)` over a row `q` of the 16-bit copy ([`quantise_rows`]): the column
+/// pass of the quantised auction's dual. Exact in `f64` (`d` is an `f32` value, `q_j < 2¹⁶`), so
+/// every level gives the same bits.
+#[inline]
+pub fn column_max_u16(isa: Isa, row: &[u16], d: f64, w: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY (both): the level's features are supported.
+        if isa >= Isa::Avx512 {
+            return unsafe { x86::column_max_u16_avx512(row, d, w) };
+        }
+        if isa >= Isa::Avx2 {
+            return unsafe { x86::column_max_u16_avx2(row, d, w) };
+        }
+    }
+    let _ = isa;
+    column_max_u16_portable(row, d, w);
+}
+
+/// The portable reference body of [`column_max_u16`].
+#[inline(always)]
+pub fn column_max_u16_portable(row: &[u16], d: f64, w: &mut [f64]) {
+    for (wj, &q) in w.iter_mut().zip(row) {
+        *wj = max(*wj, d - f64::from(q));
     }
 }
 
@@ -734,6 +851,7 @@ mod x86 {
         _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_reduce_max_epu32,
         _mm512_reduce_min_ps, _CMP_EQ_OQ,
     };
+    use std::arch::x86_64::{_mm256_max_ps, _mm256_min_ps, _mm512_storeu_ps};
 
     /// [`super::two_min`] with 16-wide AVX-512 vectors, reduced in registers. The last
     /// `n mod 16` columns go through one masked step (the masked-off lanes read `+∞`), so every
@@ -942,6 +1060,91 @@ mod x86 {
             .fold((low, high), |(l, h), &x| (l.min(x), h.max(x)))
     }
 
+    /// [`super::min_max`] of `f32` values in `f32` (16 lanes in two 8-lane accumulators per
+    /// bound; min and max are exact, so any order gives the reference's answer).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn min_max_f32_avx2(values: &[f32]) -> (f32, f32) {
+        let full = values.len() / 16 * 16;
+        let (mut lo_a, mut lo_b) = (_mm256_set1_ps(f32::INFINITY), _mm256_set1_ps(f32::INFINITY));
+        let (mut hi_a, mut hi_b) = (
+            _mm256_set1_ps(f32::NEG_INFINITY),
+            _mm256_set1_ps(f32::NEG_INFINITY),
+        );
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 16 <= full <= values.len().
+            let a = _mm256_loadu_ps(values.as_ptr().add(k));
+            let b = _mm256_loadu_ps(values.as_ptr().add(k + 8));
+            lo_a = _mm256_min_ps(a, lo_a);
+            lo_b = _mm256_min_ps(b, lo_b);
+            hi_a = _mm256_max_ps(a, hi_a);
+            hi_b = _mm256_max_ps(b, hi_b);
+            k += 16;
+        }
+        let (mut lo, mut hi) = ([0.0_f32; 8], [0.0_f32; 8]);
+        _mm256_storeu_ps(lo.as_mut_ptr(), _mm256_min_ps(lo_a, lo_b));
+        _mm256_storeu_ps(hi.as_mut_ptr(), _mm256_max_ps(hi_a, hi_b));
+        fold_f32(&lo, &hi, &values[full..])
+    }
+
+    /// [`min_max_f32_avx2`] with 16-lane AVX-512 accumulators (32 values per step).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn min_max_f32_avx512(values: &[f32]) -> (f32, f32) {
+        let full = values.len() / 32 * 32;
+        let (mut lo_a, mut lo_b) = (_mm512_set1_ps(f32::INFINITY), _mm512_set1_ps(f32::INFINITY));
+        let (mut hi_a, mut hi_b) = (
+            _mm512_set1_ps(f32::NEG_INFINITY),
+            _mm512_set1_ps(f32::NEG_INFINITY),
+        );
+        let mut k = 0;
+        while k < full {
+            // SAFETY: k + 32 <= full <= values.len().
+            let a = _mm512_loadu_ps(values.as_ptr().add(k));
+            let b = _mm512_loadu_ps(values.as_ptr().add(k + 16));
+            lo_a = _mm512_min_ps(a, lo_a);
+            lo_b = _mm512_min_ps(b, lo_b);
+            hi_a = _mm512_max_ps(a, hi_a);
+            hi_b = _mm512_max_ps(b, hi_b);
+            k += 32;
+        }
+        let (mut lo, mut hi) = ([0.0_f32; 16], [0.0_f32; 16]);
+        _mm512_storeu_ps(lo.as_mut_ptr(), _mm512_min_ps(lo_a, lo_b));
+        _mm512_storeu_ps(hi.as_mut_ptr(), _mm512_max_ps(hi_a, hi_b));
+        fold_f32(&lo, &hi, &values[full..])
+    }
+
+    /// The lanes' bounds and the tail's values folded into one (low, high).
+    fn fold_f32(lo: &[f32], hi: &[f32], tail: &[f32]) -> (f32, f32) {
+        let low = lo.iter().fold(f32::INFINITY, |l, &x| l.min(x));
+        let high = hi.iter().fold(f32::NEG_INFINITY, |h, &x| h.max(x));
+        tail.iter()
+            .fold((low, high), |(l, h), &x| (l.min(x), h.max(x)))
+    }
+
+    /// [`super::column_max_update_portable`] compiled for AVX2 (element-wise: same results).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn column_max_update_avx2<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
+        super::column_max_update_portable(row, u, v);
+    }
+
+    /// [`super::column_max_update_portable`] compiled for AVX-512 (element-wise: same results).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn column_max_update_avx512<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
+        super::column_max_update_portable(row, u, v);
+    }
+
+    /// [`super::column_max_u16_portable`] compiled for AVX2 (exact: same results).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn column_max_u16_avx2(row: &[u16], d: f64, w: &mut [f64]) {
+        super::column_max_u16_portable(row, d, w);
+    }
+
+    /// [`super::column_max_u16_portable`] compiled for AVX-512 (exact: same results).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn column_max_u16_avx512(row: &[u16], d: f64, w: &mut [f64]) {
+        super::column_max_u16_portable(row, d, w);
+    }
+
     /// [`super::min_max_portable`] compiled for AVX2 (same operations: same results).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn min_max_avx2<T: Cost>(values: &[T]) -> (f64, f64) {
@@ -1143,16 +1346,28 @@ mod x86 {
         super::quantise_row_portable(&row[full..n], sign, low, scale, &mut dst[full..n]);
     }
 
-    /// [`super::top_two_portable`] compiled for AVX2 (same operations in the same order: same
-    /// results).
+    /// [`super::top_two_lanes`] compiled for AVX2, 16 lanes (same results).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn top_two_avx2<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
-        super::top_two_portable(row, prices)
+        super::top_two_lanes::<T, 16>(row, prices)
+    }
+
+    /// [`super::top_two_lanes`] compiled for AVX-512, 32 lanes (same results).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn top_two_avx512<T: Cost>(row: &[T], prices: &[f64]) -> (usize, f64, f64) {
+        super::top_two_lanes::<T, 32>(row, prices)
     }
 
     /// [`super::row_max_reduced_portable`] compiled for AVX2 (same results).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn row_max_reduced_avx2<T: Cost>(row: &[T], v: &[f64]) -> f64 {
+        super::row_max_reduced_portable(row, v)
+    }
+
+    /// [`super::row_max_reduced_portable`] compiled for AVX-512 (its 8 lanes in one vector; a
+    /// maximum is exact: same results).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_max_reduced_avx512<T: Cost>(row: &[T], v: &[f64]) -> f64 {
         super::row_max_reduced_portable(row, v)
     }
 }
@@ -1474,7 +1689,47 @@ mod tests {
     fn column_max_update_is_elementwise() {
         let row = [1.0, 5.0, -2.0];
         let mut v = [0.0, 0.0, f64::NEG_INFINITY];
-        column_max_update(&row, 2.0, &mut v);
+        column_max_update(Isa::Portable, &row, 2.0, &mut v);
         assert_eq!(v, [0.0, 3.0, -4.0]);
+    }
+
+    /// `column_max_update` (`f64` and `f32` rows) and `column_max_u16` on every level: the
+    /// element-wise maximum of a plain loop, bit for bit, at every length's vector tail.
+    #[test]
+    fn column_max_bodies_match_a_loop() {
+        for (seed, n) in LENGTHS.into_iter().chain([0, 1]).enumerate() {
+            let row: Vec<f64> = values(n, seed as u64, 2001, 3.0)
+                .iter()
+                .map(|x| x - 30.0)
+                .collect();
+            let narrow: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+            let q: Vec<u16> = row.iter().map(|&x| (x.abs() * 997.0) as u16).collect();
+            // Half the columns start above what the row gives them, half below.
+            let start: Vec<f64> = (0..n)
+                .map(|j| if j % 2 == 0 { f64::NEG_INFINITY } else { 1.5 })
+                .collect();
+            let (u, d) = (0.25, 1234.5_f32);
+            let fold = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+                start
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &s)| s.max(f(j)))
+                    .collect()
+            };
+            let want_wide = fold(&|j| row[j] - u);
+            let want_narrow = fold(&|j| f64::from(narrow[j]) - u);
+            let want_q = fold(&|j| f64::from(d) - f64::from(q[j]));
+            for isa in levels() {
+                let mut got = start.clone();
+                column_max_update(isa, &row, u, &mut got);
+                assert_eq!(got, want_wide, "{isa:?} n={n} f64");
+                let mut got = start.clone();
+                column_max_update(isa, &narrow, u, &mut got);
+                assert_eq!(got, want_narrow, "{isa:?} n={n} f32");
+                let mut got = start.clone();
+                column_max_u16(isa, &q, f64::from(d), &mut got);
+                assert_eq!(got, want_q, "{isa:?} n={n} u16");
+            }
+        }
     }
 }

@@ -74,7 +74,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{bound, descending_norm_order, matched_sum, Affinity};
-use crate::kernels::bid::{min_max, quantise_rows, top_two, two_min, Quantised, CANDIDATES};
+use crate::kernels::bid::{
+    column_max_u16, min_max, quantise_rows, top_two, two_min, Quantised, CANDIDATES,
+};
 use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
 
@@ -406,15 +408,14 @@ fn run_quantised<T: Cost>(
             });
         }
         // The dual (see above): d_i by the bid scan, w_j = max_i (d_i − q_ij) in f64.
+        // One read of each row for both (the column pass finds it in the cache).
         row_min.clear();
-        row_min.extend((0..s).map(|i| f64::from(scan(i, prices, &mut candidates).d1)));
         col_max.clear();
         col_max.resize(s, f64::NEG_INFINITY);
-        for (i, &d) in row_min.iter().enumerate() {
-            for (w, &u) in col_max.iter_mut().zip(row(i)) {
-                let x = d - f64::from(u);
-                *w = if x > *w { x } else { *w };
-            }
+        for i in 0..s {
+            let d = f64::from(scan(i, prices, &mut candidates).d1);
+            row_min.push(d);
+            column_max_u16(isa, row(i), d, col_max);
         }
         #[allow(clippy::cast_precision_loss)]
         let rows = s as f64;

@@ -67,10 +67,10 @@ pub(crate) fn tighten<T: Cost>(
 /// The completion behind every bound here, on a stand-in `scan` for the affinity (row-major
 /// `s × s`) whose entries are within `slack` of the affinity's (`scan = A`, `slack = 0`, or an
 /// `f32` copy of `A`): `u_i = max_j (scan_ij − v_j)` (written to `u`, without the slack),
-/// `v'_j = max_i (scan_ij − u_i)` (written to `v_new`); returns `Σ_i (u_i + slack) + Σ_j v'_j`.
+/// `v'_j = max_i (scan_ij − u_i)` (written to `v_new`), in one pass; returns `Σ_i (u_i + slack) + Σ_j v'_j`.
 ///
-/// `(u + slack, v')` is feasible for `A`: `u_i + slack + v'_j ≥ scan_ij + slack ≥ A_ij`. Two
-/// row-major passes over `scan`; the sums run in index order (deterministic).
+/// `(u + slack, v')` is feasible for `A`: `u_i + slack + v'_j ≥ scan_ij + slack ≥ A_ij`. One
+/// row-major pass over `scan`; the sums run in index order (deterministic).
 pub(crate) fn complete_dual<U: Cost>(
     isa: Isa,
     scan: &[U],
@@ -82,11 +82,13 @@ pub(crate) fn complete_dual<U: Cost>(
 ) -> f64 {
     let row = |i: usize| &scan[i * s..(i + 1) * s];
     u.clear();
-    u.extend((0..s).map(|i| row_max_reduced(isa, row(i), v)));
     v_new.clear();
     v_new.resize(s, f64::NEG_INFINITY);
-    for (i, &ui) in u.iter().enumerate() {
-        column_max_update(row(i), ui, v_new);
+    // Row by row, both (the column pass finds the row in the cache).
+    for i in 0..s {
+        let ui = row_max_reduced(isa, row(i), v);
+        u.push(ui);
+        column_max_update(isa, row(i), ui, v_new);
     }
     #[allow(clippy::cast_precision_loss)]
     let slack_total = slack * s as f64;
