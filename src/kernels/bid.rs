@@ -10,6 +10,9 @@
 //!   affinity (or its `f32` copy) with `f64` prices.
 //! - [`row_max_reduced`]: `max_j (row_j − v_j)`, the row dual of a price vector (the certified
 //!   auction's stopping rule and [`crate::matching::bound`]).
+//! - [`column_max_update`], [`column_max_u16`]: the column pass of a dual,
+//!   `v_j = max_i (row_ij − u_i)`, one row at a time (on the affinity or its copy; on the 16-bit
+//!   copy).
 //! - [`min_max`], [`signed_min_max`]: the range of a row or of a whole cost matrix.
 //!
 //! Every kernel takes the [`Isa`] that [`super::isa`] chose once per solve and has a portable
@@ -21,6 +24,8 @@ use crate::lap::Cost;
 
 /// Lanes of the reference bodies: each keeps its own running best values over the columns
 /// `l, l + LANES, …`, so that the loops vectorise and the results do not depend on the ISA.
+/// (The wider bodies of [`top_two`] and [`row_max_reduced`] keep 2 or 4 times as many, for
+/// independent chains of `max`: maxima are exact, so the results are the same.)
 pub const LANES: usize = 8;
 
 /// Candidate columns [`two_min`] writes per row: the two smallest of each lane.

@@ -63,8 +63,8 @@
 //! tied affinities), the still-free rows take their best free column and the run stops, with `D`
 //! still a valid bound. The permutation is always valid. Rows first bid in descending norm order
 //! (ties: index), free rows are kept on a stack, ties between columns go to the lower index:
-//! results are deterministic, and the vectorised scans (8 fixed lanes, AVX2 when available) do
-//! the same operations in the same order on every CPU. Permuting the positions of either sample
+//! results are deterministic, and the vectorised scans give the same results on every CPU and
+//! instruction set (they take maxima, which are exact whatever the lanes). Permuting the positions of either sample
 //! permutes the run along (so `G` is unchanged up to rounding) when the norms of `x` are distinct
 //! and no bid meets two equally valued best columns. But a bid leaves the bidder nearly indifferent
 //! between two columns, so later comparisons can turn on the last bit of an affinity: when `A` is
