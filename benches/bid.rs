@@ -4,7 +4,7 @@
 //! certified auction's scans), seeded: `two_min` (the warm start's full scan), `list_two_min` (its
 //! bid from a row's 16 candidates), `top_two` on `f32` and `f64` rows with `f64` prices,
 //! `row_max_reduced`, `min_max` of an `f32` row (a row's range before the 16-bit copy), the dual's
-//! column passes `column_max_update` (`f32` row) and `column_max_u16` (16-bit row), and
+//! column pass `column_max` (`f32` row, and negated on a 16-bit row), and
 //! `narrow_min_max` over a 256 × S block of `f64` costs (the warm start's copy and range). Every kernel runs on the process's
 //! instruction set (`SEMRSM_ISA` lowers it) and on the portable reference, in the same run, so
 //! the two can be compared. Run with `cargo bench --bench bid`.
@@ -49,12 +49,12 @@ fn bench_bid(c: &mut Criterion) {
                 b.iter(|| bid::min_max(level, &narrow).1);
             });
             let mut columns = vec![f64::NEG_INFINITY; s];
-            group.bench_with_input(BenchmarkId::new("column_max_update_f32", s), &s, |b, _| {
-                b.iter(|| bid::column_max_update(level, &narrow, 0.5, &mut columns));
+            group.bench_with_input(BenchmarkId::new("column_max_f32", s), &s, |b, _| {
+                b.iter(|| bid::column_max::<f32, false>(level, &narrow, 0.5, &mut columns));
             });
             let quantised: Vec<u16> = row.iter().map(|&x| (x * 65535.0) as u16).collect();
             group.bench_with_input(BenchmarkId::new("column_max_u16", s), &s, |b, _| {
-                b.iter(|| bid::column_max_u16(level, &quantised, 1234.5, &mut columns));
+                b.iter(|| bid::column_max::<u16, true>(level, &quantised, 1234.5, &mut columns));
             });
             group.throughput(Throughput::Elements(block.len() as u64));
             group.bench_with_input(

@@ -10,9 +10,8 @@
 //!   affinity (or its `f32` copy) with `f64` prices.
 //! - [`row_max_reduced`]: `max_j (row_j − v_j)`, the row dual of a price vector (the certified
 //!   auction's stopping rule and [`crate::matching::bound`]).
-//! - [`column_max_update`], [`column_max_u16`]: the column pass of a dual,
-//!   `v_j = max_i (row_ij − u_i)`, one row at a time (on the affinity or its copy; on the 16-bit
-//!   copy).
+//! - [`column_max`]: the column pass of a dual, `v_j = max_i (row_ij − u_i)`, one row at a time
+//!   (on the affinity, its `f32` copy or its 16-bit copy).
 //! - [`min_max`], [`signed_min_max`]: the range of a row or of a whole cost matrix.
 //!
 //! Every kernel takes the [`Isa`] that [`super::isa`] chose once per solve and has a portable
@@ -24,7 +23,7 @@ use crate::lap::Cost;
 
 /// Lanes of the reference bodies: each keeps its own running best values over the columns
 /// `l, l + LANES, …`, so that the loops vectorise and the results do not depend on the ISA.
-/// (The wider bodies of [`top_two`] and [`row_max_reduced`] keep 2 or 4 times as many, for
+/// (The wider bodies of [`top_two`], [`row_max_reduced`] and [`min_max`] keep 2 or 4 times as many, for
 /// independent chains of `max`: maxima are exact, so the results are the same.)
 pub const LANES: usize = 8;
 
@@ -584,6 +583,32 @@ pub fn min_max<T: Cost>(isa: Isa, values: &[T]) -> (f64, f64) {
     min_max_portable(values)
 }
 
+/// [`min_max`] of `f32` values in `f32`, for the vector bodies: 32 lanes of running bounds (a
+/// few independent vectors per bound), then the tail. Min and max commute with the exact widening
+/// to `f64`, so this is [`min_max_portable`]'s answer.
+#[inline(always)]
+fn min_max_f32_lanes(values: &[f32]) -> (f32, f32) {
+    const W: usize = 4 * LANES;
+    let mut low = [f32::INFINITY; W];
+    let mut high = [f32::NEG_INFINITY; W];
+    let mut full = values.chunks_exact(W);
+    for r in full.by_ref() {
+        for l in 0..W {
+            low[l] = if r[l] < low[l] { r[l] } else { low[l] };
+            high[l] = if r[l] > high[l] { r[l] } else { high[l] };
+        }
+    }
+    let fold = |(l, h): (f32, f32), (&a, &b): (&f32, &f32)| (l.min(a), h.max(b));
+    let lanes = low
+        .iter()
+        .zip(&high)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), fold);
+    full.remainder()
+        .iter()
+        .zip(full.remainder())
+        .fold(lanes, fold)
+}
+
 /// The portable reference body of [`min_max`].
 #[inline(always)]
 #[must_use]
@@ -782,62 +807,68 @@ pub fn row_max_reduced_portable<T: Cost>(row: &[T], v: &[f64]) -> f64 {
     high.iter().fold(f64::NEG_INFINITY, |m, &h| max(m, h))
 }
 
-/// `v_j = max(v_j, row_j − u)` over the row (contiguous; the compiler vectorises the body for
-/// the level's vectors, and an element-wise maximum has the same result in any lane layout).
+/// An entry that a dual's column pass reads, widened exactly to `f64`: an affinity (`f64`,
+/// `f32`) or the auction's 16-bit copy (`u16`).
+pub trait ColumnEntry: Copy {
+    /// The entry as `f64` (exact).
+    fn widen(self) -> f64;
+}
+
+impl<T: Cost> ColumnEntry for T {
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+impl ColumnEntry for u16 {
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+/// The column pass of a dual, one row at a time: `v_j = max(v_j, row_j − offset)`, or with `NEG`
+/// `v_j = max(v_j, offset − row_j)` (the 16-bit copy holds `−A` in units of its step). The
+/// compiler vectorises the body for the level's vectors; an element-wise maximum of exact
+/// differences has the same bits on every level.
 #[inline]
-pub fn column_max_update<T: Cost>(isa: Isa, row: &[T], u: f64, v: &mut [f64]) {
+pub fn column_max<E: ColumnEntry, const NEG: bool>(
+    isa: Isa,
+    row: &[E],
+    offset: f64,
+    v: &mut [f64],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY (both): the level's features are supported.
         if isa >= Isa::Avx512 {
-            return unsafe { x86::column_max_update_avx512(row, u, v) };
+            return unsafe { x86::column_max_avx512::<E, NEG>(row, offset, v) };
         }
         if isa >= Isa::Avx2 {
-            return unsafe { x86::column_max_update_avx2(row, u, v) };
+            return unsafe { x86::column_max_avx2::<E, NEG>(row, offset, v) };
         }
     }
     let _ = isa;
-    column_max_update_portable(row, u, v);
+    column_max_portable::<E, NEG>(row, offset, v);
 }
 
-/// The portable reference body of [`column_max_update`].
+/// The portable reference body of [`column_max`].
 #[inline(always)]
-pub fn column_max_update_portable<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
+pub fn column_max_portable<E: ColumnEntry, const NEG: bool>(row: &[E], offset: f64, v: &mut [f64]) {
     for (vj, &a) in v.iter_mut().zip(row) {
-        *vj = max(*vj, a.to_f64() - u);
-    }
-}
-
-/// `w_j = max(w_j, d − q_j)` over a row `q` of the 16-bit copy ([`quantise_rows`]): the column
-/// pass of the quantised auction's dual. Exact in `f64` (`d` is an `f32` value, `q_j < 2¹⁶`), so
-/// every level gives the same bits.
-#[inline]
-pub fn column_max_u16(isa: Isa, row: &[u16], d: f64, w: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY (both): the level's features are supported.
-        if isa >= Isa::Avx512 {
-            return unsafe { x86::column_max_u16_avx512(row, d, w) };
-        }
-        if isa >= Isa::Avx2 {
-            return unsafe { x86::column_max_u16_avx2(row, d, w) };
-        }
-    }
-    let _ = isa;
-    column_max_u16_portable(row, d, w);
-}
-
-/// The portable reference body of [`column_max_u16`].
-#[inline(always)]
-pub fn column_max_u16_portable(row: &[u16], d: f64, w: &mut [f64]) {
-    for (wj, &q) in w.iter_mut().zip(row) {
-        *wj = max(*wj, d - f64::from(q));
+        let x = if NEG {
+            offset - a.widen()
+        } else {
+            a.widen() - offset
+        };
+        *vj = max(*vj, x);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{merge_lanes, ScanValue, TwoMin, CANDIDATES, LANES};
+    use super::{merge_lanes, ColumnEntry, ScanValue, TwoMin, CANDIDATES, LANES};
     use crate::lap::Cost;
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_blendv_ps, _mm256_castps_si256,
@@ -856,7 +887,6 @@ mod x86 {
         _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_reduce_max_epu32,
         _mm512_reduce_min_ps, _CMP_EQ_OQ,
     };
-    use std::arch::x86_64::{_mm256_max_ps, _mm256_min_ps, _mm512_storeu_ps};
 
     /// [`super::two_min`] with 16-wide AVX-512 vectors, reduced in registers. The last
     /// `n mod 16` columns go through one masked step (the masked-off lanes read `+∞`), so every
@@ -1065,89 +1095,37 @@ mod x86 {
             .fold((low, high), |(l, h), &x| (l.min(x), h.max(x)))
     }
 
-    /// [`super::min_max`] of `f32` values in `f32` (16 lanes in two 8-lane accumulators per
-    /// bound; min and max are exact, so any order gives the reference's answer).
+    /// [`super::min_max_f32_lanes`] compiled for AVX2 (min and max are exact: the reference's
+    /// answer).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn min_max_f32_avx2(values: &[f32]) -> (f32, f32) {
-        let full = values.len() / 16 * 16;
-        let (mut lo_a, mut lo_b) = (_mm256_set1_ps(f32::INFINITY), _mm256_set1_ps(f32::INFINITY));
-        let (mut hi_a, mut hi_b) = (
-            _mm256_set1_ps(f32::NEG_INFINITY),
-            _mm256_set1_ps(f32::NEG_INFINITY),
-        );
-        let mut k = 0;
-        while k < full {
-            // SAFETY: k + 16 <= full <= values.len().
-            let a = _mm256_loadu_ps(values.as_ptr().add(k));
-            let b = _mm256_loadu_ps(values.as_ptr().add(k + 8));
-            lo_a = _mm256_min_ps(a, lo_a);
-            lo_b = _mm256_min_ps(b, lo_b);
-            hi_a = _mm256_max_ps(a, hi_a);
-            hi_b = _mm256_max_ps(b, hi_b);
-            k += 16;
-        }
-        let (mut lo, mut hi) = ([0.0_f32; 8], [0.0_f32; 8]);
-        _mm256_storeu_ps(lo.as_mut_ptr(), _mm256_min_ps(lo_a, lo_b));
-        _mm256_storeu_ps(hi.as_mut_ptr(), _mm256_max_ps(hi_a, hi_b));
-        fold_f32(&lo, &hi, &values[full..])
+        super::min_max_f32_lanes(values)
     }
 
-    /// [`min_max_f32_avx2`] with 16-lane AVX-512 accumulators (32 values per step).
+    /// [`super::min_max_f32_lanes`] compiled for AVX-512 (the reference's answer).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn min_max_f32_avx512(values: &[f32]) -> (f32, f32) {
-        let full = values.len() / 32 * 32;
-        let (mut lo_a, mut lo_b) = (_mm512_set1_ps(f32::INFINITY), _mm512_set1_ps(f32::INFINITY));
-        let (mut hi_a, mut hi_b) = (
-            _mm512_set1_ps(f32::NEG_INFINITY),
-            _mm512_set1_ps(f32::NEG_INFINITY),
-        );
-        let mut k = 0;
-        while k < full {
-            // SAFETY: k + 32 <= full <= values.len().
-            let a = _mm512_loadu_ps(values.as_ptr().add(k));
-            let b = _mm512_loadu_ps(values.as_ptr().add(k + 16));
-            lo_a = _mm512_min_ps(a, lo_a);
-            lo_b = _mm512_min_ps(b, lo_b);
-            hi_a = _mm512_max_ps(a, hi_a);
-            hi_b = _mm512_max_ps(b, hi_b);
-            k += 32;
-        }
-        let (mut lo, mut hi) = ([0.0_f32; 16], [0.0_f32; 16]);
-        _mm512_storeu_ps(lo.as_mut_ptr(), _mm512_min_ps(lo_a, lo_b));
-        _mm512_storeu_ps(hi.as_mut_ptr(), _mm512_max_ps(hi_a, hi_b));
-        fold_f32(&lo, &hi, &values[full..])
+        super::min_max_f32_lanes(values)
     }
 
-    /// The lanes' bounds and the tail's values folded into one (low, high).
-    fn fold_f32(lo: &[f32], hi: &[f32], tail: &[f32]) -> (f32, f32) {
-        let low = lo.iter().fold(f32::INFINITY, |l, &x| l.min(x));
-        let high = hi.iter().fold(f32::NEG_INFINITY, |h, &x| h.max(x));
-        tail.iter()
-            .fold((low, high), |(l, h), &x| (l.min(x), h.max(x)))
-    }
-
-    /// [`super::column_max_update_portable`] compiled for AVX2 (element-wise: same results).
+    /// [`super::column_max_portable`] compiled for AVX2 (element-wise: same results).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn column_max_update_avx2<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
-        super::column_max_update_portable(row, u, v);
+    pub(super) unsafe fn column_max_avx2<E: ColumnEntry, const NEG: bool>(
+        row: &[E],
+        offset: f64,
+        v: &mut [f64],
+    ) {
+        super::column_max_portable::<E, NEG>(row, offset, v);
     }
 
-    /// [`super::column_max_update_portable`] compiled for AVX-512 (element-wise: same results).
+    /// [`super::column_max_portable`] compiled for AVX-512 (element-wise: same results).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn column_max_update_avx512<T: Cost>(row: &[T], u: f64, v: &mut [f64]) {
-        super::column_max_update_portable(row, u, v);
-    }
-
-    /// [`super::column_max_u16_portable`] compiled for AVX2 (exact: same results).
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn column_max_u16_avx2(row: &[u16], d: f64, w: &mut [f64]) {
-        super::column_max_u16_portable(row, d, w);
-    }
-
-    /// [`super::column_max_u16_portable`] compiled for AVX-512 (exact: same results).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn column_max_u16_avx512(row: &[u16], d: f64, w: &mut [f64]) {
-        super::column_max_u16_portable(row, d, w);
+    pub(super) unsafe fn column_max_avx512<E: ColumnEntry, const NEG: bool>(
+        row: &[E],
+        offset: f64,
+        v: &mut [f64],
+    ) {
+        super::column_max_portable::<E, NEG>(row, offset, v);
     }
 
     /// [`super::min_max_portable`] compiled for AVX2 (same operations: same results).
@@ -1691,14 +1669,14 @@ mod tests {
     }
 
     #[test]
-    fn column_max_update_is_elementwise() {
+    fn column_max_is_elementwise() {
         let row = [1.0, 5.0, -2.0];
         let mut v = [0.0, 0.0, f64::NEG_INFINITY];
-        column_max_update(Isa::Portable, &row, 2.0, &mut v);
+        column_max::<f64, false>(Isa::Portable, &row, 2.0, &mut v);
         assert_eq!(v, [0.0, 3.0, -4.0]);
     }
 
-    /// `column_max_update` (`f64` and `f32` rows) and `column_max_u16` on every level: the
+    /// `column_max` on `f64` and `f32` rows and, negated, on 16-bit rows, on every level: the
     /// element-wise maximum of a plain loop, bit for bit, at every length's vector tail.
     #[test]
     fn column_max_bodies_match_a_loop() {
@@ -1726,13 +1704,13 @@ mod tests {
             let want_q = fold(&|j| f64::from(d) - f64::from(q[j]));
             for isa in levels() {
                 let mut got = start.clone();
-                column_max_update(isa, &row, u, &mut got);
+                column_max::<f64, false>(isa, &row, u, &mut got);
                 assert_eq!(got, want_wide, "{isa:?} n={n} f64");
                 let mut got = start.clone();
-                column_max_update(isa, &narrow, u, &mut got);
+                column_max::<f32, false>(isa, &narrow, u, &mut got);
                 assert_eq!(got, want_narrow, "{isa:?} n={n} f32");
                 let mut got = start.clone();
-                column_max_u16(isa, &q, f64::from(d), &mut got);
+                column_max::<u16, true>(isa, &q, f64::from(d), &mut got);
                 assert_eq!(got, want_q, "{isa:?} n={n} u16");
             }
         }

@@ -75,7 +75,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{bound, descending_norm_order, matched_sum, Affinity};
 use crate::kernels::bid::{
-    column_max_u16, min_max, quantise_rows, top_two, two_min, Quantised, CANDIDATES,
+    column_max, min_max, quantise_rows, top_two, two_min, Quantised, CANDIDATES,
 };
 use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
@@ -415,7 +415,7 @@ fn run_quantised<T: Cost>(
         for i in 0..s {
             let d = f64::from(scan(i, prices, &mut candidates).d1);
             row_min.push(d);
-            column_max_u16(isa, row(i), d, col_max);
+            column_max::<u16, true>(isa, row(i), d, col_max);
         }
         #[allow(clippy::cast_precision_loss)]
         let rows = s as f64;

@@ -38,7 +38,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Affinity;
-use crate::kernels::bid::{column_max_update, row_max_reduced};
+use crate::kernels::bid::{column_max, row_max_reduced};
 use crate::kernels::{isa, Isa};
 use crate::lap::Cost;
 
@@ -88,7 +88,7 @@ pub(crate) fn complete_dual<U: Cost>(
     for i in 0..s {
         let ui = row_max_reduced(isa, row(i), v);
         u.push(ui);
-        column_max_update(isa, row(i), ui, v_new);
+        column_max::<U, false>(isa, row(i), ui, v_new);
     }
     #[allow(clippy::cast_precision_loss)]
     let slack_total = slack * s as f64;
