@@ -4,11 +4,13 @@
 //! channels; the hard case where every column shares the same favourite rows, see
 //! `benches/lap.rs`), with the per-position norms the norm-based matchers need. One group per
 //! matcher, `S` = 256 and 1024. The affinity itself is built outside the timed loop. Run with
-//! `cargo bench --bench matchers`; the real-data comparison is `benches/table5.py`.
+//! `cargo bench --bench matchers`; the real-data comparison is `benches/table5.py`. Group `shift`
+//! compares the shift matcher through the affinity with the FFT path `gram` takes at large `S`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use semrsm::matching::shift::{best_shift_features, ShiftWorkspace};
 use semrsm::matching::{Affinity, Matcher, Workspace};
 
 struct Problem {
@@ -69,5 +71,36 @@ fn bench_matchers(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_matchers);
+/// The shift matcher both ways, per pair of `H × W × C` maps: through the affinity (its GEMM
+/// included, as `gram` pays it) and from the samples by FFT ([`best_shift_features`], what `gram`
+/// runs from 256 grid positions on). Same shift, same value.
+fn bench_shift(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shift");
+    group.sample_size(10);
+    for (h, w, channels) in [(16, 16, 112), (32, 32, 40), (56, 56, 24), (64, 64, 24)] {
+        let s = h * w;
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut sample = || Array2::from_shape_fn((s, channels), |_| rng.random::<f64>() - 0.5);
+        let (x, y) = (sample(), sample());
+        let (xs, ys) = (x.as_slice().unwrap_or(&[]), y.as_slice().unwrap_or(&[]));
+        let zeros = vec![0.0; s];
+        let mut perm = vec![0; s];
+        let mut workspace = Workspace::default();
+        let label = format!("{h}x{w}_c{channels}");
+        group.bench_function(BenchmarkId::new("affinity", &label), |b| {
+            b.iter(|| {
+                let a = x.dot(&y.t());
+                let problem = Affinity::new(a.as_slice().unwrap_or(&[]), s, &zeros, &zeros);
+                problem.and_then(|p| Matcher::Shift { w }.assign(&p, &mut workspace, &mut perm))
+            });
+        });
+        let mut fft = ShiftWorkspace::default();
+        group.bench_function(BenchmarkId::new("fft", &label), |b| {
+            b.iter(|| best_shift_features(xs, ys, channels, w, &mut fft, &mut perm));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_matchers, bench_shift);
 criterion_main!(benches);

@@ -15,7 +15,7 @@
 //! | [`Matcher::TopkGreedy`] | top-`k` norms of each side exact, the rest greedy ([`topk`]) | `O(k³ + S²)` |
 //! | [`Matcher::BatchOptimal`] | norm-sorted batches of `b` matched exactly ([`batch`]) | `(S/b)·O(b³)` |
 //! | [`Matcher::Auction`] | ε-scaling auction stopped at a certified gap ([`auction`]) | `O(S)` per bid; ≈ 6 bids per position at the default 3 % gap, 15–20 at 0.1 % |
-//! | [`Matcher::Shift`] | the best circular 2-D shift of the `H × W` grid ([`shift`]): a translation-invariant baseline | `O(S²)` |
+//! | [`Matcher::Shift`] | the best circular 2-D shift of the `H × W` grid ([`shift`]): a translation-invariant baseline | `O(S²)`; in `gram` from 256 grid positions `O(C·S·log S)` from the samples, no affinity ([`shift::best_shift_features`]) |
 //!
 //! The first three are the paper's (Sec. 4.4, App. F); `auction` is semrsm's own and the best
 //! time/quality trade-off on real affinities (see `docs/benchmarks.md`, "Table 5"); `shift` is the

@@ -47,6 +47,7 @@ use crate::kernels::centre::row_stats;
 use crate::kernels::gemm::{workspace_bytes, Gemm, GemmScalar, Operand, Packed};
 use crate::lap::Cost;
 use crate::matching::mixed::{self, PairFactors};
+use crate::matching::shift::{self, spectra_block, ShiftWorkspace, FEATURES_FROM};
 use crate::matching::{matched_sum, Affinity, Matcher, Workspace};
 
 pub mod none;
@@ -127,7 +128,9 @@ fn pair_block(s: usize, elem_bytes: usize) -> usize {
 /// channels whose affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus
 /// the matchers' largest workspace (an `S × S` `f64` block copy, or the exact solver's and the
 /// auction's `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
-/// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers.
+/// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers;
+/// or, if more, what the shift matcher by FFT keeps (its samples' spectra, at most
+/// [`shift::SPECTRA_BYTES`] unless one sample per side needs more).
 /// Without affinities ([`Matcher::None`] without bounds): the baseline's buffers for any tile
 /// ([`none::scratch_bytes`]; shared by the threads, so also a bound per thread). An upper bound,
 /// used for the memory estimate before a run.
@@ -136,6 +139,22 @@ pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool
     if !needs_affinity {
         return none::scratch_bytes(s, c, elem_bytes, usize::MAX);
     }
+    let affinities = affinity_scratch_bytes(s, c, elem_bytes);
+    if s < FEATURES_FROM {
+        return affinities;
+    }
+    // The shift matcher by FFT (no affinities): the spectra of a block's samples (at most
+    // `spectra_budget`, or one sample per side), a sample channel by channel, O(S) buffers.
+    let sc = s.saturating_mul(c);
+    let spectra = spectra_budget(affinities)
+        .max(sc.saturating_mul(32))
+        .saturating_add(sc.saturating_mul(8))
+        .saturating_add(s.saturating_mul(128));
+    affinities.max(spectra)
+}
+
+/// [`scratch_bytes`] of the matchers that read affinities.
+fn affinity_scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
     let b = pair_block(s, elem_bytes);
     let block = if b > 1 {
         (b * s).saturating_mul(b * s).saturating_mul(elem_bytes)
@@ -147,6 +166,13 @@ pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool
         .saturating_add(s.saturating_mul(256))
         .saturating_add(block)
         .saturating_add(workspace_bytes(elem_bytes, b * s, b * s, c))
+}
+
+/// Bytes one thread keeps for the spectra of a block of pairs when the shift matcher runs by
+/// FFT: what the affinity path's scratch takes (`affinities`, which it replaces), and at least
+/// [`shift::SPECTRA_BYTES`].
+fn spectra_budget(affinities: usize) -> usize {
+    affinities.max(shift::SPECTRA_BYTES)
 }
 
 /// A `rows × cols` array filled with `value`, allocated fallibly: [`Error::TooLarge`] instead of
@@ -711,13 +737,24 @@ fn pairwise_blocked<T: Real>(
     let with_bound = options.return_bound;
     let threads = rayon::current_num_threads().max(1);
     let prefix = options.prefix_tokens;
+    // The shift matcher without bounds needs no affinities: from FEATURES_FROM grid positions
+    // on, each pair is matched from its samples' spectra, computed once per block
+    // (best_shift_spectra), with the same result.
+    let by_features = matches!(options.matcher, Matcher::Shift { .. })
+        && !with_bound
+        && s - prefix >= FEATURES_FROM;
     // Pairs per block side: from the cache budget, with several threads lowered so that every
     // thread gets several blocks (not with one: N = 40 at S = 49 would be cut 13 + 13 + 13 + 1,
     // whose blocks of one sample run the GEMM and the certificate on few pairs, rather than
     // 14 + 14 + 12). Speed only: the values do not depend on it.
     let pairs = tile_pairs(n, if square { None } else { Some(m) });
     let b = block.unwrap_or_else(|| {
-        let b = pair_block(s, std::mem::size_of::<T>());
+        let b = if let (true, Matcher::Shift { w }) = (by_features, options.matcher) {
+            let budget = spectra_budget(affinity_scratch_bytes(s, c, std::mem::size_of::<T>()));
+            shift::grid(s - prefix, w).map_or(1, |grid| spectra_block(grid, c, budget))
+        } else {
+            pair_block(s, std::mem::size_of::<T>())
+        };
         if threads > 1 {
             let spread = usize::try_from(pairs / (4 * threads as u64)).unwrap_or(usize::MAX);
             b.min(spread.isqrt().max(1))
@@ -769,11 +806,20 @@ fn pairwise_blocked<T: Real>(
     // are re-scored in f64 (`approx32`, crate::matching::choose_f32).
     let exact_mixed = mixed && options.matcher.is_exact_for(s - prefix);
     let approx32 = mixed && !exact_mixed;
-    let tile_len = if b > 1 { (b * s) * (b * s) } else { 0 };
+    let tile_len = if b > 1 && !by_features {
+        (b * s) * (b * s)
+    } else {
+        0
+    };
     let slots = (0..threads)
         .map(|_| {
-            PairScratch::<T>::try_new(s - prefix, tile_len, options.matcher, (mixed, exact_mixed))
-                .map(Mutex::new)
+            PairScratch::<T>::try_new(
+                s - prefix,
+                tile_len,
+                options.matcher,
+                (mixed, exact_mixed, by_features),
+            )
+            .map(Mutex::new)
         })
         .collect::<Result<Vec<_>>>()?;
     let matcher = options.matcher;
@@ -815,7 +861,7 @@ fn pairwise_blocked<T: Real>(
             let single = rows == 1 && cols == 1;
             // A diagonal block of one row holds only the diagonal pair: no affinity needed.
             let only_diagonal = square && i0 == j0 && rows == 1;
-            if !(single || only_diagonal) {
+            if !(single || only_diagonal || by_features) {
                 // One GEMM for the whole block: (rows·S × C)·(C × cols·S), in f32 for mixed
                 // precision; a block on the diagonal of a square tile in strips of samples,
                 // each from the sample after its first on (the pairs on and below the diagonal
@@ -836,6 +882,24 @@ fn pairwise_blocked<T: Real>(
                     let yb = ArrayView2::from_shape((cols * s, c), &ys[j0 * sc..(j0 + cols) * sc])
                         .map_err(|e| Error::Shape(e.to_string()))?;
                     scratch.block_affinities(xb, yb)?;
+                }
+            }
+            if by_features {
+                // Each sample's spectra once for the block (a diagonal block's rows are its
+                // columns).
+                let Matcher::Shift { w } = matcher else {
+                    unreachable!("by_features is the shift matcher's")
+                };
+                let grid = shift::grid(s - prefix, w)?;
+                let xb: Vec<&[T]> = (i0..i0 + rows)
+                    .map(|i| &xs[i * sc + prefix * c..(i + 1) * sc])
+                    .collect();
+                shift::spectra(&xb, c, grid, &mut scratch.shift, &mut scratch.spectra[0])?;
+                if !(square && i0 == j0) {
+                    let yb: Vec<&[T]> = (j0..j0 + cols)
+                        .map(|j| &ys[j * sc + prefix * c..(j + 1) * sc])
+                        .collect();
+                    shift::spectra(&yb, c, grid, &mut scratch.shift, &mut scratch.spectra[1])?;
                 }
             }
             if exact_mixed {
@@ -953,7 +1017,7 @@ fn pairwise_blocked<T: Real>(
                         continue;
                     }
                     let yj = sample(ys, j, s, c)?;
-                    if exact_mixed {
+                    if exact_mixed || by_features {
                         // Solved and certified above.
                     } else if approx32 {
                         if single {
@@ -991,7 +1055,25 @@ fn pairwise_blocked<T: Real>(
                     } else {
                         (&[][..], &[][..])
                     };
-                    let (g, bound) = if approx32 {
+                    let (g, bound) = if by_features {
+                        let Matcher::Shift { w } = matcher else {
+                            unreachable!("by_features is the shift matcher's")
+                        };
+                        let (xm, ym) = (
+                            &xs[i * sc + prefix * c..(i + 1) * sc],
+                            &ys[j * sc + prefix * c..(j + 1) * sc],
+                        );
+                        let side = usize::from(!(square && i0 == j0));
+                        let g = shift::best_shift_spectra(
+                            (xm, &scratch.spectra[0], ii),
+                            (ym, &scratch.spectra[side], jj),
+                            c,
+                            w,
+                            &mut scratch.shift,
+                            &mut scratch.perm,
+                        )?;
+                        (g, f64::NAN)
+                    } else if approx32 {
                         let factors = PairFactors {
                             x: xi.slice(s![prefix.., ..]),
                             y: yj.slice(s![prefix.., ..]),
@@ -1282,6 +1364,10 @@ struct PairScratch<T> {
     packed32: [Packed<f32>; 2],
     perm: Vec<usize>,
     workspace: Workspace,
+    /// The shift matcher's FFT buffers and the spectra of a block's row and column samples
+    /// (its pairs matched from their samples).
+    shift: ShiftWorkspace,
+    spectra: [shift::Spectra; 2],
     /// Stand-in norms for matchers that do not read them.
     zero_norms: Vec<f64>,
     /// Positions per sample (all, prefix included) and, for a block on the diagonal of a square
@@ -1313,7 +1399,7 @@ impl<T: Real> PairScratch<T> {
         s: usize,
         block_len: usize,
         matcher: Matcher,
-        (mixed, exact_mixed): (bool, bool),
+        (mixed, exact_mixed, by_features): (bool, bool, bool),
     ) -> Result<Self> {
         let mut workspace = Workspace::default();
         let reserved = if exact_mixed {
@@ -1333,6 +1419,8 @@ impl<T: Real> PairScratch<T> {
         // on the f64 bound).
         let (len64, len32, side) = if mixed {
             (0, block_len, 0)
+        } else if by_features {
+            (0, 0, 0)
         } else {
             (block_len, 0, s)
         };
@@ -1352,6 +1440,8 @@ impl<T: Real> PairScratch<T> {
             packed32: [Packed::new(), Packed::new()],
             perm: try_filled(Some(s), 0, "a permutation")?,
             workspace,
+            shift: ShiftWorkspace::default(),
+            spectra: Default::default(),
             zero_norms: try_filled(Some(s), 0.0, "the norms")?,
             positions: 0,
             strip: None,
