@@ -20,6 +20,7 @@ pub mod centre;
 pub mod gemm;
 pub mod relax;
 pub mod scan;
+pub mod spectrum;
 
 /// An instruction-set level, ordered from the most portable to the widest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -21,7 +21,10 @@
 //! bound is asked for) skips the `O(C·S²)` GEMM and finds the shift from the samples by FFT
 //! ([`best_shift_features`], `O(C·S·log S)`), re-scoring in `f64` the shifts whose FFT estimate
 //! could be the best: the same shift and the same value to the last bit as through the affinity.
-//! Measured at S = 3136–4096 (real EfficientNet maps, one thread): 7–23× faster per pair.
+//! Each sample's spectra are computed once per block of pairs ([`spectra`]), each pair then costs
+//! a cross-spectrum, one inverse FFT and the re-score ([`best_shift_spectra`]). Measured on real
+//! EfficientNet maps (one thread, per pair): S = 3136–4096 30–120× faster than through the
+//! affinities, S = 1024 25×, S = 256 6× (docs/benchmarks.md, "The shift matcher by FFT").
 
 use super::Affinity;
 use crate::error::{Error, Result};
@@ -97,6 +100,8 @@ pub(crate) fn best_shift<T: Cost>(
 
 use rustfft::num_complex::Complex64;
 
+use crate::kernels::spectrum::conj_mul_add;
+
 /// Relative margin, against `‖x‖_F·‖y‖_F`, within which a shift's score from the FFT is treated
 /// as possibly the best and re-scored exactly (see [`best_shift_features`]). A score differs from
 /// its FFT estimate by `O(log S · ε)` of that product and from its exact sum by `O(S·ε)` (with
@@ -127,7 +132,8 @@ pub fn spectra_block(grid: (usize, usize), c: usize, budget: usize) -> usize {
 /// largest magnitude of 1, with that magnitude and the scaled sample's Frobenius norm.
 #[derive(Debug, Default, Clone)]
 pub struct Spectra {
-    values: Vec<Complex64>,
+    /// Per sample, per channel: the stored spectrum's real parts, then its imaginary parts.
+    values: Vec<f64>,
     largest: Vec<f64>,
     norms: Vec<f64>,
     per_sample: usize,
@@ -154,7 +160,7 @@ impl Spectra {
 /// One sample's part of [`Spectra`].
 #[derive(Clone, Copy)]
 struct SampleSpectrum<'a> {
-    values: &'a [Complex64],
+    values: &'a [f64],
     largest: f64,
     norm: f64,
 }
@@ -171,6 +177,8 @@ pub struct ShiftWorkspace {
     transposed: Vec<Complex64>,
     /// `Σ_c conj(X_c)·Y_c` (transposed), then the scores of every shift.
     cross: Vec<Complex64>,
+    /// Its stored part while it is summed: real parts, then imaginary parts.
+    acc: Vec<f64>,
     fft_scratch: Vec<Complex64>,
     candidates: Vec<usize>,
     candidate_perm: Vec<usize>,
@@ -236,7 +244,7 @@ pub fn spectra<T: Cost>(
     // The spectrum of a real channel is conjugate-symmetric: its first W/2 + 1 transposed rows
     // (kx ≤ W/2) determine it.
     let half = half_len(h, w);
-    let per_sample = half * c;
+    let per_sample = 2 * half * c;
     out.per_sample = per_sample;
     out.values.clear();
     out.values
@@ -247,7 +255,7 @@ pub fn spectra<T: Cost>(
                 n.saturating_mul(Spectra::bytes_per_sample((h, w), c))
             ))
         })?;
-    out.values.resize(n * per_sample, zero);
+    out.values.resize(n * per_sample, 0.0);
     out.largest.clear();
     out.norms.clear();
     let plans = ws.plans((h, w));
@@ -294,24 +302,30 @@ pub fn spectra<T: Cost>(
             transpose(&ws.packed, &mut ws.transposed, h, w);
             plans.columns[0].process_with_scratch(&mut ws.transposed, &mut ws.fft_scratch);
             let z = &ws.transposed;
+            let channel = &mut spectra[2 * ch * half..];
             if ch + 1 == c {
-                spectra[ch * half..(ch + 1) * half].copy_from_slice(&z[..half]);
+                let (re, im) = channel[..2 * half].split_at_mut(half);
+                for ((r, i), zk) in re.iter_mut().zip(im).zip(&z[..half]) {
+                    (*r, *i) = (zk.re, zk.im);
+                }
                 continue;
             }
-            let (first, second) = spectra[ch * half..(ch + 2) * half].split_at_mut(half);
+            let (first, second) = channel[..4 * half].split_at_mut(2 * half);
+            let (first_re, first_im) = first.split_at_mut(half);
+            let (second_re, second_im) = second.split_at_mut(half);
             for kx in 0..half / h {
                 let mx = if kx == 0 { 0 } else { w - kx };
-                let (zl, ml) = (&z[kx * h..(kx + 1) * h], &z[mx * h..(mx + 1) * h]);
-                let lanes = first[kx * h..(kx + 1) * h]
-                    .iter_mut()
-                    .zip(&mut second[kx * h..(kx + 1) * h]);
-                for (ky, ((a, b), &zk)) in lanes.zip(zl).enumerate() {
+                let ml = &z[mx * h..(mx + 1) * h];
+                for ky in 0..h {
+                    let k = kx * h + ky;
+                    let zk = z[k];
                     // −k along H: ky = 0 to itself, ky to h − ky otherwise.
                     let zm = ml[if ky == 0 { 0 } else { h - ky }].conj();
-                    *a = (zk + zm) * 0.5;
+                    let a = (zk + zm) * 0.5;
                     // (Z_k − conj(Z_−k)) / 2i = (d.im − i·d.re) / 2 for d = Z_k − conj(Z_−k).
                     let d = zk - zm;
-                    *b = Complex64::new(d.im, -d.re) * 0.5;
+                    (first_re[k], first_im[k]) = (a.re, a.im);
+                    (second_re[k], second_im[k]) = (d.im * 0.5, -d.re * 0.5);
                 }
             }
         }
@@ -446,11 +460,24 @@ fn shift_candidates(
     ws.cross.resize(s, zero);
     // Σ_c conj(X_c)·Y_c on the stored rows kx ≤ W/2; the others by conjugate symmetry.
     let half = half_len(h, w);
-    let stored = &mut ws.cross[..half];
-    for (xs, ys) in x.values.chunks_exact(half).zip(y.values.chunks_exact(half)) {
-        for ((acc, a), b) in stored.iter_mut().zip(xs).zip(ys) {
-            *acc += a.conj() * b;
-        }
+    let isa = crate::kernels::isa();
+    ws.acc.clear();
+    ws.acc.resize(2 * half, 0.0);
+    let (acc_re, acc_im) = ws.acc.split_at_mut(half);
+    for (xs, ys) in x
+        .values
+        .chunks_exact(2 * half)
+        .zip(y.values.chunks_exact(2 * half))
+    {
+        conj_mul_add(
+            isa,
+            (&mut *acc_re, &mut *acc_im),
+            xs.split_at(half),
+            ys.split_at(half),
+        );
+    }
+    for ((z, &re), &im) in ws.cross.iter_mut().zip(&*acc_re).zip(&*acc_im) {
+        *z = Complex64::new(re, im);
     }
     for kx in half / h..w {
         let mx = w - kx;
@@ -486,11 +513,18 @@ fn shift_candidates(
     candidates
 }
 
-/// `out = aᵀ` for `a`: `rows × cols` row-major.
+/// `out = aᵀ` for `a`: `rows × cols` row-major; in tiles of 8 × 8, so that the writes of a tile
+/// fill whole cache lines (one entry per line at a time, they cost ~3× as much).
 fn transpose(a: &[Complex64], out: &mut [Complex64], rows: usize, cols: usize) {
-    for r in 0..rows {
-        for (col, &v) in a[r * cols..(r + 1) * cols].iter().enumerate() {
-            out[col * rows + r] = v;
+    const TILE: usize = 8;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = rows.min(r0 + TILE);
+        for c0 in (0..cols).step_by(TILE) {
+            for col in c0..cols.min(c0 + TILE) {
+                for r in r0..r1 {
+                    out[col * rows + r] = a[r * cols + col];
+                }
+            }
         }
     }
 }
