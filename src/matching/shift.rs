@@ -108,10 +108,12 @@ use crate::kernels::spectrum::conj_mul_add;
 /// `ε = 2⁻⁵³`), many orders of magnitude below `1e-8` for every `S` a grid can have in memory.
 pub const FFT_MARGIN: f64 = 1e-8;
 /// From this many grid positions on, `gram` matches shifts from the samples by FFT
-/// ([`best_shift_features`]) instead of through their affinities: measured (one thread, random
-/// maps, C = 24–320) at 1.0–1.5× the affinity path's speed at 16 × 16, 2–2.6× at 28 × 28 and
-/// 7–23× at 56 × 56 and 64 × 64; below, the GEMM of the affinities is cheaper (14 × 14: 0.5–0.8×,
-/// 7 × 7: 0.2–0.4×). The results are the same either way.
+/// ([`best_shift_spectra`]) instead of through their affinities; the results are the same either
+/// way. Measured (one thread): from 256 positions the FFT path is at least as fast even for a
+/// single pair (both samples' spectra then cost one FFT per channel), and 4–6× faster with many
+/// pairs (each sample's spectra computed once per block). Below, calls of many pairs would still
+/// gain 2–3× (random maps, 10 × 10 to 14 × 14, C = 24–320) but a single pair with many channels
+/// loses (7 × 7 to 14 × 14 at C = 1280–2048: 1.2–1.5× slower), where the affinities' GEMM is cheap.
 pub const FEATURES_FROM: usize = 256;
 /// Below this product of the maps' largest magnitudes, subnormal products could move the exact
 /// scores by more than [`FFT_MARGIN`]: every shift is re-scored instead.
