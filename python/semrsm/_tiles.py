@@ -767,7 +767,8 @@ class Engine:
             # diagonal of a square matrix, their inverse
             "tile": tr * tc * 8 * (2 + o.return_bound) + (tr * tc * s * 8 * (1 + self.square) if o.return_permutations else 0),
             # per thread for the affinities; the baseline's buffers are shared by its threads
-            "scratch": threads * _core.scratch_bytes(s, c, work, True)
+            "scratch": threads
+            * _core.scratch_bytes(s, c, work, True, shift=o.matcher == "shift" and not o.return_bound)
             if needs_affinity
             else _core.scratch_bytes(s, c, work, False, rows=max(tr, tc)),
         }

@@ -432,18 +432,21 @@ fn mixed_counters() -> (u64, u64, u64, u64, u64, u64, u64) {
 
 /// Bytes of per-thread scratch of the pairwise fill (`semrsm.rsm::scratch_bytes`), for the
 /// memory estimate made before a run; without affinities, the scratch of one call on a tile of
-/// at most `rows` rows and columns (`rsm::none::scratch_bytes`, shared by its threads).
+/// at most `rows` rows and columns (`rsm::none::scratch_bytes`, shared by its threads); with
+/// `shift` (the shift matcher without bounds), `rsm::shift_scratch_bytes`.
 #[pyfunction]
-#[pyo3(signature = (s, c, elem_bytes, needs_affinity, rows=None))]
+#[pyo3(signature = (s, c, elem_bytes, needs_affinity, rows=None, shift=false))]
 fn scratch_bytes(
     s: usize,
     c: usize,
     elem_bytes: usize,
     needs_affinity: bool,
     rows: Option<usize>,
+    shift: bool,
 ) -> usize {
     match rows {
         Some(rows) if !needs_affinity => rsm::none::scratch_bytes(s, c, elem_bytes, rows),
+        _ if shift && needs_affinity => rsm::shift_scratch_bytes(s, c, elem_bytes),
         _ => rsm::scratch_bytes(s, c, elem_bytes, needs_affinity),
     }
 }

@@ -128,9 +128,8 @@ fn pair_block(s: usize, elem_bytes: usize) -> usize {
 /// channels whose affinities are stored in `elem_bytes`-byte floats: the `S × S` affinity plus
 /// the matchers' largest workspace (an `S × S` `f64` block copy, or the exact solver's and the
 /// auction's `f32` copies), `O(S)` vectors, the affinities of a block of pairs (at most
-/// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers;
-/// or, if more, what the shift matcher by FFT keeps (its samples' spectra, at most
-/// [`shift::SPECTRA_BYTES`] unless one sample per side needs more).
+/// `PAIR_BLOCK_BYTES`, 4 MiB, when several pairs share one GEMM) and the GEMM's packing buffers
+/// (the shift matcher by FFT: [`shift_scratch_bytes`]).
 /// Without affinities ([`Matcher::None`] without bounds): the baseline's buffers for any tile
 /// ([`none::scratch_bytes`]; shared by the threads, so also a bound per thread). An upper bound,
 /// used for the memory estimate before a run.
@@ -139,12 +138,19 @@ pub fn scratch_bytes(s: usize, c: usize, elem_bytes: usize, needs_affinity: bool
     if !needs_affinity {
         return none::scratch_bytes(s, c, elem_bytes, usize::MAX);
     }
+    affinity_scratch_bytes(s, c, elem_bytes)
+}
+
+/// [`scratch_bytes`] of [`Matcher::Shift`] without bounds: from [`FEATURES_FROM`] positions on
+/// it keeps its samples' spectra instead of affinities (at most what the affinities would take,
+/// or [`shift::SPECTRA_BYTES`], or one sample per side), a sample channel by channel and `O(S)`
+/// buffers; the larger of that and the affinity path (an upper bound either way).
+#[must_use]
+pub fn shift_scratch_bytes(s: usize, c: usize, elem_bytes: usize) -> usize {
     let affinities = affinity_scratch_bytes(s, c, elem_bytes);
     if s < FEATURES_FROM {
         return affinities;
     }
-    // The shift matcher by FFT (no affinities): the spectra of a block's samples (at most
-    // `spectra_budget`, or one sample per side), a sample channel by channel, O(S) buffers.
     let sc = s.saturating_mul(c);
     let spectra = spectra_budget(affinities)
         .max(sc.saturating_mul(32))
@@ -1979,5 +1985,37 @@ mod tests {
             }
         }
         assert!(pair_block(49, 8) >= 8);
+    }
+
+    #[test]
+    fn shift_scratch_bounds_the_spectra_of_a_block() {
+        for (h, w) in [
+            (7, 7),
+            (16, 16),
+            (32, 32),
+            (56, 56),
+            (64, 64),
+            (1, 300),
+            (300, 1),
+        ] {
+            for c in [1, 24, 144, 2048] {
+                for elem in [4, 8] {
+                    let s = h * w;
+                    let total = shift_scratch_bytes(s, c, elem);
+                    // Never below the affinity path's estimate, which it replaces only from
+                    // FEATURES_FROM positions on.
+                    assert!(total >= scratch_bytes(s, c, elem, true));
+                    if s < FEATURES_FROM {
+                        assert_eq!(total, scratch_bytes(s, c, elem, true));
+                        continue;
+                    }
+                    // The spectra of a whole block (both sides) fit the estimate.
+                    let budget = spectra_budget(affinity_scratch_bytes(s, c, elem));
+                    let b = spectra_block((h, w), c, budget);
+                    let per_sample = shift::Spectra::bytes_per_sample((h, w), c);
+                    assert!(2 * b * per_sample <= total, "{h}x{w} c={c}");
+                }
+            }
+        }
     }
 }
